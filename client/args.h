@@ -1,0 +1,48 @@
+// File: args.h
+//
+// Command-line parsing for the `anorand` tool: `anorand COMMAND [SUB]
+// [--flag=value | --flag value | --switch] ...`. Each command declares the
+// flags it takes; anything else is a usage error (exit code 2) with a
+// message that names the flag. Flags may repeat (--param a=1 --param b=2).
+#ifndef ANORAND_CLIENT_ARGS_H_
+#define ANORAND_CLIENT_ARGS_H_
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace anorand::cli {
+
+struct FlagSpec {
+  std::string name;  // without dashes
+  bool takes_value = true;
+  std::string help;
+};
+
+class Args {
+ public:
+  // Parses argv[first..] against `specs`.
+  static absl::StatusOr<Args> Parse(const std::vector<std::string>& argv,
+                                    const std::vector<FlagSpec>& specs);
+
+  bool Has(const std::string& name) const { return values_.count(name) > 0; }
+  std::string Get(const std::string& name, const std::string& fallback = "") const;
+  std::vector<std::string> GetAll(const std::string& name) const;
+  absl::StatusOr<int64_t> GetInt(const std::string& name, int64_t fallback) const;
+  absl::StatusOr<double> GetDouble(const std::string& name, double fallback) const;
+  const std::vector<std::string>& positional() const { return positional_; }
+
+ private:
+  std::multimap<std::string, std::string> values_;
+  std::vector<std::string> positional_;
+};
+
+// "  --name VALUE   help" lines for a command's --help.
+std::string FlagHelp(const std::vector<FlagSpec>& specs);
+
+}  // namespace anorand::cli
+
+#endif  // ANORAND_CLIENT_ARGS_H_

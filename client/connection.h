@@ -1,0 +1,43 @@
+// File: connection.h
+//
+// The client side of a connection: the global flags every remote command
+// takes (--address, --tls-ca/--tls-cert/--tls-key, --token, --timeout),
+// the channel they describe, and per-call contexts that always carry a
+// deadline and, when set, the bearer token.
+#ifndef ANORAND_CLIENT_CONNECTION_H_
+#define ANORAND_CLIENT_CONNECTION_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "client/args.h"
+#include "grpcpp/grpcpp.h"
+
+namespace anorand::cli {
+
+// The flags shared by every remote command.
+std::vector<FlagSpec> ConnectionFlags();
+
+struct Connection {
+  std::shared_ptr<grpc::Channel> channel;
+  std::string address;
+  std::string token;
+  double timeout_seconds = 30;
+
+  // A context with the deadline (now + timeout) and the token.
+  std::unique_ptr<grpc::ClientContext> NewContext(double timeout_override = 0) const;
+};
+
+// Reads the flags (and ANORAND_ADDRESS / ANORAND_TOKEN) and builds the
+// channel. INVALID_ARGUMENT for bad flags or unreadable certificate files.
+absl::StatusOr<Connection> Connect(const Args& args);
+
+// Prints "anorand: CODE: message" and returns the exit code for it:
+// 3 for UNAVAILABLE and DEADLINE_EXCEEDED, 1 otherwise.
+int ReportRpcError(const grpc::Status& status);
+
+}  // namespace anorand::cli
+
+#endif  // ANORAND_CLIENT_CONNECTION_H_

@@ -1,0 +1,290 @@
+// fit, eval, score-local and demo-data: the model library without a server.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "client/args.h"
+#include "client/commands.h"
+#include "model/compiled_model.h"
+#include "model/data/data_loader.h"
+#include "model/data/synthetic_data.h"
+#include "model/evaluation.h"
+#include "model/model_file.h"
+#include "model/params.h"
+#include "model/trainer.h"
+#include "nlohmann/json.hpp"
+
+namespace anorand::cli {
+namespace {
+
+int Usage(const std::string& msg, const std::string& usage) {
+  std::fprintf(stderr, "anorand: %s\n%s", msg.c_str(), usage.c_str());
+  return kExitUsage;
+}
+
+int Fail(const absl::Status& s) {
+  std::fprintf(stderr, "anorand: %s\n", std::string(s.message()).c_str());
+  return kExitFailed;
+}
+
+bool WantsHelp(const Argv& a) {
+  for (const auto& s : a)
+    if (s == "--help" || s == "-h") return true;
+  return false;
+}
+
+const FlagSpec kParam{"param", true, "training parameter NAME=VALUE (repeatable; see docs/CLI.md)"};
+const FlagSpec kSeed{"seed", true, "random seed (default 1)"};
+const FlagSpec kThreads{"threads", true, "oneDNN threads for training (default: all cores)"};
+const FlagSpec kLabel{"label-column", true, "CSV column with labels (ignored by fit)"};
+const FlagSpec kQuiet{"quiet", false, "no per-epoch progress on stderr"};
+
+absl::StatusOr<v1::TrainingParams> ParamsFrom(const Args& a) {
+  v1::TrainingParams p;
+  for (const std::string& kv : a.GetAll("param")) {
+    if (absl::Status s = SetParamFromString(kv, &p); !s.ok()) return s;
+  }
+  if (a.Has("seed")) {
+    uint64_t seed;
+    if (!absl::SimpleAtoi(a.Get("seed"), &seed)) {
+      return absl::InvalidArgumentError("--seed must be a non-negative integer");
+    }
+    p.set_seed(seed);
+  }
+  return p;
+}
+
+LoadOptions LoadOptionsFrom(const Args& a) {
+  LoadOptions o;
+  o.csv.label_column = a.Get("label-column");
+  return o;
+}
+
+}  // namespace
+
+int RunFit(const Argv& argv) {
+  const std::vector<FlagSpec> specs = {
+      {"data", true, "training data: .csv, .tsv, .npy or .npz (labels ignored)"},
+      {"out", true, "where to write the model file"},
+      kParam, kSeed, kThreads, kLabel, kQuiet,
+      {"format", true, "summary format: json (default) or table"}};
+  const std::string usage = "usage: anorand fit --data FILE --out MODEL [--param NAME=VALUE ...]\n" +
+                            FlagHelp(specs);
+  if (WantsHelp(argv)) return std::printf("%s", usage.c_str()), kExitOk;
+  auto a = Args::Parse(argv, specs);
+  if (!a.ok()) return Usage(std::string(a.status().message()), usage);
+  if (!a->Has("data") || !a->Has("out")) return Usage("--data and --out are required", usage);
+  auto params = ParamsFrom(*a);
+  if (!params.ok()) return Usage(std::string(params.status().message()), usage);
+  auto threads = a->GetInt("threads", 0);
+  if (!threads.ok() || *threads < 0 || *threads > 1024) return Usage("--threads must be in [0, 1024]", usage);
+  auto data = LoadDataset(a->Get("data"), LoadOptionsFrom(*a));
+  if (!data.ok()) return Fail(data.status());
+  TrainOptions options;
+  options.threads = static_cast<int>(*threads);
+  if (!a->Has("quiet")) {
+    options.on_epoch = [](const EpochProgress& p) {
+      std::fprintf(stderr, "epoch %d/%d  loss %.5f (bce %.5f, rec %.5f)  val %.5f  %.1fs\n",
+                   p.epoch, p.max_epochs, p.train_loss, p.classification_loss,
+                   p.reconstruction_loss, p.validation_loss, p.elapsed_seconds);
+    };
+  }
+  auto model = TrainModel(*data, *params, options);
+  if (!model.ok()) return Fail(model.status());
+  if (absl::Status s = SaveModelFile(*model, a->Get("out")); !s.ok()) return Fail(s);
+  const auto& sum = model->summary();
+  const auto& st = model->score_stats();
+  nlohmann::json j = {{"model", a->Get("out")},
+                      {"rows", sum.rows()},
+                      {"features", sum.features()},
+                      {"preset", model->params().preset()},
+                      {"fit_seconds", sum.seconds()},
+                      {"epochs", sum.epochs_run()},
+                      {"best_epoch", sum.best_epoch()},
+                      {"best_val_loss", sum.best_validation_loss()},
+                      {"alpha", st.alpha()},
+                      {"q3_noise", st.q3_noise()},
+                      {"q3_reconstruction", st.q3_reconstruction()},
+                      {"threshold", st.threshold()}};
+  if (a->Get("format", "json") == "table") {
+    for (auto it = j.begin(); it != j.end(); ++it)
+      std::printf("%-18s %s\n", it.key().c_str(), it.value().dump().c_str());
+  } else {
+    std::printf("%s\n", j.dump(2).c_str());
+  }
+  return kExitOk;
+}
+
+int RunEval(const Argv& argv) {
+  const std::vector<FlagSpec> specs = {
+      {"data", true, "labelled data: .npz with X and y, or CSV with --label-column"},
+      {"seeds", true, "comma-separated seeds (default 1,2,3)"},
+      kParam, kThreads, kLabel, kQuiet,
+      {"format", true, "json (default) or table"}};
+  const std::string usage =
+      "usage: anorand eval --data FILE.npz [--seeds 1,2,3] [--param NAME=VALUE ...]\n"
+      "Runs the ADBench protocol (docs/ACCURACY.md): resample, stratified 70/30 split,\n"
+      "unsupervised fit on the train part, AUC-ROC and AUC-PR on the test part.\n" +
+      FlagHelp(specs);
+  if (WantsHelp(argv)) return std::printf("%s", usage.c_str()), kExitOk;
+  auto a = Args::Parse(argv, specs);
+  if (!a.ok()) return Usage(std::string(a.status().message()), usage);
+  if (!a->Has("data")) return Usage("--data is required", usage);
+  auto params = ParamsFrom(*a);
+  if (!params.ok()) return Usage(std::string(params.status().message()), usage);
+  std::vector<uint64_t> seeds;
+  for (absl::string_view s : absl::StrSplit(a->Get("seeds", "1,2,3"), ',', absl::SkipWhitespace())) {
+    uint64_t v;
+    if (!absl::SimpleAtoi(s, &v)) return Usage("--seeds must be a comma list of integers", usage);
+    seeds.push_back(v);
+  }
+  if (seeds.empty()) return Usage("--seeds is empty", usage);
+  auto threads = a->GetInt("threads", 0);
+  if (!threads.ok() || *threads < 0 || *threads > 1024) return Usage("--threads must be in [0, 1024]", usage);
+  LoadOptions lo = LoadOptionsFrom(*a);
+  lo.require_labels = true;
+  auto data = LoadDataset(a->Get("data"), lo);
+  if (!data.ok()) return Fail(data.status());
+  TrainOptions options;
+  options.threads = static_cast<int>(*threads);
+  nlohmann::json per_seed = nlohmann::json::array();
+  double roc = 0, pr = 0;
+  for (uint64_t seed : seeds) {
+    auto r = EvaluateSeed(*data, *params, seed, options);
+    if (!r.ok()) return Fail(r.status());
+    roc += r->auc_roc;
+    pr += r->auc_pr;
+    per_seed.push_back({{"seed", seed},
+                        {"auc_roc", r->auc_roc},
+                        {"auc_pr", r->auc_pr},
+                        {"auc_roc_noise", r->auc_roc_noise},
+                        {"auc_roc_reconstruction", r->auc_roc_reconstruction},
+                        {"alpha", r->alpha},
+                        {"epochs", r->epochs},
+                        {"fit_seconds", r->fit_seconds}});
+    if (!a->Has("quiet")) {
+      std::fprintf(stderr, "seed %llu: auc_roc %.4f auc_pr %.4f (%.1fs)\n",
+                   static_cast<unsigned long long>(seed), r->auc_roc, r->auc_pr, r->fit_seconds);
+    }
+  }
+  nlohmann::json j = {{"data", a->Get("data")},
+                      {"auc_roc", roc / seeds.size()},
+                      {"auc_pr", pr / seeds.size()},
+                      {"seeds", per_seed}};
+  if (a->Get("format", "json") == "table") {
+    std::printf("%-6s %-8s %-8s %s\n", "seed", "auc_roc", "auc_pr", "fit_s");
+    for (const auto& s : per_seed) {
+      std::printf("%-6llu %-8.4f %-8.4f %.2f\n", s["seed"].get<unsigned long long>(),
+                  s["auc_roc"].get<double>(), s["auc_pr"].get<double>(),
+                  s["fit_seconds"].get<double>());
+    }
+    std::printf("%-6s %-8.4f %-8.4f\n", "mean", j["auc_roc"].get<double>(), j["auc_pr"].get<double>());
+  } else {
+    std::printf("%s\n", j.dump(2).c_str());
+  }
+  return kExitOk;
+}
+
+int RunScoreLocal(const Argv& argv) {
+  const std::vector<FlagSpec> specs = {
+      {"model", true, "model file written by `anorand fit` or exported"},
+      {"data", true, "records: .csv, .tsv, .npy or .npz"},
+      kLabel,
+      {"explain", false, "add per-feature contributions"},
+      {"format", true, "csv (default) or jsonl"}};
+  const std::string usage =
+      "usage: anorand score-local --model MODEL --data FILE [--format csv|jsonl]\n" + FlagHelp(specs);
+  if (WantsHelp(argv)) return std::printf("%s", usage.c_str()), kExitOk;
+  auto a = Args::Parse(argv, specs);
+  if (!a.ok()) return Usage(std::string(a.status().message()), usage);
+  if (!a->Has("model") || !a->Has("data")) return Usage("--model and --data are required", usage);
+  const std::string format = a->Get("format", "csv");
+  if (format != "csv" && format != "jsonl") return Usage("--format must be csv or jsonl", usage);
+  auto file = LoadModelFile(a->Get("model"));
+  if (!file.ok()) return Fail(file.status());
+  auto model = CompiledModel::Create(*std::move(file));
+  if (!model.ok()) return Fail(model.status());
+  auto data = LoadDataset(a->Get("data"), LoadOptionsFrom(*a));
+  if (!data.ok()) return Fail(data.status());
+  const int d = (*model)->input_features();
+  if (data->cols != d) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat(
+        a->Get("data"), " has ", data->cols, " features; the model takes ", d)));
+  }
+  const int64_t n = data->rows;
+  std::vector<float> score(n), nd(n), rp(n), err(n), contrib;
+  std::unique_ptr<bool[]> flag(new bool[n]);
+  ScoreOutputs out{score.data(), flag.get(), nd.data(), rp.data(), err.data(), nullptr};
+  const bool explain = a->Has("explain");
+  if (explain) {
+    contrib.resize(n * d);
+    out.contributions = contrib.data();
+  }
+  if (absl::Status s = (*model)->Score(data->x.data(), n, out); !s.ok()) return Fail(s);
+  if (format == "csv") {
+    std::printf("index,score,is_anomaly,noise_probability,reconstruction_probability");
+    if (explain)
+      for (int c = 0; c < d; ++c) std::printf(",contribution_%d", c);
+    std::printf("\n");
+  }
+  for (int64_t r = 0; r < n; ++r) {
+    if (format == "csv") {
+      std::printf("%lld,%.7g,%d,%.7g,%.7g", static_cast<long long>(r), score[r], flag[r] ? 1 : 0,
+                  nd[r], rp[r]);
+      if (explain)
+        for (int c = 0; c < d; ++c) std::printf(",%.5g", contrib[r * d + c]);
+      std::printf("\n");
+    } else {
+      nlohmann::json j = {{"index", r},
+                          {"score", score[r]},
+                          {"is_anomaly", flag[r]},
+                          {"noise_probability", nd[r]},
+                          {"reconstruction_probability", rp[r]}};
+      if (explain) j["contributions"] = std::vector<float>(&contrib[r * d], &contrib[r * d] + d);
+      std::printf("%s\n", j.dump().c_str());
+    }
+  }
+  return kExitOk;
+}
+
+int RunDemoData(const Argv& argv) {
+  const std::vector<FlagSpec> specs = {
+      {"out", true, "CSV file to write"},
+      {"rows", true, "rows (default 10000)"},
+      {"features", true, "features (default 20)"},
+      {"anomaly-fraction", true, "share of anomalies (default 0.03)"},
+      kSeed,
+      {"labels", false, "add a 'label' column (1 = anomaly)"}};
+  const std::string usage =
+      "usage: anorand demo-data --out FILE.csv [--rows N] [--features D] [--seed S] [--labels]\n"
+      "Writes seeded synthetic tabular data with a few percent of anomalies.\n" +
+      FlagHelp(specs);
+  if (WantsHelp(argv)) return std::printf("%s", usage.c_str()), kExitOk;
+  auto a = Args::Parse(argv, specs);
+  if (!a.ok()) return Usage(std::string(a.status().message()), usage);
+  if (!a->Has("out")) return Usage("--out is required", usage);
+  SyntheticOptions o;
+  auto rows = a->GetInt("rows", o.rows);
+  auto cols = a->GetInt("features", o.cols);
+  auto frac = a->GetDouble("anomaly-fraction", o.anomaly_fraction);
+  auto seed = a->GetInt("seed", 1);
+  if (!rows.ok() || *rows < 10 || *rows > 100000000) return Usage("--rows must be in [10, 1e8]", usage);
+  if (!cols.ok() || *cols < 1 || *cols > 10000) return Usage("--features must be in [1, 10000]", usage);
+  if (!frac.ok() || *frac < 0 || *frac >= 0.5) return Usage("--anomaly-fraction must be in [0, 0.5)", usage);
+  if (!seed.ok() || *seed < 0) return Usage("--seed must be a non-negative integer", usage);
+  o.rows = *rows;
+  o.cols = static_cast<int>(*cols);
+  o.anomaly_fraction = *frac;
+  o.seed = static_cast<uint64_t>(*seed);
+  Dataset data = MakeSyntheticData(o);
+  if (absl::Status s = WriteCsv(data, a->Get("out"), a->Has("labels")); !s.ok()) return Fail(s);
+  std::fprintf(stderr, "wrote %lld rows x %lld features to %s\n", static_cast<long long>(data.rows),
+               static_cast<long long>(data.cols), a->Get("out").c_str());
+  return kExitOk;
+}
+
+}  // namespace anorand::cli

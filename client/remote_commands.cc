@@ -1,0 +1,504 @@
+// health, score and models: the commands that talk to a server.
+#include <poll.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "anorand/v1/models.grpc.pb.h"
+#include "anorand/v1/scoring.grpc.pb.h"
+#include "client/args.h"
+#include "client/commands.h"
+#include "client/connection.h"
+#include "grpcpp/grpcpp.h"
+#include "model/data/csv_reader.h"
+#include "model/data/data_loader.h"
+#include "model/model_file.h"
+#include "google/protobuf/util/json_util.h"
+#include "nlohmann/json.hpp"
+#include "grpc/health/v1/health.grpc.pb.h"
+
+namespace anorand::cli {
+namespace {
+
+int Usage(const std::string& msg, const std::string& usage) {
+  std::fprintf(stderr, "anorand: %s\n%s", msg.c_str(), usage.c_str());
+  return kExitUsage;
+}
+
+bool WantsHelp(const Argv& a) {
+  for (const auto& s : a)
+    if (s == "--help" || s == "-h") return true;
+  return false;
+}
+
+std::vector<FlagSpec> With(std::vector<FlagSpec> specs) {
+  for (auto& f : ConnectionFlags()) specs.push_back(f);
+  return specs;
+}
+
+// Parses the command line and connects; on failure prints and sets *exit.
+std::optional<std::pair<Args, Connection>> Setup(const Argv& argv,
+                                                 const std::vector<FlagSpec>& specs,
+                                                 const std::string& usage, int* exit) {
+  auto a = Args::Parse(argv, specs);
+  if (!a.ok()) {
+    *exit = Usage(std::string(a.status().message()), usage);
+    return std::nullopt;
+  }
+  auto c = Connect(*a);
+  if (!c.ok()) {
+    *exit = Usage(std::string(c.status().message()), usage);
+    return std::nullopt;
+  }
+  return std::make_pair(*std::move(a), *std::move(c));
+}
+
+}  // namespace
+
+int RunHealth(const Argv& argv) {
+  const auto specs = With({{"service", true, "service to ask about (default: the server as a whole)"}});
+  const std::string usage =
+      "usage: anorand health [--address HOST:PORT] [--service anorand.v1.Scoring]\n"
+      "Exit 0 only when the server answers SERVING (a container health check).\n" +
+      FlagHelp(specs);
+  if (WantsHelp(argv)) return std::printf("%s", usage.c_str()), kExitOk;
+  int exit = 0;
+  auto setup = Setup(argv, specs, usage, &exit);
+  if (!setup) return exit;
+  auto& [a, conn] = *setup;
+  auto stub = grpc::health::v1::Health::NewStub(conn.channel);
+  grpc::health::v1::HealthCheckRequest req;
+  req.set_service(a.Get("service"));
+  grpc::health::v1::HealthCheckResponse resp;
+  auto ctx = conn.NewContext();
+  grpc::Status s = stub->Check(ctx.get(), req, &resp);
+  if (!s.ok()) return ReportRpcError(s);
+  const bool serving = resp.status() == grpc::health::v1::HealthCheckResponse::SERVING;
+  std::printf("%s\n", serving ? "SERVING" : "NOT_SERVING");
+  return serving ? kExitOk : kExitFailed;
+}
+
+namespace {
+
+// Reads records from a CSV stream (stdin) in batches: a batch goes out when
+// it is full or when no more input is waiting, so `tail -f | anorand score`
+// scores each line as it arrives.
+class CsvStreamReader {
+ public:
+  CsvStreamReader(FILE* in, int batch, CsvOptions options)
+      : in_(in), batch_(batch), options_(std::move(options)) {}
+
+  // Next batch; empty dataset at end of input. Errors name the line.
+  absl::StatusOr<Dataset> Next() {
+    std::string text;
+    int lines = 0;
+    char* line = nullptr;
+    size_t cap = 0;
+    while (lines < batch_) {
+      if (lines > 0 && !InputWaiting()) break;
+      const ssize_t n = getline(&line, &cap, in_);
+      if (n < 0) break;
+      std::string l(line, static_cast<size_t>(n));
+      while (!l.empty() && (l.back() == '\n' || l.back() == '\r')) l.pop_back();
+      if (l.empty()) continue;
+      if (!header_checked_) {
+        header_checked_ = true;
+        if (IsHeader(l)) {
+          header_ = l;
+          continue;
+        }
+      }
+      text += l;
+      text += '\n';
+      ++lines;
+    }
+    free(line);
+    if (lines == 0) return Dataset{};
+    CsvOptions o = options_;
+    o.header = header_.empty() ? 0 : 1;
+    const std::string content = header_.empty() ? text : header_ + "\n" + text;
+    auto d = ParseCsv(content, absl::StrCat("stdin (records ", seen_, "..)"), o);
+    seen_ += lines;
+    return d;
+  }
+
+ private:
+  bool InputWaiting() const {
+    pollfd p{fileno(in_), POLLIN, 0};
+    return ::poll(&p, 1, 0) > 0;
+  }
+  static bool IsHeader(const std::string& l) {
+    size_t start = 0;
+    while (start <= l.size()) {
+      size_t end = l.find_first_of(",\t", start);
+      if (end == std::string::npos) end = l.size();
+      std::string field = l.substr(start, end - start);
+      double v;
+      if (!absl::SimpleAtod(field, &v)) return true;
+      start = end + 1;
+    }
+    return false;
+  }
+  FILE* in_;
+  int batch_;
+  CsvOptions options_;
+  bool header_checked_ = false;
+  std::string header_;
+  int64_t seen_ = 0;
+};
+
+void PrintResults(const v1::ScoreResponse& r, int64_t first_index, int d, bool csv, bool explain) {
+  const int n = r.scores_size();
+  std::string out;
+  for (int i = 0; i < n; ++i) {
+    if (csv) {
+      absl::StrAppend(&out, first_index + i, ",", r.scores(i), ",", r.is_anomaly(i) ? 1 : 0, ",",
+                      r.noise_probability(i), ",", r.reconstruction_probability(i));
+      if (explain)
+        for (int c = 0; c < d; ++c) absl::StrAppend(&out, ",", r.contributions(i * d + c));
+      out += '\n';
+    } else {
+      nlohmann::json j = {{"index", first_index + i},
+                          {"score", r.scores(i)},
+                          {"is_anomaly", r.is_anomaly(i)},
+                          {"noise_probability", r.noise_probability(i)},
+                          {"reconstruction_probability", r.reconstruction_probability(i)},
+                          {"model_version", r.model_version()}};
+      if (explain) {
+        j["contributions"] = std::vector<float>(r.contributions().begin() + i * d,
+                                                r.contributions().begin() + (i + 1) * d);
+      }
+      absl::StrAppend(&out, j.dump(), "\n");
+    }
+  }
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int RunScore(const Argv& argv) {
+  const auto specs = With({{"model", true, "model name"},
+                           {"version", true, "model version (default: latest ready)"},
+                           {"alias", true, "model alias, e.g. production"},
+                           {"data", true, "records: .csv/.tsv/.npy/.npz, or - for CSV on stdin (default)"},
+                           {"label-column", true, "CSV column to drop before scoring"},
+                           {"batch", true, "records per request (default 1024)"},
+                           {"explain", false, "add per-feature contributions"},
+                           {"format", true, "csv (default) or jsonl"}});
+  const std::string usage =
+      "usage: anorand score --model NAME [--version N | --alias A] [--data FILE | -] [--batch N]\n"
+      "Streams the records through StreamScore and prints one line per record, in input order.\n" +
+      FlagHelp(specs);
+  if (WantsHelp(argv)) return std::printf("%s", usage.c_str()), kExitOk;
+  int exit = 0;
+  auto setup = Setup(argv, specs, usage, &exit);
+  if (!setup) return exit;
+  auto& [a, conn] = *setup;
+  if (!a.Has("model")) return Usage("--model is required", usage);
+  if (a.Has("version") && a.Has("alias")) return Usage("give --version or --alias, not both", usage);
+  auto batch = a.GetInt("batch", 1024);
+  auto version = a.GetInt("version", 0);
+  if (!batch.ok() || *batch < 1 || *batch > 65536) return Usage("--batch must be in [1, 65536]", usage);
+  if (!version.ok() || *version < 0) return Usage("--version must be a positive integer", usage);
+  const std::string format = a.Get("format", "csv");
+  if (format != "csv" && format != "jsonl") return Usage("--format must be csv or jsonl", usage);
+  const bool csv = format == "csv", explain = a.Has("explain");
+  const std::string data_path = a.Get("data", "-");
+
+  // Source of batches: a whole file, or CSV lines from stdin.
+  std::optional<Dataset> whole;
+  std::unique_ptr<CsvStreamReader> stream_reader;
+  if (data_path == "-") {
+    CsvOptions o;
+    o.label_column = a.Get("label-column");
+    stream_reader = std::make_unique<CsvStreamReader>(stdin, static_cast<int>(*batch), o);
+  } else {
+    LoadOptions lo;
+    lo.csv.label_column = a.Get("label-column");
+    auto d = LoadDataset(data_path, lo);
+    if (!d.ok()) {
+      std::fprintf(stderr, "anorand: %s\n", std::string(d.status().message()).c_str());
+      return kExitFailed;
+    }
+    whole = *std::move(d);
+  }
+
+  auto stub = v1::Scoring::NewStub(conn.channel);
+  grpc::ClientContext ctx;
+  if (!conn.token.empty()) ctx.AddMetadata("authorization", "Bearer " + conn.token);
+  // A stream lives as long as its input; --timeout bounds it only for files.
+  if (whole) {
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::microseconds(static_cast<int64_t>(conn.timeout_seconds * 1e6)));
+  }
+  auto rw = stub->StreamScore(&ctx);
+  const auto start = std::chrono::steady_clock::now();
+  std::mutex mu;
+  std::vector<int64_t> batch_rows;  // rows of each request sent, in order
+  std::string read_error;
+  int d_features = 0;
+  std::thread writer([&] {
+    v1::ScoreRequest req;
+    req.mutable_model()->set_name(a.Get("model"));
+    if (*version > 0) req.mutable_model()->set_version(*version);
+    if (a.Has("alias")) req.mutable_model()->set_alias(a.Get("alias"));
+    req.set_explain(explain);
+    int64_t at = 0;
+    while (true) {
+      req.mutable_batch()->clear_values();
+      int64_t rows = 0;
+      if (whole) {
+        rows = std::min<int64_t>(*batch, whole->rows - at);
+        if (rows <= 0) break;
+        req.mutable_batch()->set_num_features(static_cast<int>(whole->cols));
+        req.mutable_batch()->mutable_values()->Add(whole->x.begin() + at * whole->cols,
+                                                   whole->x.begin() + (at + rows) * whole->cols);
+        at += rows;
+      } else {
+        auto next = stream_reader->Next();
+        if (!next.ok()) {
+          std::lock_guard lock(mu);
+          read_error = std::string(next.status().message());
+          break;
+        }
+        if (next->rows == 0) break;
+        rows = next->rows;
+        req.mutable_batch()->set_num_features(static_cast<int>(next->cols));
+        req.mutable_batch()->mutable_values()->Add(next->x.begin(), next->x.end());
+      }
+      {
+        std::lock_guard lock(mu);
+        batch_rows.push_back(rows);
+        d_features = req.batch().num_features();
+      }
+      if (!rw->Write(req)) break;
+    }
+    rw->WritesDone();
+  });
+  v1::ScoreResponse resp;
+  int64_t records = 0, anomalies = 0;
+  size_t index = 0;
+  while (rw->Read(&resp)) {
+    int d;
+    {
+      std::lock_guard lock(mu);
+      d = d_features;
+      ++index;
+    }
+    PrintResults(resp, records, d, csv, explain);
+    records += resp.scores_size();
+    for (bool f : resp.is_anomaly()) anomalies += f;
+  }
+  writer.join();
+  grpc::Status s = rw->Finish();
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::fprintf(stderr, "records %lld, anomalies %lld, %.0f records/s\n",
+               static_cast<long long>(records), static_cast<long long>(anomalies),
+               secs > 0 ? records / secs : 0.0);
+  if (!read_error.empty()) {
+    std::fprintf(stderr, "anorand: %s\n", read_error.c_str());
+    return kExitFailed;
+  }
+  if (!s.ok()) return ReportRpcError(s);
+  return kExitOk;
+}
+
+namespace {
+
+void PrintVersionTable(const v1::ModelInfo& m) {
+  for (const auto& v : m.versions()) {
+    std::string aliases;
+    for (const auto& al : v.aliases()) absl::StrAppend(&aliases, aliases.empty() ? "" : ",", al);
+    std::printf("%-24s %-8lld %-10s %-9d %-10.4g %s\n", m.name().c_str(),
+                static_cast<long long>(v.version()),
+                v1::VersionState_Name(v.state()).substr(14).c_str(), v.input_features(),
+                v.score_stats().threshold(), aliases.c_str());
+  }
+}
+
+std::string ToJson(const google::protobuf::Message& m) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions o;
+  o.add_whitespace = true;
+  o.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(m, &out, o);
+  return out;
+}
+
+}  // namespace
+
+int RunModels(const Argv& argv) {
+  const auto specs = With({{"version", true, "version number"},
+                           {"alias", true, "alias name"},
+                           {"force", false, "delete even if an alias points at the version"},
+                           {"out", true, "export: file to write"},
+                           {"file", true, "import: model file to upload"},
+                           {"format", true, "table (default) or json"}});
+  const std::string usage =
+      "usage: anorand models list|show|load|unload|delete|alias|unalias|export|import [NAME] [flags]\n"
+      "  list                          every model and version on the server\n"
+      "  show NAME [--version N | --alias A]\n"
+      "  load|unload|delete NAME --version N [--force]\n"
+      "  alias NAME --alias A --version N    point alias A at version N\n"
+      "  unalias NAME --alias A\n"
+      "  export NAME [--version N | --alias A] --out FILE\n"
+      "  import NAME --file FILE [--version N] [--alias A]\n" +
+      FlagHelp(specs);
+  if (WantsHelp(argv)) return std::printf("%s", usage.c_str()), kExitOk;
+  int exit = 0;
+  auto setup = Setup(argv, specs, usage, &exit);
+  if (!setup) return exit;
+  auto& [a, conn] = *setup;
+  const auto& pos = a.positional();
+  if (pos.empty()) return Usage("missing subcommand", usage);
+  const std::string sub = pos[0];
+  const std::string name = pos.size() > 1 ? pos[1] : "";
+  const bool json = a.Get("format", "table") == "json";
+  auto version = a.GetInt("version", 0);
+  if (!version.ok() || *version < 0) return Usage("--version must be a positive integer", usage);
+  auto stub = v1::Models::NewStub(conn.channel);
+  auto ctx = conn.NewContext();
+  auto need_name = [&]() { return name.empty(); };
+
+  if (sub == "list") {
+    v1::ListModelsResponse resp;
+    grpc::Status s = stub->ListModels(ctx.get(), v1::ListModelsRequest(), &resp);
+    if (!s.ok()) return ReportRpcError(s);
+    if (json) {
+      std::printf("%s\n", ToJson(resp).c_str());
+    } else {
+      std::printf("%-24s %-8s %-10s %-9s %-10s %s\n", "MODEL", "VERSION", "STATE", "FEATURES",
+                  "THRESHOLD", "ALIASES");
+      for (const auto& m : resp.models()) PrintVersionTable(m);
+    }
+    return kExitOk;
+  }
+  if (need_name()) return Usage(absl::StrCat("models ", sub, " needs a model NAME"), usage);
+  if (sub == "show") {
+    v1::GetModelRequest req;
+    req.mutable_model()->set_name(name);
+    if (*version > 0) req.mutable_model()->set_version(*version);
+    if (a.Has("alias")) req.mutable_model()->set_alias(a.Get("alias"));
+    v1::ModelInfo resp;
+    grpc::Status s = stub->GetModel(ctx.get(), req, &resp);
+    if (!s.ok()) return ReportRpcError(s);
+    if (json) {
+      std::printf("%s\n", ToJson(resp).c_str());
+    } else {
+      std::printf("%-24s %-8s %-10s %-9s %-10s %s\n", "MODEL", "VERSION", "STATE", "FEATURES",
+                  "THRESHOLD", "ALIASES");
+      PrintVersionTable(resp);
+    }
+    return kExitOk;
+  }
+  if (sub == "load" || sub == "unload" || sub == "delete") {
+    if (*version == 0) return Usage(absl::StrCat("models ", sub, " needs --version"), usage);
+    grpc::Status s;
+    if (sub == "load") {
+      v1::LoadVersionRequest req;
+      req.set_model_name(name);
+      req.set_version(*version);
+      v1::VersionInfo resp;
+      s = stub->LoadVersion(ctx.get(), req, &resp);
+    } else if (sub == "unload") {
+      v1::UnloadVersionRequest req;
+      req.set_model_name(name);
+      req.set_version(*version);
+      v1::VersionInfo resp;
+      s = stub->UnloadVersion(ctx.get(), req, &resp);
+    } else {
+      v1::DeleteVersionRequest req;
+      req.set_model_name(name);
+      req.set_version(*version);
+      req.set_force(a.Has("force"));
+      v1::DeleteVersionResponse resp;
+      s = stub->DeleteVersion(ctx.get(), req, &resp);
+    }
+    if (!s.ok()) return ReportRpcError(s);
+    std::printf("%s: %s version %lld\n", sub.c_str(), name.c_str(), static_cast<long long>(*version));
+    return kExitOk;
+  }
+  if (sub == "alias" || sub == "unalias") {
+    if (!a.Has("alias")) return Usage(absl::StrCat("models ", sub, " needs --alias"), usage);
+    v1::ModelInfo resp;
+    grpc::Status s;
+    if (sub == "alias") {
+      if (*version == 0) return Usage("models alias needs --version", usage);
+      v1::SetAliasRequest req;
+      req.set_model_name(name);
+      req.set_alias(a.Get("alias"));
+      req.set_version(*version);
+      s = stub->SetAlias(ctx.get(), req, &resp);
+    } else {
+      v1::RemoveAliasRequest req;
+      req.set_model_name(name);
+      req.set_alias(a.Get("alias"));
+      s = stub->RemoveAlias(ctx.get(), req, &resp);
+    }
+    if (!s.ok()) return ReportRpcError(s);
+    for (const auto& [al, v] : resp.aliases())
+      std::printf("%s -> %lld\n", al.c_str(), static_cast<long long>(v));
+    return kExitOk;
+  }
+  if (sub == "export") {
+    if (!a.Has("out")) return Usage("models export needs --out FILE", usage);
+    v1::ExportVersionRequest req;
+    req.mutable_model()->set_name(name);
+    if (*version > 0) req.mutable_model()->set_version(*version);
+    if (a.Has("alias")) req.mutable_model()->set_alias(a.Get("alias"));
+    auto reader = stub->ExportVersion(ctx.get(), req);
+    std::string bytes;
+    v1::ExportChunk chunk;
+    int64_t exported = 0;
+    while (reader->Read(&chunk)) {
+      if (chunk.version()) exported = chunk.version();
+      bytes += chunk.data();
+    }
+    grpc::Status s = reader->Finish();
+    if (!s.ok()) return ReportRpcError(s);
+    if (absl::Status w = WriteFileAtomic(a.Get("out"), bytes); !w.ok()) {
+      std::fprintf(stderr, "anorand: %s\n", std::string(w.message()).c_str());
+      return kExitFailed;
+    }
+    std::printf("exported %s version %lld to %s (%zu bytes)\n", name.c_str(),
+                static_cast<long long>(exported), a.Get("out").c_str(), bytes.size());
+    return kExitOk;
+  }
+  if (sub == "import") {
+    if (!a.Has("file")) return Usage("models import needs --file MODEL", usage);
+    auto bytes = ReadFileBounded(a.Get("file"), kMaxModelBytes + kModelHeaderBytes);
+    if (!bytes.ok()) {
+      std::fprintf(stderr, "anorand: %s\n", std::string(bytes.status().message()).c_str());
+      return kExitFailed;
+    }
+    v1::VersionInfo resp;
+    auto writer = stub->ImportVersion(ctx.get(), &resp);
+    v1::ImportChunk header;
+    header.mutable_header()->set_model_name(name);
+    header.mutable_header()->set_version(*version);
+    header.mutable_header()->set_alias(a.Get("alias"));
+    bool ok = writer->Write(header);
+    for (size_t at = 0; ok && at < bytes->size(); at += 1 << 20) {
+      v1::ImportChunk c;
+      c.set_data(bytes->substr(at, 1 << 20));
+      ok = writer->Write(c);
+    }
+    writer->WritesDone();
+    grpc::Status s = writer->Finish();
+    if (!s.ok()) return ReportRpcError(s);
+    std::printf("imported %s version %lld\n", name.c_str(), static_cast<long long>(resp.version()));
+    return kExitOk;
+  }
+  return Usage(absl::StrCat("unknown subcommand '", sub, "'"), usage);
+}
+
+}  // namespace anorand::cli

@@ -1,0 +1,411 @@
+#include "model/data/csv_reader.h"
+
+#include <cstddef>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "model/data/file_io.h"
+#include "model/data/number_util.h"
+#include "model/status_macros.h"
+
+namespace anorand {
+namespace {
+
+constexpr absl::string_view kUtf8Bom = "\xEF\xBB\xBF";
+constexpr size_t kMaxNamesListed = 50;
+
+// Where a line came from, for error messages.
+struct LineRef {
+  absl::string_view source;
+  int64_t line = 0;
+};
+
+absl::Status LineError(const LineRef& at, absl::string_view what) {
+  return absl::InvalidArgumentError(
+      absl::StrCat(at.source, ": line ", at.line, ": ", what));
+}
+
+absl::Status FieldError(const LineRef& at, int64_t column,
+                        absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      at.source, ": line ", at.line, ", column ", column, ": ", what));
+}
+
+bool IsBlankChar(char c, char delimiter) {
+  return c == ' ' || (c == '\t' && delimiter != '\t');
+}
+
+bool IsBlankLine(absl::string_view line) {
+  return absl::StripAsciiWhitespace(line).empty();
+}
+
+// Walks the lines of a buffer: LF or CRLF ends, 1-based numbers. Blank lines
+// are skipped but remembered; a content line after one is an error.
+class LineReader {
+ public:
+  LineReader(absl::string_view content, absl::string_view source)
+      : rest_(content), source_(source) {}
+
+  // Sets *line to the next non-blank line. Returns false at the end.
+  absl::StatusOr<bool> Next(absl::string_view* line, LineRef* at) {
+    while (!rest_.empty()) {
+      absl::string_view text = TakeLine();
+      if (IsBlankLine(text)) {
+        if (first_blank_ == 0) first_blank_ = number_;
+        continue;
+      }
+      if (first_blank_ != 0) {
+        return LineError({source_, first_blank_},
+                         "empty line (blank lines are allowed only at the "
+                         "end of the file)");
+      }
+      *line = text;
+      *at = {source_, number_};
+      return true;
+    }
+    return false;
+  }
+
+ private:
+  absl::string_view TakeLine() {
+    ++number_;
+    const size_t end = rest_.find('\n');
+    absl::string_view text = rest_.substr(0, end);
+    rest_.remove_prefix(end == absl::string_view::npos ? rest_.size()
+                                                       : end + 1);
+    if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
+    return text;
+  }
+
+  absl::string_view rest_;
+  absl::string_view source_;
+  int64_t number_ = 0;
+  int64_t first_blank_ = 0;
+};
+
+// Splits lines into trimmed, unquoted fields. Reuses its string storage from
+// line to line; fields()[0, count()) are valid after Split.
+class FieldSplitter {
+ public:
+  explicit FieldSplitter(char delimiter) : delimiter_(delimiter) {}
+
+  absl::Status Split(absl::string_view line, const LineRef& at) {
+    count_ = 0;
+    size_t pos = 0;
+    while (true) {
+      if (static_cast<int64_t>(count_) >= kMaxCsvColumns) {
+        return LineError(at, absl::StrCat("more than ", kMaxCsvColumns,
+                                          " fields (the limit)"));
+      }
+      if (count_ == fields_.size()) fields_.emplace_back();
+      std::string& field = fields_[count_++];
+      RETURN_IF_ERROR(ReadField(line, at, &pos, &field));
+      if (pos >= line.size()) return absl::OkStatus();
+      ++pos;  // Past the delimiter; a field follows even if empty.
+    }
+  }
+
+  size_t count() const { return count_; }
+  const std::string& field(size_t i) const { return fields_[i]; }
+
+ private:
+  absl::Status ReadField(absl::string_view line, const LineRef& at, size_t* pos,
+                         std::string* field) {
+    size_t i = *pos;
+    while (i < line.size() && IsBlankChar(line[i], delimiter_)) ++i;
+    if (i < line.size() && line[i] == '"') {
+      RETURN_IF_ERROR(ReadQuoted(line, at, &i, field));
+    } else {
+      const size_t start = i;
+      while (i < line.size() && line[i] != delimiter_) ++i;
+      size_t end = i;
+      while (end > start && IsBlankChar(line[end - 1], delimiter_)) --end;
+      field->assign(line.data() + start, end - start);
+    }
+    *pos = i;
+    return absl::OkStatus();
+  }
+
+  // *i is at the opening quote; leaves *i at the delimiter or line end.
+  absl::Status ReadQuoted(absl::string_view line, const LineRef& at, size_t* i,
+                          std::string* field) {
+    const int64_t column = static_cast<int64_t>(count_);
+    field->clear();
+    size_t p = *i + 1;
+    while (true) {
+      if (p >= line.size()) {
+        return FieldError(at, column,
+                          "unterminated quoted field (quoted fields may not "
+                          "span lines)");
+      }
+      if (line[p] == '"') {
+        if (p + 1 < line.size() && line[p + 1] == '"') {
+          field->push_back('"');
+          p += 2;
+          continue;
+        }
+        ++p;
+        break;
+      }
+      field->push_back(line[p++]);
+    }
+    while (p < line.size() && IsBlankChar(line[p], delimiter_)) ++p;
+    if (p < line.size() && line[p] != delimiter_) {
+      return FieldError(at, column, "unexpected text after closing quote");
+    }
+    *i = p;
+    return absl::OkStatus();
+  }
+
+  char delimiter_;
+  std::vector<std::string> fields_;
+  size_t count_ = 0;
+};
+
+// Counts ',' and '\t' outside double quotes; the more frequent wins, ties
+// (including none) go to comma.
+char DetectDelimiter(absl::string_view first_line) {
+  int64_t commas = 0;
+  int64_t tabs = 0;
+  bool quoted = false;
+  for (char c : first_line) {
+    if (c == '"') quoted = !quoted;
+    if (quoted) continue;
+    if (c == ',') ++commas;
+    if (c == '\t') ++tabs;
+  }
+  return tabs > commas ? '\t' : ',';
+}
+
+bool IsBoolWord(absl::string_view text) {
+  return absl::EqualsIgnoreCase(text, "true") ||
+         absl::EqualsIgnoreCase(text, "false");
+}
+
+// Auto-detection: a header has at least one field that is neither empty, a
+// number (finite or not) nor a true/false label.
+bool LooksLikeHeader(const FieldSplitter& fields) {
+  for (size_t i = 0; i < fields.count(); ++i) {
+    const std::string& text = fields.field(i);
+    double ignored = 0;
+    if (text.empty() || IsBoolWord(text)) continue;
+    if (ParseDouble(text, &ignored) == NumberFault::kNotANumber) return true;
+  }
+  return false;
+}
+
+absl::StatusOr<float> ParseValue(const std::string& text, const LineRef& at,
+                                 int64_t column) {
+  double v = 0;
+  switch (ParseDouble(text, &v)) {
+    case NumberFault::kOk:
+      break;
+    case NumberFault::kNotANumber:
+      return FieldError(at, column,
+                        text.empty() ? std::string("empty value")
+                                     : absl::StrCat("non-numeric value ",
+                                                    QuoteForError(text)));
+    case NumberFault::kNotFinite:
+      return FieldError(at, column,
+                        absl::StrCat("value ", QuoteForError(text),
+                                     " is not finite (NaN and infinity are "
+                                     "not allowed)"));
+    case NumberFault::kOverflow:
+      return FieldError(at, column,
+                        absl::StrCat("value ", QuoteForError(text),
+                                     " overflows (out of double range)"));
+  }
+  if (!FitsInFloat(v)) {
+    return FieldError(at, column,
+                      absl::StrCat("value ", QuoteForError(text),
+                                   " is outside the range of float"));
+  }
+  return static_cast<float>(v);
+}
+
+absl::StatusOr<int> ParseLabel(const std::string& text, const LineRef& at,
+                               int64_t column) {
+  if (absl::EqualsIgnoreCase(text, "true")) return 1;
+  if (absl::EqualsIgnoreCase(text, "false")) return 0;
+  double v = 0;
+  if (ParseDouble(text, &v) == NumberFault::kOk && (v == 0.0 || v == 1.0)) {
+    return v == 1.0 ? 1 : 0;
+  }
+  return FieldError(at, column,
+                    absl::StrCat("label ", QuoteForError(text),
+                                 " is not 0/1 (accepted: 0, 1, 0.0, 1.0, "
+                                 "true, false)"));
+}
+
+std::string ListNames(const std::vector<std::string>& names) {
+  std::vector<std::string> shown;
+  for (size_t i = 0; i < names.size() && i < kMaxNamesListed; ++i) {
+    shown.push_back(QuoteForError(names[i]));
+  }
+  std::string list = absl::StrJoin(shown, ", ");
+  if (names.size() > kMaxNamesListed) {
+    absl::StrAppend(&list, ", ... and ", names.size() - kMaxNamesListed,
+                    " more");
+  }
+  return list;
+}
+
+absl::StatusOr<int64_t> LabelByName(const std::string& name,
+                                    const std::vector<std::string>& header,
+                                    absl::string_view source) {
+  std::vector<int64_t> hits;
+  for (size_t i = 0; i < header.size(); ++i) {
+    if (header[i] == name) hits.push_back(static_cast<int64_t>(i));
+  }
+  if (hits.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": unknown label column ", QuoteForError(name),
+                     "; available columns: ", ListNames(header)));
+  }
+  if (hits.size() > 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": duplicate label column ", QuoteForError(name),
+                     ": it names ", hits.size(), " header columns (",
+                     hits[0] + 1, " and ", hits[1] + 1, ")"));
+  }
+  return hits[0];
+}
+
+// Returns the 0-based label column, or -1 when there is none.
+absl::StatusOr<int64_t> ResolveLabelColumn(
+    const std::string& spec, const std::vector<std::string>* header,
+    int64_t columns, absl::string_view source) {
+  if (spec.empty()) return -1;
+  int64_t index = 0;
+  if (spec[0] == '#' && absl::SimpleAtoi(spec.substr(1), &index)) {
+    if (index < 0 || index >= columns) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          source, ": label column ", spec, " is out of range: the file has ",
+          columns, " columns (#0 to #", columns - 1, ")"));
+    }
+    return index;
+  }
+  if (header == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        source, ": label column ", QuoteForError(spec),
+        " is given by name but the file has no header line; give it by "
+        "0-based index as \"#N\""));
+  }
+  return LabelByName(spec, *header, source);
+}
+
+bool DecideHeader(int header_option, const FieldSplitter& first) {
+  if (header_option == 0) return false;
+  if (header_option > 0) return true;
+  return LooksLikeHeader(first);
+}
+
+// Parses the data rows of one line into `out`.
+absl::Status AppendRow(const FieldSplitter& fields, const LineRef& at,
+                       int64_t label_column, Dataset* out) {
+  for (size_t j = 0; j < fields.count(); ++j) {
+    const int64_t column = static_cast<int64_t>(j) + 1;
+    if (static_cast<int64_t>(j) == label_column) {
+      ASSIGN_OR_RETURN(int label, ParseLabel(fields.field(j), at, column));
+      out->labels.push_back(label);
+    } else {
+      ASSIGN_OR_RETURN(float v, ParseValue(fields.field(j), at, column));
+      out->x.push_back(v);
+    }
+  }
+  ++out->rows;
+  return absl::OkStatus();
+}
+
+// Everything after the first line is known: splits and appends each row.
+absl::Status ReadRows(LineReader* lines, FieldSplitter* splitter,
+                      size_t columns, int64_t label_column, Dataset* out) {
+  absl::string_view line;
+  LineRef at;
+  while (true) {
+    ASSIGN_OR_RETURN(bool more, lines->Next(&line, &at));
+    if (!more) return absl::OkStatus();
+    RETURN_IF_ERROR(splitter->Split(line, at));
+    if (splitter->count() != columns) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(at.source, ": line ", at.line, " has ",
+                       splitter->count(), " fields, expected ", columns));
+    }
+    RETURN_IF_ERROR(AppendRow(*splitter, at, label_column, out));
+  }
+}
+
+std::vector<std::string> FieldNames(const FieldSplitter& fields) {
+  std::vector<std::string> names;
+  names.reserve(fields.count());
+  for (size_t i = 0; i < fields.count(); ++i) names.push_back(fields.field(i));
+  return names;
+}
+
+absl::Status CheckResult(const Dataset& data, bool had_header,
+                         absl::string_view source) {
+  if (data.rows == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, had_header ? ": has a header line but no data rows"
+                                        : ": no data rows"));
+  }
+  if (data.cols == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        source, ": no feature columns (the only column is the label)"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<Dataset> ParseCsv(absl::string_view content,
+                                 absl::string_view source_name,
+                                 const CsvOptions& options) {
+  if (absl::StartsWith(content, kUtf8Bom)) content.remove_prefix(3);
+  LineReader lines(content, source_name);
+  absl::string_view first;
+  LineRef at;
+  ASSIGN_OR_RETURN(bool any, lines.Next(&first, &at));
+  if (!any) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source_name, ": is empty (no lines with content)"));
+  }
+  const char delimiter =
+      options.delimiter != 0 ? options.delimiter : DetectDelimiter(first);
+  FieldSplitter splitter(delimiter);
+  RETURN_IF_ERROR(splitter.Split(first, at));
+  const size_t columns = splitter.count();
+  const bool has_header = DecideHeader(options.header, splitter);
+  std::vector<std::string> header;
+  if (has_header) header = FieldNames(splitter);
+  ASSIGN_OR_RETURN(
+      int64_t label_column,
+      ResolveLabelColumn(options.label_column, has_header ? &header : nullptr,
+                         static_cast<int64_t>(columns), source_name));
+  Dataset data;
+  data.cols = static_cast<int64_t>(columns) - (label_column >= 0 ? 1 : 0);
+  for (size_t j = 0; j < header.size(); ++j) {
+    if (static_cast<int64_t>(j) != label_column) {
+      data.feature_names.push_back(std::move(header[j]));
+    }
+  }
+  if (!has_header)
+    RETURN_IF_ERROR(AppendRow(splitter, at, label_column, &data));
+  RETURN_IF_ERROR(ReadRows(&lines, &splitter, columns, label_column, &data));
+  RETURN_IF_ERROR(CheckResult(data, has_header, source_name));
+  return data;
+}
+
+absl::StatusOr<Dataset> ReadCsvFile(const std::string& path,
+                                    const CsvOptions& options) {
+  ASSIGN_OR_RETURN(std::string content, ReadFileBytes(path, kMaxCsvFileBytes));
+  return ParseCsv(content, path, options);
+}
+
+}  // namespace anorand

@@ -1,0 +1,39 @@
+// File: evaluation.h
+//
+// The ADBench protocol (../shared/datasets/adbench/README.md) for one
+// labelled dataset and one seed: resample (under 1,000 rows: with
+// replacement up to 1,000; over 10,000: without replacement to 10,000),
+// stratified 70/30 split, fit on the training part without its labels
+// (min-max scaling is the model's own normaliser, fitted on that part),
+// score the test part, report AUC-ROC and average precision.
+// The split is drawn from this project's generator, not sklearn's, so the
+// rows differ from ADBench's; the protocol is the same.
+#ifndef ANORAND_MODEL_EVALUATION_H_
+#define ANORAND_MODEL_EVALUATION_H_
+
+#include <cstdint>
+
+#include "absl/status/statusor.h"
+#include "anorand/v1/model.pb.h"
+#include "model/dataset.h"
+#include "model/trainer.h"
+
+namespace anorand {
+
+struct SeedResult {
+  uint64_t seed = 0;
+  double auc_roc = 0, auc_pr = 0;
+  double fit_seconds = 0;
+  int epochs = 0;
+  double alpha = 0;
+  // Each block output alone, for the accuracy study.
+  double auc_roc_noise = 0, auc_roc_reconstruction = 0;
+};
+
+// `params.seed` is replaced by `seed` (split and model). Needs labels.
+absl::StatusOr<SeedResult> EvaluateSeed(const Dataset& data, const v1::TrainingParams& params,
+                                        uint64_t seed, const TrainOptions& options = {});
+
+}  // namespace anorand
+
+#endif  // ANORAND_MODEL_EVALUATION_H_

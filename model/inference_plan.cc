@@ -1,0 +1,248 @@
+#include "model/inference_plan.h"
+
+#include <algorithm>
+#include <cmath>
+#include <unordered_map>
+
+#include "absl/strings/str_cat.h"
+#include "model/dnnl_util.h"
+
+namespace anorand {
+
+using dnnl::algorithm;
+using dnnl::memory;
+
+struct InferencePlan::Op {
+  int src_buf = 0, src_col = 0, k = 0;
+  int dst_buf = 0, dst_col = 0, n = 0;
+  bool relu = false, sigmoid = false, accumulate = false, has_bias = true;
+  std::vector<float> weights;  // n x k row-major (PyTorch layout), folded
+  std::vector<float> bias;     // n
+  struct PerClass {
+    dnnl::matmul prim;
+    memory weights;  // in the layout the primitive wants
+    bool runtime_rows = false;
+  } cls[kNumClasses];
+};
+
+InferencePlan::~InferencePlan() = default;
+
+namespace {
+
+struct Folded {
+  std::vector<float> w, b;  // out x in, out
+  int in = 0, out = 0;
+};
+
+Folded FoldHidden(const v1::HiddenLayer& h) {
+  const auto& d = h.dense();
+  const auto& bn = h.batch_norm();
+  Folded f;
+  f.in = d.in_features();
+  f.out = d.out_features();
+  f.w.resize(static_cast<size_t>(f.in) * f.out);
+  f.b.resize(f.out);
+  for (int o = 0; o < f.out; ++o) {
+    const double s = bn.gamma(o) / std::sqrt(static_cast<double>(bn.running_var(o)) + bn.eps());
+    for (int i = 0; i < f.in; ++i) f.w[o * f.in + i] = static_cast<float>(d.weight(o * f.in + i) * s);
+    f.b[o] = static_cast<float>((d.bias(o) - bn.running_mean(o)) * s + bn.beta(o));
+  }
+  return f;
+}
+
+Folded Plain(const v1::DenseLayer& d) {
+  Folded f;
+  f.in = d.in_features();
+  f.out = d.out_features();
+  f.w.assign(d.weight().begin(), d.weight().end());
+  f.b.assign(d.bias().begin(), d.bias().end());
+  return f;
+}
+
+// Columns [from, from + count) of an out x in matrix.
+std::vector<float> Columns(const Folded& f, int from, int count) {
+  std::vector<float> w(static_cast<size_t>(f.out) * count);
+  for (int o = 0; o < f.out; ++o)
+    for (int i = 0; i < count; ++i) w[o * count + i] = f.w[o * f.in + from + i];
+  return w;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<InferencePlan>> InferencePlan::Compile(const v1::Network& net) {
+  std::unique_ptr<InferencePlan> plan(new InferencePlan());
+  const int d = net.input_features();
+  plan->d_ = d;
+  auto& widths = plan->buffer_widths_;
+  widths.push_back(d);  // buffer 0: the input
+  auto new_buffer = [&widths](int w) {
+    widths.push_back(w);
+    return static_cast<int>(widths.size()) - 1;
+  };
+  auto& ops = plan->ops_;
+  auto add_op = [&ops](int src_buf, int src_col, int dst_buf, int dst_col, std::vector<float> w,
+                       std::vector<float> b, int k, int n) -> Op& {
+    ops.emplace_back();
+    Op& op = ops.back();
+    op.src_buf = src_buf;
+    op.src_col = src_col;
+    op.dst_buf = dst_buf;
+    op.dst_col = dst_col;
+    op.k = k;
+    op.n = n;
+    op.weights = std::move(w);
+    op.bias = std::move(b);
+    op.has_bias = !op.bias.empty();
+    return op;
+  };
+
+  // First layers of both blocks as one product: output [enc1 | nd1].
+  Folded e1 = FoldHidden(net.encoder(0));
+  Folded n1 = FoldHidden(net.noise_detector(0));
+  std::vector<float> w1 = e1.w, b1 = e1.b;
+  w1.insert(w1.end(), n1.w.begin(), n1.w.end());
+  b1.insert(b1.end(), n1.b.begin(), n1.b.end());
+  const int h1 = new_buffer(e1.out + n1.out);
+  add_op(0, 0, h1, 0, std::move(w1), std::move(b1), d, e1.out + n1.out).relu = true;
+
+  struct Slot {
+    int buf, col, width;
+  };
+  auto run_block = [&](const google::protobuf::RepeatedPtrField<v1::HiddenLayer>& layers,
+                       Slot in) {
+    for (int i = 1; i < layers.size(); ++i) {
+      Folded f = FoldHidden(layers[i]);
+      const int out = new_buffer(f.out);
+      add_op(in.buf, in.col, out, 0, std::move(f.w), std::move(f.b), f.in, f.out).relu = true;
+      in = Slot{out, 0, f.out};
+    }
+    return in;
+  };
+  const Slot z0 = run_block(net.encoder(), Slot{h1, 0, e1.out});
+  const Slot z1 = run_block(net.noise_detector(), Slot{h1, e1.out, n1.out});
+
+  plan->yhat_buffer_ = new_buffer(1);
+  Folded head = Plain(net.noise_head());
+  add_op(z1.buf, z1.col, plan->yhat_buffer_, 0, std::move(head.w), std::move(head.b), z1.width, 1)
+      .sigmoid = true;
+
+  // Decoder layer 1 on concat(z0, z1): z0 W_a^T + b, then += z1 W_b^T, relu.
+  Folded dec1 = FoldHidden(net.decoder(0));
+  const int dbuf = new_buffer(dec1.out);
+  add_op(z0.buf, z0.col, dbuf, 0, Columns(dec1, 0, z0.width), dec1.b, z0.width, dec1.out);
+  Op& second = add_op(z1.buf, z1.col, dbuf, 0, Columns(dec1, z0.width, z1.width), {}, z1.width,
+                      dec1.out);
+  second.accumulate = true;
+  second.relu = true;
+  const Slot dec_out = run_block(net.decoder(), Slot{dbuf, 0, dec1.out});
+
+  plan->xhat_buffer_ = new_buffer(d);
+  Folded rec = Plain(net.reconstruction());
+  add_op(dec_out.buf, dec_out.col, plan->xhat_buffer_, 0, std::move(rec.w), std::move(rec.b),
+         dec_out.width, d);
+
+  // Primitives for each shape class.
+  auto& eng = CpuEngine();
+  dnnl::stream stream(eng);
+  try {
+    for (Op& op : ops) {
+      plan->macs_per_row_ += static_cast<int64_t>(op.k) * op.n;
+      dnnl::post_ops po;
+      if (op.accumulate) po.append_sum(1.f);
+      if (op.relu) po.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
+      if (op.sigmoid) po.append_eltwise(1.f, algorithm::eltwise_logistic, 0.f, 0.f);
+      dnnl::primitive_attr attr;
+      attr.set_post_ops(po);
+      attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+      const memory::desc user_w({op.k, op.n}, memory::data_type::f32, memory::format_tag::ba);
+      memory user_w_mem(user_w, eng, op.weights.data());
+      const memory::desc bias_md({1, op.n}, memory::data_type::f32, memory::format_tag::ab);
+      const int64_t sw = widths[op.src_buf], dw = widths[op.dst_buf];
+      for (int c = 0; c < kNumClasses; ++c) {
+        const bool runtime = c == kRuntime;
+        const int64_t m = runtime ? DNNL_RUNTIME_DIM_VAL : (c == kOne ? 1 : kTileRows);
+        const memory::desc src({m, op.k}, memory::data_type::f32, {sw, 1});
+        const memory::desc dst({m, op.n}, memory::data_type::f32, {dw, 1});
+        const memory::desc any_w({op.k, op.n}, memory::data_type::f32, memory::format_tag::any);
+        const memory::desc& wmd = runtime ? user_w : any_w;
+        auto desc = op.has_bias ? dnnl::matmul::desc(src, wmd, bias_md, dst)
+                                : dnnl::matmul::desc(src, wmd, dst);
+        dnnl::matmul::primitive_desc pd(desc, attr, eng);
+        plan->scratch_bytes_ = std::max(plan->scratch_bytes_, pd.scratchpad_desc().get_size());
+        Op::PerClass& pc = op.cls[c];
+        pc.prim = dnnl::matmul(pd);
+        pc.runtime_rows = runtime;
+        if (pd.weights_desc() == user_w) {
+          pc.weights = user_w_mem;
+        } else {
+          pc.weights = memory(pd.weights_desc(), eng);
+          dnnl::reorder(user_w_mem, pc.weights).execute(stream, user_w_mem, pc.weights);
+          stream.wait();
+        }
+      }
+    }
+  } catch (const dnnl::error& e) {
+    return absl::InternalError(absl::StrCat("oneDNN could not compile the model: ", e.what()));
+  }
+  return plan;
+}
+
+absl::Status InferencePlan::RunChunk(const float* x, int rows, ShapeClass cls, float* y_hat,
+                                     float* x_hat, std::vector<float>& arena,
+                                     std::vector<uint8_t>& scratch, dnnl::stream& stream) const {
+  auto& eng = CpuEngine();
+  std::vector<float*> ptr(buffer_widths_.size());
+  size_t used = 0;
+  for (size_t b = 0; b < buffer_widths_.size(); ++b) {
+    ptr[b] = arena.data() + used;
+    used += static_cast<size_t>(rows) * buffer_widths_[b];
+  }
+  ptr[0] = const_cast<float*>(x);
+  ptr[yhat_buffer_] = y_hat;
+  ptr[xhat_buffer_] = x_hat;
+  memory scratch_mem({{static_cast<int64_t>(scratch.size())}, memory::data_type::u8,
+                      memory::format_tag::a},
+                     eng, scratch.data());
+  for (const Op& op : ops_) {
+    const Op::PerClass& pc = op.cls[cls];
+    const int64_t sw = buffer_widths_[op.src_buf], dw = buffer_widths_[op.dst_buf];
+    memory src({{rows, op.k}, memory::data_type::f32, {sw, 1}}, eng, ptr[op.src_buf] + op.src_col);
+    memory dst({{rows, op.n}, memory::data_type::f32, {dw, 1}}, eng, ptr[op.dst_buf] + op.dst_col);
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src},
+                                         {DNNL_ARG_WEIGHTS, pc.weights},
+                                         {DNNL_ARG_DST, dst},
+                                         {DNNL_ARG_SCRATCHPAD, scratch_mem}};
+    if (op.has_bias) {
+      args.emplace(DNNL_ARG_BIAS, memory({{1, op.n}, memory::data_type::f32, memory::format_tag::ab},
+                                         eng, const_cast<float*>(op.bias.data())));
+    }
+    pc.prim.execute(stream, args);
+  }
+  stream.wait();
+  return absl::OkStatus();
+}
+
+absl::Status InferencePlan::Run(const float* x, int64_t rows, float* y_hat, float* x_hat) const {
+  thread_local std::vector<float> arena;
+  thread_local std::vector<uint8_t> scratch;
+  int64_t per_row = 0;
+  for (int w : buffer_widths_) per_row += w;
+  const size_t need = static_cast<size_t>(std::min<int64_t>(rows, kTileRows)) * per_row;
+  if (arena.size() < need) arena.resize(need);
+  if (scratch.size() < std::max<size_t>(scratch_bytes_, 1)) scratch.resize(std::max<size_t>(scratch_bytes_, 1));
+  try {
+    thread_local dnnl::stream stream(CpuEngine());
+    for (int64_t start = 0; start < rows; start += kTileRows) {
+      const int m = static_cast<int>(std::min<int64_t>(kTileRows, rows - start));
+      const ShapeClass cls = m == kTileRows ? kTile : (m == 1 ? kOne : kRuntime);
+      absl::Status s = RunChunk(x + start * d_, m, cls, y_hat + start, x_hat + start * d_, arena,
+                                scratch, stream);
+      if (!s.ok()) return s;
+    }
+  } catch (const dnnl::error& e) {
+    return absl::InternalError(absl::StrCat("oneDNN forward pass failed: ", e.what()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace anorand

@@ -1,0 +1,265 @@
+#include "model/model_file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace anorand {
+namespace {
+
+constexpr char kMagic[8] = {'A', 'N', 'O', 'R', 'A', 'N', 'D', '\0'};
+
+void PutLe(uint64_t v, int bytes, std::string* out) {
+  for (int i = 0; i < bytes; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+uint64_t GetLe(absl::string_view b, size_t at, int bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i) v |= static_cast<uint64_t>(static_cast<uint8_t>(b[at + i])) << (8 * i);
+  return v;
+}
+
+uint32_t Crc32(absl::string_view b) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  size_t at = 0;
+  while (at < b.size()) {
+    const uInt n = static_cast<uInt>(std::min<size_t>(b.size() - at, 1u << 30));
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(b.data() + at), n);
+    at += n;
+  }
+  return static_cast<uint32_t>(crc);
+}
+
+absl::Status Bad(const std::string& what) {
+  return absl::InvalidArgumentError(absl::StrCat("invalid model: ", what));
+}
+
+template <typename Field>
+bool AllFinite(const Field& f) {
+  for (float v : f)
+    if (!std::isfinite(v)) return false;
+  return true;
+}
+
+absl::Status CheckDense(const v1::DenseLayer& d, int in, int out, const std::string& where) {
+  if (d.in_features() != in) {
+    return Bad(absl::StrCat(where, " takes ", d.in_features(), " inputs, expected ", in));
+  }
+  if (d.out_features() < 1 || d.out_features() > 65536 || (out > 0 && d.out_features() != out)) {
+    return Bad(absl::StrCat(where, " has ", d.out_features(), " outputs",
+                            out > 0 ? absl::StrCat(", expected ", out) : std::string()));
+  }
+  if (static_cast<int64_t>(d.weight_size()) != static_cast<int64_t>(d.in_features()) * d.out_features() ||
+      d.bias_size() != d.out_features()) {
+    return Bad(absl::StrCat(where, " has ", d.weight_size(), " weights and ", d.bias_size(),
+                            " biases for a ", d.out_features(), "x", d.in_features(), " layer"));
+  }
+  if (!AllFinite(d.weight()) || !AllFinite(d.bias())) {
+    return Bad(absl::StrCat(where, " has a weight that is NaN or infinite"));
+  }
+  return absl::OkStatus();
+}
+
+// Checks a block of hidden layers fed with `in` features; returns its width.
+absl::StatusOr<int> CheckBlock(const google::protobuf::RepeatedPtrField<v1::HiddenLayer>& layers,
+                               int in, const char* name) {
+  if (layers.empty() || layers.size() > 16) {
+    return Bad(absl::StrCat(name, " has ", layers.size(), " layers; 1 to 16 are allowed"));
+  }
+  for (int i = 0; i < layers.size(); ++i) {
+    const std::string where = absl::StrCat(name, " layer ", i);
+    const auto& l = layers[i];
+    if (absl::Status s = CheckDense(l.dense(), in, 0, where); !s.ok()) return s;
+    const int w = l.dense().out_features();
+    const auto& bn = l.batch_norm();
+    if (bn.gamma_size() != w || bn.beta_size() != w || bn.running_mean_size() != w ||
+        bn.running_var_size() != w) {
+      return Bad(absl::StrCat(where, " batch norm does not have ", w, " values per statistic"));
+    }
+    if (!AllFinite(bn.gamma()) || !AllFinite(bn.beta()) || !AllFinite(bn.running_mean()) ||
+        !AllFinite(bn.running_var()) || !(bn.eps() > 0) || !std::isfinite(bn.eps())) {
+      return Bad(absl::StrCat(where, " batch norm has a NaN, infinite or non-positive value"));
+    }
+    for (float v : bn.running_var())
+      if (v < 0) return Bad(absl::StrCat(where, " batch norm has a negative variance"));
+    in = w;
+  }
+  return in;
+}
+
+}  // namespace
+
+std::string SerializeModel(const v1::ModelFile& model) {
+  std::string payload;
+  model.SerializeToString(&payload);
+  std::string out(kMagic, sizeof(kMagic));
+  PutLe(kModelFormatVersion, 4, &out);
+  PutLe(0, 4, &out);
+  PutLe(payload.size(), 8, &out);
+  PutLe(Crc32(payload), 4, &out);
+  out += payload;
+  return out;
+}
+
+absl::StatusOr<v1::ModelFile> ParseModel(absl::string_view bytes, absl::string_view source) {
+  auto bad = [&](const std::string& what) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": not a valid model file: ", what));
+  };
+  if (bytes.size() < kModelHeaderBytes) {
+    return bad(absl::StrCat("only ", bytes.size(), " bytes, shorter than the ", kModelHeaderBytes,
+                            "-byte header"));
+  }
+  if (std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0) {
+    return bad("wrong magic (not an AnoRand model file)");
+  }
+  const uint64_t version = GetLe(bytes, 8, 4);
+  if (version != kModelFormatVersion) {
+    return bad(absl::StrCat("format version ", version, "; this build reads version ",
+                            kModelFormatVersion));
+  }
+  const uint64_t len = GetLe(bytes, 16, 8);
+  if (len > kMaxModelBytes) return bad(absl::StrCat("payload of ", len, " bytes is over the limit"));
+  if (len != bytes.size() - kModelHeaderBytes) {
+    return bad(absl::StrCat("header says ", len, " payload bytes, file has ",
+                            bytes.size() - kModelHeaderBytes, " (truncated or padded)"));
+  }
+  const absl::string_view payload = bytes.substr(kModelHeaderBytes);
+  if (Crc32(payload) != static_cast<uint32_t>(GetLe(bytes, 24, 4))) {
+    return bad("checksum mismatch (the file is corrupted)");
+  }
+  v1::ModelFile model;
+  if (!model.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
+    return bad("payload is not a ModelFile message");
+  }
+  if (absl::Status s = ValidateModel(model); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": ", s.message()));
+  }
+  return model;
+}
+
+absl::Status ValidateModel(const v1::ModelFile& m) {
+  const v1::Network& net = m.network();
+  const int d = net.input_features();
+  if (d < 1 || d > kMaxInputFeatures) {
+    return Bad(absl::StrCat("input_features is ", d, "; 1 to ", kMaxInputFeatures, " allowed"));
+  }
+  auto z1 = CheckBlock(net.noise_detector(), d, "noise_detector");
+  if (!z1.ok()) return z1.status();
+  auto z0 = CheckBlock(net.encoder(), d, "encoder");
+  if (!z0.ok()) return z0.status();
+  auto dec = CheckBlock(net.decoder(), *z0 + *z1, "decoder");
+  if (!dec.ok()) return dec.status();
+  if (absl::Status s = CheckDense(net.noise_head(), *z1, 1, "noise_head"); !s.ok()) return s;
+  if (absl::Status s = CheckDense(net.reconstruction(), *dec, d, "reconstruction"); !s.ok())
+    return s;
+  const v1::Normalizer& n = m.normalizer();
+  if (n.offset_size() != d || n.scale_size() != d) {
+    return Bad(absl::StrCat("normalizer has ", n.offset_size(), " offsets and ", n.scale_size(),
+                            " scales for ", d, " features"));
+  }
+  if (!AllFinite(n.offset()) || !AllFinite(n.scale())) return Bad("normalizer value not finite");
+  for (float s : n.scale())
+    if (!(s > 0)) return Bad("normalizer scale must be positive");
+  const v1::ScoreStats& st = m.score_stats();
+  if (st.rule() != v1::SCORE_RULE_PAPER && st.rule() != v1::SCORE_RULE_CALIBRATED) {
+    return Bad(absl::StrCat("unknown score rule ", st.rule()));
+  }
+  if (!(st.alpha() >= 0 && st.alpha() <= 1)) return Bad("alpha must be in [0, 1]");
+  if (!std::isfinite(st.threshold())) return Bad("threshold is not finite");
+  if (st.rule() == v1::SCORE_RULE_CALIBRATED) {
+    for (const auto* q : {&st.noise_quantiles(), &st.error_quantiles()}) {
+      if (q->size() < 2 || q->size() > 100001 || !AllFinite(*q) ||
+          !std::is_sorted(q->begin(), q->end())) {
+        return Bad("calibrated score rule needs sorted, finite quantile tables (2 to 100001)");
+      }
+    }
+  }
+  if (m.feature_names_size() != 0 && m.feature_names_size() != d) {
+    return Bad(absl::StrCat(m.feature_names_size(), " feature names for ", d, " features"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ReadFileBounded(const std::string& path, uint64_t max_bytes) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    const int err = errno;
+    std::string msg = absl::StrCat(path, ": ", std::strerror(err));
+    return err == ENOENT ? absl::NotFoundError(msg) : absl::FailedPreconditionError(msg);
+  }
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return absl::InvalidArgumentError(absl::StrCat(path, ": not a regular file"));
+  }
+  if (static_cast<uint64_t>(st.st_size) > max_bytes) {
+    ::close(fd);
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": ", st.st_size, " bytes, over the limit of ", max_bytes));
+  }
+  std::string data(static_cast<size_t>(st.st_size), '\0');
+  size_t got = 0;
+  while (got < data.size()) {
+    const ssize_t n = ::read(fd, data.data() + got, data.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  data.resize(got);
+  return data;
+}
+
+absl::Status WriteFileAtomic(const std::string& path, absl::string_view bytes) {
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, std::max<size_t>(slash, 1));
+  const std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
+  auto os_error = [&](const char* what) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    return absl::InternalError(absl::StrCat(what, " ", path, ": ", std::strerror(err)));
+  };
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return os_error("cannot create a temporary file for");
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      ::close(fd);
+      return os_error("cannot write");
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    ::close(fd);
+    return os_error("cannot fsync");
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return os_error("cannot rename into");
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SaveModelFile(const v1::ModelFile& model, const std::string& path) {
+  return WriteFileAtomic(path, SerializeModel(model));
+}
+
+absl::StatusOr<v1::ModelFile> LoadModelFile(const std::string& path) {
+  auto bytes = ReadFileBounded(path, kMaxModelBytes + kModelHeaderBytes);
+  if (!bytes.ok()) return bytes.status();
+  return ParseModel(*bytes, path);
+}
+
+}  // namespace anorand

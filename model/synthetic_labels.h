@@ -1,0 +1,35 @@
+// File: synthetic_labels.h
+//
+// The paper's synthetic anomalies (METHOD.md section 2): a random subset X00
+// of the training rows, oversampled with SMOTE inside X00, plus Gaussian
+// noise scaled by each feature's standard deviation, labelled 1; every
+// other training row is labelled 0. Deterministic for a given Rng state.
+#ifndef ANORAND_MODEL_SYNTHETIC_LABELS_H_
+#define ANORAND_MODEL_SYNTHETIC_LABELS_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "anorand/v1/model.pb.h"
+#include "model/rng.h"
+
+namespace anorand {
+
+struct LabelledSet {
+  int64_t rows = 0;
+  int cols = 0;
+  std::vector<float> x;       // rows * cols, normalised units
+  std::vector<float> labels;  // rows, 0 or 1
+  int64_t originals = 0;      // |X00|
+  int64_t synthetic = 0;      // |X01|
+};
+
+// `x` holds `rows` normalised training rows. Uses seed_fraction,
+// anomaly_fraction, smote_k, noise_scale and noise_originals of `params`
+// (resolved). The originals keep their place; synthetic rows are appended.
+LabelledSet MakeSyntheticLabels(const float* x, int64_t rows, int cols,
+                                const v1::TrainingParams& params, Rng& rng);
+
+}  // namespace anorand
+
+#endif  // ANORAND_MODEL_SYNTHETIC_LABELS_H_

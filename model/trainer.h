@@ -1,0 +1,45 @@
+// File: trainer.h
+//
+// Fits an AnoRand model on unlabelled rows (METHOD.md sections 1 to 6):
+// normaliser, synthetic labels, the two-block network trained with Adam
+// and early stopping (best weights restored), then the scoring statistics
+// fitted on the training rows. Returns a complete model file.
+//
+// Blocking; run it on a training thread. Cancellation is cooperative: the
+// `cancelled` callback is polled before every mini-batch and the fit ends
+// with CANCELLED within one mini-batch. Progress is reported once per epoch
+// from the calling thread. One seed gives the same model bit for bit on the
+// same machine and thread count.
+#ifndef ANORAND_MODEL_TRAINER_H_
+#define ANORAND_MODEL_TRAINER_H_
+
+#include <functional>
+
+#include "absl/status/statusor.h"
+#include "anorand/v1/model.pb.h"
+#include "model/dataset.h"
+
+namespace anorand {
+
+struct EpochProgress {
+  int epoch = 0;       // 1-based
+  int max_epochs = 0;  // after min_steps stretched it
+  double train_loss = 0, classification_loss = 0, reconstruction_loss = 0;
+  double validation_loss = 0;
+  double elapsed_seconds = 0;
+};
+
+struct TrainOptions {
+  std::function<void(const EpochProgress&)> on_epoch;  // may be empty
+  std::function<bool()> cancelled;                     // may be empty
+  int threads = 0;  // oneDNN/OpenMP threads for this fit; 0 = leave as is
+};
+
+// INVALID_ARGUMENT for bad parameters or data too small to train on
+// (fewer than 10 rows), CANCELLED if cancelled, INTERNAL if oneDNN fails.
+absl::StatusOr<v1::ModelFile> TrainModel(const Dataset& data, const v1::TrainingParams& params,
+                                         const TrainOptions& options = {});
+
+}  // namespace anorand
+
+#endif  // ANORAND_MODEL_TRAINER_H_

@@ -1,0 +1,263 @@
+#include "server/model_manager.h"
+
+#include <chrono>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "model/model_file.h"
+#include "server/names.h"
+
+namespace anorand {
+namespace {
+
+double Since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+}  // namespace
+
+ModelManager::ModelManager(ModelStore store, Registry* registry)
+    : store_(std::move(store)), registry_(registry) {}
+
+ModelManager::~ModelManager() { Stop(); }
+
+absl::Status ModelManager::Start(double poll_seconds) {
+  if (absl::Status s = store_.Init(); !s.ok()) return s;
+  Sync();
+  if (poll_seconds > 0) {
+    poller_ = std::thread([this, poll_seconds] {
+      std::unique_lock lock(poll_mu_);
+      while (!stopping_) {
+        poll_cv_.wait_for(lock, std::chrono::duration<double>(poll_seconds),
+                          [this] { return stopping_; });
+        if (stopping_) break;
+        lock.unlock();
+        Sync();
+        lock.lock();
+      }
+    });
+  }
+  return absl::OkStatus();
+}
+
+void ModelManager::Stop() {
+  {
+    std::lock_guard lock(poll_mu_);
+    stopping_ = true;
+  }
+  poll_cv_.notify_all();
+  if (poller_.joinable()) poller_.join();
+}
+
+void ModelManager::LoadFromStore(const std::string& name, int64_t version) {
+  const auto start = std::chrono::steady_clock::now();
+  VersionEntry entry;
+  const std::string path = store_.VersionFile(name, version);
+  auto bytes = ReadFileBounded(path, kMaxModelBytes + kModelHeaderBytes);
+  absl::Status status = bytes.status();
+  if (bytes.ok()) {
+    entry.file_bytes = static_cast<int64_t>(bytes->size());
+    auto file = ParseModel(*bytes, path);
+    status = file.status();
+    if (file.ok()) {
+      auto compiled = CompiledModel::Create(*std::move(file));
+      status = compiled.status();
+      if (compiled.ok()) entry.model = *std::move(compiled);
+    }
+  }
+  entry.state = status.ok() ? VersionState::kReady : VersionState::kFailed;
+  entry.error = std::string(status.message());
+  registry_->SetVersion(name, version, std::move(entry));
+  if (on_load_) on_load_(LoadEvent{name, version, status.ok(), Since(start), std::string(status.message())});
+}
+
+void ModelManager::Sync() {
+  std::lock_guard admin(admin_mu_);
+  const auto listing = store_.Scan();
+  const auto loaded = registry_->Snapshot();
+  for (const auto& [name, entry] : loaded) {
+    auto it = listing.find(name);
+    for (const auto& [version, v] : entry.versions) {
+      const bool on_disk =
+          it != listing.end() && std::binary_search(it->second.versions.begin(),
+                                                    it->second.versions.end(), version);
+      if (!on_disk) registry_->EraseVersion(name, version);
+    }
+    if (it == listing.end()) registry_->EraseModel(name);
+  }
+  for (const auto& [name, l] : listing) {
+    auto known = registry_->GetModel(name);
+    for (int64_t version : l.versions) {
+      if (known && known->versions.count(version)) continue;
+      LoadFromStore(name, version);
+    }
+    if (l.aliases_error.empty()) registry_->SetAliases(name, l.aliases);
+    else if (!known) registry_->SetAliases(name, {});
+  }
+}
+
+absl::StatusOr<int64_t> ModelManager::Publish(const std::string& name, int64_t version,
+                                              const v1::ModelFile& model,
+                                              const std::string& alias) {
+  return Import(name, version, SerializeModel(model), alias);
+}
+
+absl::StatusOr<int64_t> ModelManager::Import(const std::string& name, int64_t version,
+                                             const std::string& bytes, const std::string& alias) {
+  if (absl::Status s = ValidateModelName(name); !s.ok()) return s;
+  if (version < 0) return absl::InvalidArgumentError("version must be positive (or 0 = next)");
+  if (!alias.empty()) {
+    if (absl::Status s = ValidateAliasName(alias); !s.ok()) return s;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  // Validate and compile before anything is written.
+  auto file = ParseModel(bytes, "imported model");
+  if (!file.ok()) return file.status();
+  auto compiled = CompiledModel::Create(*std::move(file));
+  if (!compiled.ok()) return compiled.status();
+  std::lock_guard admin(admin_mu_);
+  auto published = store_.Publish(name, version, bytes);
+  if (!published.ok()) return published.status();
+  VersionEntry entry;
+  entry.state = VersionState::kReady;
+  entry.model = *std::move(compiled);
+  entry.file_bytes = static_cast<int64_t>(bytes.size());
+  registry_->SetVersion(name, *published, std::move(entry));
+  if (on_load_) on_load_(LoadEvent{name, *published, true, Since(start), ""});
+  if (!alias.empty()) {
+    auto aliases = store_.ReadAliases(name);
+    std::map<std::string, int64_t> next = aliases.ok() ? *aliases : std::map<std::string, int64_t>{};
+    next[alias] = *published;
+    if (absl::Status s = store_.WriteAliases(name, next); !s.ok()) return s;
+    registry_->SetAliases(name, std::move(next));
+  }
+  return *published;
+}
+
+absl::Status ModelManager::CheckKnownModel(const std::string& name) const {
+  if (absl::Status s = ValidateModelName(name); !s.ok()) return s;
+  if (!registry_->GetModel(name)) {
+    return absl::NotFoundError(absl::StrCat("model '", name, "' not found"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ModelManager::LoadVersion(const std::string& name, int64_t version) {
+  if (absl::Status s = CheckKnownModel(name); !s.ok()) return s;
+  std::lock_guard admin(admin_mu_);
+  auto v = registry_->GetVersion(name, version);
+  if (!v) return absl::NotFoundError(absl::StrCat("model '", name, "' has no version ", version));
+  if (v->state == VersionState::kReady) return absl::OkStatus();
+  LoadFromStore(name, version);
+  auto after = registry_->GetVersion(name, version);
+  if (!after || after->state != VersionState::kReady) {
+    return absl::DataLossError(absl::StrCat("model '", name, "' version ", version,
+                                            " could not be loaded: ", after ? after->error : "gone"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ModelManager::UnloadVersion(const std::string& name, int64_t version) {
+  if (absl::Status s = CheckKnownModel(name); !s.ok()) return s;
+  std::lock_guard admin(admin_mu_);
+  auto model = registry_->GetModel(name);
+  auto it = model->versions.find(version);
+  if (it == model->versions.end()) {
+    return absl::NotFoundError(absl::StrCat("model '", name, "' has no version ", version));
+  }
+  int ready = 0;
+  for (const auto& [n, v] : model->versions) ready += v.state == VersionState::kReady;
+  for (const auto& [alias, target] : model->aliases) {
+    if (target == version && ready == 1 && it->second.state == VersionState::kReady) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "version ", version, " is the only ready version and alias '", alias,
+          "' points at it; move the alias first"));
+    }
+  }
+  VersionEntry entry;
+  entry.state = VersionState::kUnloaded;
+  entry.unloaded_by_user = true;
+  entry.file_bytes = it->second.file_bytes;
+  registry_->SetVersion(name, version, std::move(entry));
+  return absl::OkStatus();
+}
+
+absl::Status ModelManager::DeleteVersion(const std::string& name, int64_t version, bool force) {
+  if (absl::Status s = CheckKnownModel(name); !s.ok()) return s;
+  std::lock_guard admin(admin_mu_);
+  auto model = registry_->GetModel(name);
+  if (!model->versions.count(version)) {
+    return absl::NotFoundError(absl::StrCat("model '", name, "' has no version ", version));
+  }
+  std::map<std::string, int64_t> aliases = model->aliases;
+  bool aliased = false;
+  for (auto it = aliases.begin(); it != aliases.end();) {
+    if (it->second == version) {
+      if (!force) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "alias '", it->first, "' points at version ", version,
+            "; move or remove the alias first, or delete with force"));
+      }
+      aliased = true;
+      it = aliases.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (aliased) {
+    if (absl::Status s = store_.WriteAliases(name, aliases); !s.ok()) return s;
+    registry_->SetAliases(name, aliases);
+  }
+  if (absl::Status s = store_.Delete(name, version); !s.ok()) return s;
+  registry_->EraseVersion(name, version);
+  return absl::OkStatus();
+}
+
+absl::Status ModelManager::SetAlias(const std::string& name, const std::string& alias,
+                                    int64_t version) {
+  if (absl::Status s = CheckKnownModel(name); !s.ok()) return s;
+  if (absl::Status s = ValidateAliasName(alias); !s.ok()) return s;
+  std::lock_guard admin(admin_mu_);
+  auto v = registry_->GetVersion(name, version);
+  if (!v) return absl::NotFoundError(absl::StrCat("model '", name, "' has no version ", version));
+  if (v->state != VersionState::kReady) {
+    return absl::FailedPreconditionError(absl::StrCat("version ", version, " is ",
+                                                      VersionStateName(v->state),
+                                                      "; an alias must point at a ready version"));
+  }
+  auto aliases = store_.ReadAliases(name);
+  std::map<std::string, int64_t> next = aliases.ok() ? *aliases : std::map<std::string, int64_t>{};
+  next[alias] = version;
+  if (absl::Status s = store_.WriteAliases(name, next); !s.ok()) return s;
+  registry_->SetAliases(name, std::move(next));
+  return absl::OkStatus();
+}
+
+absl::Status ModelManager::RemoveAlias(const std::string& name, const std::string& alias) {
+  if (absl::Status s = CheckKnownModel(name); !s.ok()) return s;
+  std::lock_guard admin(admin_mu_);
+  auto aliases = store_.ReadAliases(name);
+  std::map<std::string, int64_t> next = aliases.ok() ? *aliases : std::map<std::string, int64_t>{};
+  if (!next.erase(alias)) {
+    return absl::NotFoundError(absl::StrCat("model '", name, "' has no alias '", alias, "'"));
+  }
+  if (absl::Status s = store_.WriteAliases(name, next); !s.ok()) return s;
+  registry_->SetAliases(name, std::move(next));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ModelManager::Export(const std::string& name, int64_t version,
+                                                 const std::string& alias,
+                                                 int64_t* resolved_version) {
+  if (absl::Status s = ValidateModelName(name); !s.ok()) return s;
+  auto handle = registry_->Resolve(name, version, alias);
+  if (!handle.ok()) {
+    // An unloaded or failed version can still be exported from disk.
+    if (version == 0 || !absl::IsFailedPrecondition(handle.status())) return handle.status();
+  }
+  const int64_t v = handle.ok() ? handle->version : version;
+  *resolved_version = v;
+  return ReadFileBounded(store_.VersionFile(name, v), kMaxModelBytes + kModelHeaderBytes);
+}
+
+}  // namespace anorand

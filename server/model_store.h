@@ -1,0 +1,66 @@
+// File: model_store.h
+//
+// The model store on the local file system (shared by replicas through a
+// shared volume):
+//   <root>/<model>/<version>/model.anorand   the model file (model_file.h)
+//   <root>/<model>/aliases.json              {"production": 3, ...}
+// Versions are positive integers; folders whose name is not one (temp
+// folders start with '.') are ignored. A version is published by writing
+// its file into a temp folder, fsyncing, and renaming the folder into place
+// (atomic: readers and other replicas see all of it or nothing; two
+// publishers of one number cannot both win). Aliases are written atomically.
+// Model names must pass ValidateModelName before they reach this class.
+// Thread-safe: no in-memory state beyond the root path.
+#ifndef ANORAND_SERVER_MODEL_STORE_H_
+#define ANORAND_SERVER_MODEL_STORE_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace anorand {
+
+inline constexpr char kModelFileName[] = "model.anorand";
+
+class ModelStore {
+ public:
+  explicit ModelStore(std::string root) : root_(std::move(root)) {}
+
+  // Creates the root folder if missing.
+  absl::Status Init() const;
+  const std::string& root() const { return root_; }
+
+  struct Listing {
+    std::vector<int64_t> versions;  // ascending; folders holding a model file
+    std::map<std::string, int64_t> aliases;
+    std::string aliases_error;      // a broken aliases.json, reported not fatal
+  };
+  // Every model folder with a valid name.
+  std::map<std::string, Listing> Scan() const;
+
+  std::string VersionFile(const std::string& model, int64_t version) const;
+
+  // Publishes `bytes` (an already validated model file) as `version`, or
+  // the next free number when version is 0. ALREADY_EXISTS if taken.
+  absl::StatusOr<int64_t> Publish(const std::string& model, int64_t version,
+                                  absl::string_view bytes) const;
+  // Removes a version folder (renamed away first, so readers never see a
+  // half-deleted one). NOT_FOUND if absent.
+  absl::Status Delete(const std::string& model, int64_t version) const;
+
+  absl::StatusOr<std::map<std::string, int64_t>> ReadAliases(const std::string& model) const;
+  absl::Status WriteAliases(const std::string& model,
+                            const std::map<std::string, int64_t>& aliases) const;
+
+ private:
+  std::string ModelDir(const std::string& model) const { return root_ + "/" + model; }
+  std::string root_;
+};
+
+}  // namespace anorand
+
+#endif  // ANORAND_SERVER_MODEL_STORE_H_

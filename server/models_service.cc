@@ -1,0 +1,304 @@
+#include "server/models_service.h"
+
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "server/names.h"
+#include "server/status_util.h"
+
+namespace anorand {
+namespace {
+
+constexpr size_t kExportChunkBytes = 1 << 20;
+
+v1::VersionState ToProto(VersionState s) {
+  switch (s) {
+    case VersionState::kLoading: return v1::VERSION_STATE_LOADING;
+    case VersionState::kReady: return v1::VERSION_STATE_READY;
+    case VersionState::kUnloaded: return v1::VERSION_STATE_UNLOADED;
+    case VersionState::kFailed: return v1::VERSION_STATE_FAILED;
+  }
+  return v1::VERSION_STATE_UNSPECIFIED;
+}
+
+void FillVersion(const std::string& name, int64_t version, const VersionEntry& e,
+                 const std::map<std::string, int64_t>& aliases, v1::VersionInfo* info) {
+  info->set_model_name(name);
+  info->set_version(version);
+  info->set_state(ToProto(e.state));
+  info->set_error(e.error);
+  info->set_file_bytes(e.file_bytes);
+  for (const auto& [alias, target] : aliases)
+    if (target == version) info->add_aliases(alias);
+  if (e.model) {
+    const v1::ModelFile& m = e.model->info();
+    info->set_input_features(e.model->input_features());
+    *info->mutable_feature_names() = m.feature_names();
+    *info->mutable_score_stats() = m.score_stats();
+    // The quantile tables are large and internal; the summary stays small.
+    info->mutable_score_stats()->clear_noise_quantiles();
+    info->mutable_score_stats()->clear_error_quantiles();
+    *info->mutable_params() = m.params();
+    *info->mutable_summary() = m.summary();
+    info->set_created_unix_seconds(m.created_unix_seconds());
+  }
+}
+
+void FillModel(const std::string& name, const ModelEntry& m, v1::ModelInfo* info) {
+  info->set_name(name);
+  for (const auto& [version, e] : m.versions) {
+    FillVersion(name, version, e, m.aliases, info->add_versions());
+    if (e.state == VersionState::kReady) info->set_latest_ready_version(version);
+  }
+  for (const auto& [alias, v] : m.aliases) (*info->mutable_aliases())[alias] = v;
+}
+
+// Runs `body` after the token check and finishes the default reactor.
+template <typename Body>
+grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx, const TokenAuth* auth,
+                                Body body) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  grpc::Status s = auth->Check(*ctx);
+  if (s.ok()) s = ToGrpcStatus(body());
+  reactor->Finish(s);
+  return reactor;
+}
+
+}  // namespace
+
+absl::Status ModelsService::FillModelInfo(const std::string& name, v1::ModelInfo* info) const {
+  auto m = manager_->registry().GetModel(name);
+  if (!m) return absl::NotFoundError(absl::StrCat("model '", name, "' not found"));
+  FillModel(name, *m, info);
+  return absl::OkStatus();
+}
+
+absl::Status ModelsService::FillVersionInfo(const std::string& name, int64_t version,
+                                            v1::VersionInfo* info) const {
+  auto m = manager_->registry().GetModel(name);
+  if (!m) return absl::NotFoundError(absl::StrCat("model '", name, "' not found"));
+  auto v = m->versions.find(version);
+  if (v == m->versions.end()) {
+    return absl::NotFoundError(absl::StrCat("model '", name, "' has no version ", version));
+  }
+  FillVersion(name, version, v->second, m->aliases, info);
+  return absl::OkStatus();
+}
+
+grpc::ServerUnaryReactor* ModelsService::ListModels(grpc::CallbackServerContext* ctx,
+                                                    const v1::ListModelsRequest*,
+                                                    v1::ListModelsResponse* resp) {
+  return Unary(ctx, auth_, [&] {
+    for (const auto& [name, m] : manager_->registry().Snapshot()) FillModel(name, m, resp->add_models());
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* ModelsService::GetModel(grpc::CallbackServerContext* ctx,
+                                                  const v1::GetModelRequest* req,
+                                                  v1::ModelInfo* resp) {
+  return Unary(ctx, auth_, [&]() -> absl::Status {
+    const v1::ModelSpec& spec = req->model();
+    if (absl::Status s = ValidateModelName(spec.name()); !s.ok()) return s;
+    if (spec.version() < 0) return absl::InvalidArgumentError("model.version must be >= 1");
+    if (spec.version() == 0 && spec.alias().empty()) return FillModelInfo(spec.name(), resp);
+    int64_t version = spec.version();
+    auto m = manager_->registry().GetModel(spec.name());
+    if (!m) return absl::NotFoundError(absl::StrCat("model '", spec.name(), "' not found"));
+    if (spec.alias() == "latest") {
+      auto h = manager_->registry().Resolve(spec.name(), 0, "");
+      if (!h.ok()) return h.status();
+      version = h->version;
+    } else if (!spec.alias().empty()) {
+      if (absl::Status s = ValidateAliasName(spec.alias()); !s.ok()) return s;
+      auto a = m->aliases.find(spec.alias());
+      if (a == m->aliases.end()) {
+        return absl::NotFoundError(
+            absl::StrCat("model '", spec.name(), "' has no alias '", spec.alias(), "'"));
+      }
+      version = a->second;
+    }
+    resp->set_name(spec.name());
+    for (const auto& [alias, v] : m->aliases) (*resp->mutable_aliases())[alias] = v;
+    for (const auto& [v, e] : m->versions)
+      if (e.state == VersionState::kReady) resp->set_latest_ready_version(v);
+    return FillVersionInfo(spec.name(), version, resp->add_versions());
+  });
+}
+
+grpc::ServerUnaryReactor* ModelsService::LoadVersion(grpc::CallbackServerContext* ctx,
+                                                     const v1::LoadVersionRequest* req,
+                                                     v1::VersionInfo* resp) {
+  return Unary(ctx, auth_, [&]() -> absl::Status {
+    if (absl::Status s = manager_->LoadVersion(req->model_name(), req->version()); !s.ok()) return s;
+    return FillVersionInfo(req->model_name(), req->version(), resp);
+  });
+}
+
+grpc::ServerUnaryReactor* ModelsService::UnloadVersion(grpc::CallbackServerContext* ctx,
+                                                       const v1::UnloadVersionRequest* req,
+                                                       v1::VersionInfo* resp) {
+  return Unary(ctx, auth_, [&]() -> absl::Status {
+    if (absl::Status s = manager_->UnloadVersion(req->model_name(), req->version()); !s.ok())
+      return s;
+    return FillVersionInfo(req->model_name(), req->version(), resp);
+  });
+}
+
+grpc::ServerUnaryReactor* ModelsService::DeleteVersion(grpc::CallbackServerContext* ctx,
+                                                       const v1::DeleteVersionRequest* req,
+                                                       v1::DeleteVersionResponse*) {
+  return Unary(ctx, auth_, [&] {
+    return manager_->DeleteVersion(req->model_name(), req->version(), req->force());
+  });
+}
+
+grpc::ServerUnaryReactor* ModelsService::SetAlias(grpc::CallbackServerContext* ctx,
+                                                  const v1::SetAliasRequest* req,
+                                                  v1::ModelInfo* resp) {
+  return Unary(ctx, auth_, [&]() -> absl::Status {
+    if (absl::Status s = manager_->SetAlias(req->model_name(), req->alias(), req->version());
+        !s.ok())
+      return s;
+    return FillModelInfo(req->model_name(), resp);
+  });
+}
+
+grpc::ServerUnaryReactor* ModelsService::RemoveAlias(grpc::CallbackServerContext* ctx,
+                                                     const v1::RemoveAliasRequest* req,
+                                                     v1::ModelInfo* resp) {
+  return Unary(ctx, auth_, [&]() -> absl::Status {
+    if (absl::Status s = manager_->RemoveAlias(req->model_name(), req->alias()); !s.ok()) return s;
+    return FillModelInfo(req->model_name(), resp);
+  });
+}
+
+namespace {
+
+class ExportWriter final : public grpc::ServerWriteReactor<v1::ExportChunk> {
+ public:
+  ExportWriter(std::string bytes, int64_t version) : bytes_(std::move(bytes)), version_(version) {
+    Next();
+  }
+  ExportWriter(grpc::Status error) { Finish(error); }
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "export cancelled by the client"));
+      return;
+    }
+    Next();
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  void Next() {
+    if (sent_ >= bytes_.size() && sent_ > 0) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    chunk_.Clear();
+    const size_t n = std::min(kExportChunkBytes, bytes_.size() - sent_);
+    chunk_.set_data(bytes_.substr(sent_, n));
+    if (sent_ == 0) {
+      chunk_.set_total_bytes(static_cast<int64_t>(bytes_.size()));
+      chunk_.set_version(version_);
+    }
+    sent_ += n;
+    if (n == 0) sent_ = 1;  // an empty file still sends its header chunk
+    StartWrite(&chunk_);
+  }
+  std::string bytes_;
+  int64_t version_ = 0;
+  size_t sent_ = 0;
+  v1::ExportChunk chunk_;
+};
+
+class ImportReader final : public grpc::ServerReadReactor<v1::ImportChunk> {
+ public:
+  ImportReader(ModelsService* service, ModelManager* manager, v1::VersionInfo* response,
+               int64_t max_bytes, std::function<absl::Status(const std::string&, int64_t,
+                                                             v1::VersionInfo*)> fill)
+      : manager_(manager), response_(response), max_bytes_(max_bytes), fill_(std::move(fill)) {
+    (void)service;
+    StartRead(&chunk_);
+  }
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      Complete();
+      return;
+    }
+    if (first_) {
+      first_ = false;
+      if (!chunk_.has_header()) {
+        Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                            "the first ImportChunk must carry the header (model_name, ...)"));
+        return;
+      }
+      header_ = chunk_.header();
+    } else if (chunk_.has_header()) {
+      Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "only the first ImportChunk may carry a header"));
+      return;
+    } else {
+      if (static_cast<int64_t>(bytes_.size() + chunk_.data().size()) > max_bytes_) {
+        Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                            absl::StrCat("the model file is over the upload limit of ", max_bytes_,
+                                         " bytes (--max_upload_bytes)")));
+        return;
+      }
+      bytes_ += chunk_.data();
+    }
+    StartRead(&chunk_);
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  void Complete() {
+    if (first_) {
+      Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no ImportChunk was sent"));
+      return;
+    }
+    auto version = manager_->Import(header_.model_name(), header_.version(), bytes_, header_.alias());
+    absl::Status s = version.status();
+    if (s.ok()) s = fill_(header_.model_name(), *version, response_);
+    Finish(ToGrpcStatus(s));
+  }
+  ModelManager* manager_;
+  v1::VersionInfo* response_;
+  int64_t max_bytes_;
+  std::function<absl::Status(const std::string&, int64_t, v1::VersionInfo*)> fill_;
+  v1::ImportChunk chunk_;
+  v1::ImportHeader header_;
+  std::string bytes_;
+  bool first_ = true;
+};
+
+}  // namespace
+
+grpc::ServerWriteReactor<v1::ExportChunk>* ModelsService::ExportVersion(
+    grpc::CallbackServerContext* ctx, const v1::ExportVersionRequest* req) {
+  if (grpc::Status s = auth_->Check(*ctx); !s.ok()) return new ExportWriter(s);
+  const v1::ModelSpec& spec = req->model();
+  int64_t version = 0;
+  auto bytes = manager_->Export(spec.name(), spec.version(), spec.alias(), &version);
+  if (!bytes.ok()) return new ExportWriter(ToGrpcStatus(bytes.status()));
+  return new ExportWriter(*std::move(bytes), version);
+}
+
+grpc::ServerReadReactor<v1::ImportChunk>* ModelsService::ImportVersion(
+    grpc::CallbackServerContext* ctx, v1::VersionInfo* response) {
+  if (grpc::Status s = auth_->Check(*ctx); !s.ok()) {
+    class Refused final : public grpc::ServerReadReactor<v1::ImportChunk> {
+     public:
+      explicit Refused(grpc::Status s) { Finish(s); }
+      void OnDone() override { delete this; }
+    };
+    return new Refused(s);
+  }
+  return new ImportReader(this, manager_, response, max_upload_bytes_,
+                          [this](const std::string& n, int64_t v, v1::VersionInfo* info) {
+                            return FillVersionInfo(n, v, info);
+                          });
+}
+
+}  // namespace anorand

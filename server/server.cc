@@ -1,0 +1,143 @@
+#include "server/server.h"
+
+#include <chrono>
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "server/auth.h"
+#include "server/model_manager.h"
+#include "server/models_service.h"
+#include "server/score_handler.h"
+#include "server/scoring_service.h"
+#include "server/training_service.h"
+
+namespace anorand {
+namespace {
+
+constexpr char kScoringService[] = "anorand.v1.Scoring";
+constexpr char kModelsService[] = "anorand.v1.Models";
+constexpr char kTrainingService[] = "anorand.v1.Training";
+
+class ServerImpl final : public AnorandServer {
+ public:
+  explicit ServerImpl(const ServerOptions& o)
+      : options_(o),
+        auth_(o.auth_token),
+        manager_(ModelStore(o.model_dir), &registry_),
+        handler_(&registry_, ScoreLimits{o.max_batch_records, o.max_message_bytes}),
+        scoring_(&handler_, o.max_streams),
+        models_(&manager_, &auth_, o.max_upload_bytes) {}
+
+  ~ServerImpl() override {
+    Shutdown();
+    Wait();
+  }
+
+  absl::Status Init() {
+    manager_.set_on_load([this](const LoadEvent& e) {
+      if (!e.ok) {
+        fprintf(stderr, "anorand-server: model %s version %lld failed to load: %s\n",
+                e.model.c_str(), static_cast<long long>(e.version), e.error.c_str());
+      }
+      UpdateHealth();
+    });
+    if (absl::Status s = manager_.Start(options_.poll_seconds); !s.ok()) return s;
+
+    grpc::EnableDefaultHealthCheckService(true);
+    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort(options_.grpc_address, grpc::InsecureServerCredentials(), &port_);
+    builder.SetMaxReceiveMessageSize(static_cast<int>(options_.max_message_bytes));
+    builder.SetMaxSendMessageSize(static_cast<int>(options_.max_message_bytes));
+    builder.RegisterService(&scoring_);
+    builder.RegisterService(&models_);
+    builder.RegisterService(&training_);
+    server_ = builder.BuildAndStart();
+    if (!server_ || port_ == 0) {
+      return absl::UnavailableError(absl::StrCat(
+          "cannot listen on ", options_.grpc_address,
+          " (address in use or not valid; change --grpc_address)"));
+    }
+    UpdateHealth();
+    return absl::OkStatus();
+  }
+
+  int port() const override { return port_; }
+
+  void Shutdown() override {
+    std::call_once(shutdown_once_, [this] {
+      draining_ = true;
+      if (server_) {
+        auto* health = server_->GetHealthCheckService();
+        health->SetServingStatus(false);
+        const auto deadline = std::chrono::system_clock::now() +
+                              std::chrono::milliseconds(
+                                  static_cast<int64_t>(options_.drain_seconds * 1000));
+        server_->Shutdown(deadline);
+      }
+      manager_.Stop();
+    });
+  }
+
+  void Wait() override {
+    if (server_) server_->Wait();
+  }
+
+ private:
+  void UpdateHealth() {
+    if (!server_ || draining_) return;
+    bool ready = true;
+    for (const std::string& name : options_.required_models) {
+      ready &= registry_.Resolve(name, 0, "").ok();
+    }
+    auto* health = server_->GetHealthCheckService();
+    health->SetServingStatus("", true);
+    health->SetServingStatus(kScoringService, ready);
+    health->SetServingStatus(kModelsService, true);
+    health->SetServingStatus(kTrainingService, true);
+  }
+
+  ServerOptions options_;
+  TokenAuth auth_;
+  Registry registry_;
+  ModelManager manager_;
+  ScoreHandler handler_;
+  ScoringService scoring_;
+  ModelsService models_;
+  TrainingService training_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  std::atomic<bool> draining_{false};
+  std::once_flag shutdown_once_;
+};
+
+}  // namespace
+
+absl::Status ValidateServerOptions(const ServerOptions& o) {
+  auto bad = [](const std::string& m) { return absl::InvalidArgumentError(m); };
+  if (o.grpc_address.empty()) return bad("--grpc_address is empty; use HOST:PORT, e.g. 0.0.0.0:50051");
+  if (o.model_dir.empty()) return bad("--model_dir is empty; name a folder for the model store");
+  if (!(o.poll_seconds >= 0 && o.poll_seconds <= 86400))
+    return bad("--poll_seconds must be in [0, 86400] (0 = no polling)");
+  if (o.max_batch_records < 1 || o.max_batch_records > (1 << 24))
+    return bad("--max_batch_records must be in [1, 16777216]");
+  if (o.max_message_bytes < 1024 || o.max_message_bytes > (1ll << 31) - 1)
+    return bad("--max_message_bytes must be in [1024, 2147483647]");
+  if (o.max_streams < 1 || o.max_streams > 1000000) return bad("--max_streams must be in [1, 1000000]");
+  if (o.max_upload_bytes < 1024) return bad("--max_upload_bytes must be at least 1024");
+  if (!(o.drain_seconds >= 0 && o.drain_seconds <= 3600))
+    return bad("--drain_seconds must be in [0, 3600]");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<AnorandServer>> AnorandServer::Start(const ServerOptions& options) {
+  if (absl::Status s = ValidateServerOptions(options); !s.ok()) return s;
+  auto server = std::make_unique<ServerImpl>(options);
+  if (absl::Status s = server->Init(); !s.ok()) return s;
+  return std::unique_ptr<AnorandServer>(std::move(server));
+}
+
+}  // namespace anorand

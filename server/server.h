@@ -1,0 +1,51 @@
+// File: server.h
+//
+// The anorand server: the gRPC services (Scoring, Models, Training), the
+// standard health service (per service: "anorand.v1.Scoring" is SERVING
+// once every model named in required_models has a ready version, and
+// NOT_SERVING while draining), server reflection, and the model manager's
+// store polling. Start() returns once the port is bound and the initial
+// store scan is done. Shutdown() drains: health turns NOT_SERVING, new
+// calls are refused, calls in flight get drain_seconds to finish.
+#ifndef ANORAND_SERVER_SERVER_H_
+#define ANORAND_SERVER_SERVER_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace anorand {
+
+struct ServerOptions {
+  std::string grpc_address = "0.0.0.0:50051";
+  std::string model_dir = "models";
+  double poll_seconds = 5;
+  int64_t max_batch_records = 65536;
+  int64_t max_message_bytes = 64ll << 20;
+  int max_streams = 1024;
+  int64_t max_upload_bytes = 1ll << 30;
+  double drain_seconds = 10;
+  std::vector<std::string> required_models;
+  std::string auth_token;
+};
+
+// Checks ranges; INVALID_ARGUMENT names the flag.
+absl::Status ValidateServerOptions(const ServerOptions& options);
+
+class AnorandServer {
+ public:
+  static absl::StatusOr<std::unique_ptr<AnorandServer>> Start(const ServerOptions& options);
+  virtual ~AnorandServer() = default;
+
+  virtual int port() const = 0;
+  // Drains and stops; safe to call more than once and from any thread.
+  virtual void Shutdown() = 0;
+  // Blocks until the server has stopped.
+  virtual void Wait() = 0;
+};
+
+}  // namespace anorand
+
+#endif  // ANORAND_SERVER_SERVER_H_

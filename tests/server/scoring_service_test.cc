@@ -1,0 +1,208 @@
+// Scoring over real gRPC on loopback: results, every bad input and limit by
+// status code and message, stream order, per-message model resolution.
+#include <fstream>
+#include <thread>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "model/compiled_model.h"
+#include "tests/server/server_env.h"
+
+namespace anorand::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr int kD = 8;
+
+class ScoringTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { model_ = new v1::ModelFile(TinyModel(kD, 1)); }
+  static void TearDownTestSuite() { delete model_; }
+  void SetUp() override {
+    ServerOptions o;
+    o.max_batch_records = 1000;
+    o.max_streams = 3;
+    o.poll_seconds = 0;
+    env_ = std::make_unique<ServerEnv>(o);
+    ASSERT_TRUE(env_->Import("fraud", *model_, 0, "production").ok());
+  }
+
+  grpc::Status Score(const v1::ScoreRequest& req, v1::ScoreResponse* resp) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    return env_->scoring()->Score(&ctx, req, resp);
+  }
+
+  static v1::ModelFile* model_;
+  std::unique_ptr<ServerEnv> env_;
+};
+v1::ModelFile* ScoringTest::model_ = nullptr;
+
+TEST_F(ScoringTest, ScoreReturnsOneResultPerRecordLikeTheLocalModel) {
+  v1::ScoreRequest req = MakeRequest("fraud", 300, kD);
+  for (int i = 0; i < 300; ++i) req.mutable_batch()->add_ids("r" + std::to_string(i));
+  req.set_request_id("abc");
+  req.set_explain(true);
+  v1::ScoreResponse resp;
+  ASSERT_TRUE(Score(req, &resp).ok());
+  EXPECT_EQ(resp.model_name(), "fraud");
+  EXPECT_EQ(resp.model_version(), 1);
+  EXPECT_EQ(resp.request_id(), "abc");
+  ASSERT_EQ(resp.scores_size(), 300);
+  ASSERT_EQ(resp.is_anomaly_size(), 300);
+  ASSERT_EQ(resp.contributions_size(), 300 * kD);
+  EXPECT_EQ(resp.ids(299), "r299");
+  auto local = CompiledModel::Create(*model_);
+  ASSERT_TRUE(local.ok());
+  std::vector<float> expect(300);
+  ScoreOutputs out;
+  out.score = expect.data();
+  ASSERT_TRUE((*local)->Score(req.batch().values().data(), 300, out).ok());
+  for (int i = 0; i < 300; ++i) {
+    EXPECT_FLOAT_EQ(resp.scores(i), expect[i]);
+    EXPECT_EQ(resp.is_anomaly(i), resp.scores(i) >= resp.threshold());
+    float sum = 0;
+    for (int c = 0; c < kD; ++c) sum += resp.contributions(i * kD + c);
+    EXPECT_NEAR(sum, 1.0f, 1e-4);
+  }
+}
+
+struct BadCase {
+  const char* name;
+  std::function<void(v1::ScoreRequest*)> mutate;
+  grpc::StatusCode code;
+  const char* message;
+};
+
+TEST_F(ScoringTest, EveryBadInputGetsItsCodeAndAMessageThatSaysWhatToFix) {
+  const std::vector<BadCase> cases = {
+      {"empty name", [](auto* r) { r->mutable_model()->set_name(""); },
+       grpc::StatusCode::INVALID_ARGUMENT, "is invalid: it is empty"},
+      {"traversal", [](auto* r) { r->mutable_model()->set_name("../etc"); },
+       grpc::StatusCode::INVALID_ARGUMENT, "must start with a letter or digit"},
+      {"slash", [](auto* r) { r->mutable_model()->set_name("a/b"); },
+       grpc::StatusCode::INVALID_ARGUMENT, "outside the allowed set"},
+      {"unknown model", [](auto* r) { r->mutable_model()->set_name("nope"); },
+       grpc::StatusCode::NOT_FOUND, "model 'nope' not found"},
+      {"unknown version", [](auto* r) { r->mutable_model()->set_version(9); },
+       grpc::StatusCode::NOT_FOUND, "has no version 9"},
+      {"negative version", [](auto* r) { r->mutable_model()->set_version(-1); },
+       grpc::StatusCode::INVALID_ARGUMENT, "versions start at 1"},
+      {"unknown alias", [](auto* r) { r->mutable_model()->set_alias("canary"); },
+       grpc::StatusCode::NOT_FOUND, "has no alias 'canary'"},
+      {"bad alias", [](auto* r) { r->mutable_model()->set_alias("Bad Alias"); },
+       grpc::StatusCode::INVALID_ARGUMENT, "alias 'Bad Alias' is invalid"},
+      {"no features", [](auto* r) { r->mutable_batch()->set_num_features(0); },
+       grpc::StatusCode::INVALID_ARGUMENT, "num_features is 0"},
+      {"empty batch", [](auto* r) { r->mutable_batch()->clear_values(); },
+       grpc::StatusCode::INVALID_ARGUMENT, "the batch is empty"},
+      {"ragged", [](auto* r) { r->mutable_batch()->add_values(1.0f); },
+       grpc::StatusCode::INVALID_ARGUMENT, "not a multiple of num_features"},
+      {"wrong width",
+       [](auto* r) {
+         r->mutable_batch()->set_num_features(4);
+       },
+       grpc::StatusCode::INVALID_ARGUMENT, "takes 8 features per record; the batch has 4"},
+      {"nan", [](auto* r) { r->mutable_batch()->set_values(13, NAN); },
+       grpc::StatusCode::INVALID_ARGUMENT, "record 1, feature 5 is nan"},
+      {"inf", [](auto* r) { r->mutable_batch()->set_values(2, INFINITY); },
+       grpc::StatusCode::INVALID_ARGUMENT, "record 0, feature 2 is inf"},
+      {"ids mismatch", [](auto* r) { r->mutable_batch()->add_ids("only-one"); },
+       grpc::StatusCode::INVALID_ARGUMENT, "batch.ids has 1 entries for 4 records"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    v1::ScoreRequest req = MakeRequest("fraud", 4, kD);
+    c.mutate(&req);
+    v1::ScoreResponse resp;
+    grpc::Status s = Score(req, &resp);
+    EXPECT_EQ(s.error_code(), c.code) << s.error_message();
+    EXPECT_THAT(s.error_message(), HasSubstr(c.message));
+  }
+  // The server is unharmed: a good request still scores.
+  v1::ScoreResponse resp;
+  EXPECT_TRUE(Score(MakeRequest("fraud", 4, kD), &resp).ok());
+}
+
+TEST_F(ScoringTest, BatchOverTheLimitIsResourceExhausted) {
+  v1::ScoreResponse resp;
+  grpc::Status s = Score(MakeRequest("fraud", 1001, kD), &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(s.error_message(), HasSubstr("the limit is 1000 (--max_batch_records)"));
+}
+
+TEST_F(ScoringTest, MessageOverTheSizeLimitIsRefusedByTransport) {
+  ServerOptions o;
+  o.max_message_bytes = 64 << 10;
+  o.poll_seconds = 0;
+  ServerEnv small(o);
+  ASSERT_TRUE(small.Import("m", *model_).ok());
+  grpc::ClientContext ctx;
+  v1::ScoreResponse resp;
+  grpc::Status s = small.scoring()->Score(&ctx, MakeRequest("m", 3000, kD), &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+}
+
+TEST_F(ScoringTest, StreamAnswersEveryRequestInOrderAndResolvesPerMessage) {
+  grpc::ClientContext ctx;
+  auto stream = env_->scoring()->StreamScore(&ctx);
+  for (int i = 0; i < 50; ++i) {
+    v1::ScoreRequest req = MakeRequest("fraud", 1 + i % 7, kD, i);
+    req.set_request_id(std::to_string(i));
+    ASSERT_TRUE(stream->Write(req));
+    if (i == 25) {  // publish version 2 mid-stream; later messages use it
+      ASSERT_TRUE(env_->Import("fraud", TinyModel(kD, 2)).ok());
+    }
+    v1::ScoreResponse resp;
+    ASSERT_TRUE(stream->Read(&resp));
+    EXPECT_EQ(resp.request_id(), std::to_string(i));
+    EXPECT_EQ(resp.scores_size(), 1 + i % 7);
+    EXPECT_EQ(resp.model_version(), i <= 25 ? 1 : 2);
+  }
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
+TEST_F(ScoringTest, StreamErrorEndsTheStreamAndNamesTheRequest) {
+  grpc::ClientContext ctx;
+  auto stream = env_->scoring()->StreamScore(&ctx);
+  ASSERT_TRUE(stream->Write(MakeRequest("fraud", 2, kD)));
+  v1::ScoreResponse resp;
+  ASSERT_TRUE(stream->Read(&resp));
+  v1::ScoreRequest bad = MakeRequest("fraud", 2, kD);
+  bad.mutable_batch()->set_num_features(3);
+  stream->Write(bad);
+  EXPECT_FALSE(stream->Read(&resp));
+  grpc::Status s = stream->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("request 1: "));
+}
+
+TEST_F(ScoringTest, StreamsBeyondTheLimitAreRefused) {
+  std::vector<std::unique_ptr<grpc::ClientContext>> ctxs;
+  std::vector<std::unique_ptr<grpc::ClientReaderWriter<v1::ScoreRequest, v1::ScoreResponse>>> open;
+  auto stub = env_->scoring();
+  for (int i = 0; i < 3; ++i) {
+    ctxs.push_back(std::make_unique<grpc::ClientContext>());
+    open.push_back(stub->StreamScore(ctxs.back().get()));
+    ASSERT_TRUE(open.back()->Write(MakeRequest("fraud", 1, kD)));
+    v1::ScoreResponse resp;
+    ASSERT_TRUE(open.back()->Read(&resp));  // the stream is really open
+  }
+  grpc::ClientContext ctx;
+  auto extra = stub->StreamScore(&ctx);
+  extra->Write(MakeRequest("fraud", 1, kD));
+  v1::ScoreResponse resp;
+  EXPECT_FALSE(extra->Read(&resp));
+  grpc::Status s = extra->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(s.error_message(), HasSubstr("--max_streams"));
+  for (auto& st : open) {
+    st->WritesDone();
+    EXPECT_TRUE(st->Finish().ok());
+  }
+}
+
+}  // namespace
+}  // namespace anorand::testing

@@ -1,0 +1,53 @@
+#include "tests/support/test_util.h"
+
+#include <stdlib.h>
+
+#include <stdexcept>
+
+#include "model/data/synthetic_data.h"
+#include "model/trainer.h"
+
+namespace anorand::testing {
+
+TempDir::TempDir() {
+  char tmpl[] = "/tmp/anorand-test.XXXXXX";
+  if (mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+Dataset DemoData(int64_t rows, int cols, uint64_t seed) {
+  SyntheticOptions o;
+  o.rows = rows;
+  o.cols = cols;
+  o.seed = seed;
+  o.informative = std::min(cols, 5);
+  return MakeSyntheticData(o);
+}
+
+v1::ModelFile TinyModel(int cols, uint64_t seed, int64_t rows, int epochs) {
+  v1::TrainingParams p;
+  p.set_max_epochs(epochs);
+  p.set_min_steps(0);
+  p.set_seed(seed);
+  p.add_encoder_widths(16);
+  p.add_encoder_widths(8);
+  p.add_decoder_widths(16);
+  Dataset d = DemoData(rows, cols, seed);
+  d.labels.clear();
+  auto m = TrainModel(d, p);
+  if (!m.ok()) throw std::runtime_error(std::string(m.status().message()));
+  return *std::move(m);
+}
+
+std::string SharedDir() {
+  const char* env = std::getenv("ANORAND_SHARED_DIR");
+  std::string dir = env && *env ? env : ANORAND_SHARED_DIR;
+  return std::filesystem::exists(dir) ? dir : "";
+}
+
+}  // namespace anorand::testing

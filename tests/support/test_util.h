@@ -1,0 +1,47 @@
+// File: test_util.h
+//
+// Helpers shared by the test suites: a temporary folder removed at the end,
+// a small trained model made in a second or less, and the location of
+// ../shared (datasets, golden vectors) with a skip when it is absent.
+#ifndef ANORAND_TESTS_SUPPORT_TEST_UTIL_H_
+#define ANORAND_TESTS_SUPPORT_TEST_UTIL_H_
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include "anorand/v1/model.pb.h"
+#include "model/dataset.h"
+
+namespace anorand::testing {
+
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// Seeded demo data (model/data/synthetic_data.h).
+Dataset DemoData(int64_t rows, int cols, uint64_t seed);
+
+// A model trained on DemoData(rows, cols, seed) with few epochs: fast, real.
+v1::ModelFile TinyModel(int cols = 8, uint64_t seed = 1, int64_t rows = 400, int epochs = 3);
+
+// The shared folder, or "" when it is not there.
+std::string SharedDir();
+
+}  // namespace anorand::testing
+
+#define ANORAND_REQUIRE_SHARED(path_var, sub)                                   \
+  const std::string path_var = ::anorand::testing::SharedDir().empty()          \
+                                   ? std::string()                              \
+                                   : ::anorand::testing::SharedDir() + "/" + sub; \
+  if (path_var.empty() || !std::filesystem::exists(path_var))                   \
+  GTEST_SKIP() << "../shared/" << sub << " not found (it sits beside the clone in CI)"
+
+#endif  // ANORAND_TESTS_SUPPORT_TEST_UTIL_H_

@@ -6,6 +6,9 @@
 #define ANORAND_MODEL_DNNL_UTIL_H_
 
 #include <cstdint>
+#include <initializer_list>
+#include <unordered_map>
+#include <vector>
 
 #include "oneapi/dnnl/dnnl.hpp"
 
@@ -32,6 +35,28 @@ inline dnnl::memory::desc VecDesc(int64_t n) {
 inline dnnl::memory Wrap(const dnnl::memory::desc& md, const float* p) {
   return dnnl::memory(md, CpuEngine(), const_cast<float*>(p));
 }
+
+// A primitive with its argument memory objects created once: an execution
+// only points them at new data (set_data_handle), which costs far less than
+// creating memory objects per call. Not thread-safe (the memory objects are
+// shared state): the training graph, driven by one thread, uses it.
+class BoundPrimitive {
+ public:
+  struct Arg {
+    int id;
+    dnnl::memory::desc desc;
+  };
+  BoundPrimitive() = default;
+  BoundPrimitive(dnnl::primitive prim, const std::vector<Arg>& args);
+
+  // `data` holds one pointer per argument, in the order of `args`.
+  void Execute(dnnl::stream& s, std::initializer_list<const void*> data);
+
+ private:
+  dnnl::primitive prim_;
+  std::vector<dnnl::memory> memories_;
+  std::unordered_map<int, dnnl::memory> args_;
+};
 
 }  // namespace anorand
 

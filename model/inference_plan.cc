@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <atomic>
 #include <unordered_map>
 
 #include "absl/strings/str_cat.h"
@@ -21,7 +22,6 @@ struct InferencePlan::Op {
   struct PerClass {
     dnnl::matmul prim;
     memory weights;  // in the layout the primitive wants
-    bool runtime_rows = false;
   } cls[kNumClasses];
 };
 
@@ -70,7 +70,9 @@ std::vector<float> Columns(const Folded& f, int from, int count) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<InferencePlan>> InferencePlan::Compile(const v1::Network& net) {
+  static std::atomic<uint64_t> next_id{1};
   std::unique_ptr<InferencePlan> plan(new InferencePlan());
+  plan->id_ = next_id.fetch_add(1);
   const int d = net.input_features();
   plan->d_ = d;
   auto& widths = plan->buffer_widths_;
@@ -159,19 +161,16 @@ absl::StatusOr<std::unique_ptr<InferencePlan>> InferencePlan::Compile(const v1::
       const memory::desc bias_md({1, op.n}, memory::data_type::f32, memory::format_tag::ab);
       const int64_t sw = widths[op.src_buf], dw = widths[op.dst_buf];
       for (int c = 0; c < kNumClasses; ++c) {
-        const bool runtime = c == kRuntime;
-        const int64_t m = runtime ? DNNL_RUNTIME_DIM_VAL : (c == kOne ? 1 : kTileRows);
+        const int64_t m = kClassRows[c];
         const memory::desc src({m, op.k}, memory::data_type::f32, {sw, 1});
         const memory::desc dst({m, op.n}, memory::data_type::f32, {dw, 1});
         const memory::desc any_w({op.k, op.n}, memory::data_type::f32, memory::format_tag::any);
-        const memory::desc& wmd = runtime ? user_w : any_w;
-        auto desc = op.has_bias ? dnnl::matmul::desc(src, wmd, bias_md, dst)
-                                : dnnl::matmul::desc(src, wmd, dst);
+        auto desc = op.has_bias ? dnnl::matmul::desc(src, any_w, bias_md, dst)
+                                : dnnl::matmul::desc(src, any_w, dst);
         dnnl::matmul::primitive_desc pd(desc, attr, eng);
         plan->scratch_bytes_ = std::max(plan->scratch_bytes_, pd.scratchpad_desc().get_size());
         Op::PerClass& pc = op.cls[c];
         pc.prim = dnnl::matmul(pd);
-        pc.runtime_rows = runtime;
         if (pd.weights_desc() == user_w) {
           pc.weights = user_w_mem;
         } else {
@@ -187,57 +186,108 @@ absl::StatusOr<std::unique_ptr<InferencePlan>> InferencePlan::Compile(const v1::
   return plan;
 }
 
-absl::Status InferencePlan::RunChunk(const float* x, int rows, ShapeClass cls, float* y_hat,
-                                     float* x_hat, std::vector<float>& arena,
-                                     std::vector<uint8_t>& scratch, dnnl::stream& stream) const {
+// Per thread and plan: the stream, the activation arena, the scratchpad,
+// and for the fixed shape classes the argument maps of every op.
+struct InferencePlan::ThreadState {
+  dnnl::stream stream{CpuEngine()};
+  std::vector<float> arena;
+  std::vector<uint8_t> scratch;
+  memory scratch_mem;
+  struct Bound {
+    std::unordered_map<int, memory> args;
+    memory src, dst;
+  };
+  std::vector<Bound> bound[kNumClasses];  // per class, per op
+  std::vector<float> pad_x, pad_yhat, pad_xhat;  // a remainder padded to its class
+};
+
+InferencePlan::ThreadState& InferencePlan::StateForThisThread() const {
+  // A few plans per thread at most in practice (the versions being served);
+  // the oldest entry goes when a ninth plan shows up.
+  thread_local std::vector<std::pair<uint64_t, std::unique_ptr<ThreadState>>> cache;
+  for (auto& [id, state] : cache)
+    if (id == id_) return *state;
+  if (cache.size() >= 8) cache.erase(cache.begin());
+  auto state = std::make_unique<ThreadState>();
+  int64_t per_row = 0;
+  for (int w : buffer_widths_) per_row += w;
+  state->arena.resize(static_cast<size_t>(kTileRows) * per_row);
+  state->scratch.resize(std::max<size_t>(scratch_bytes_, 1));
   auto& eng = CpuEngine();
-  std::vector<float*> ptr(buffer_widths_.size());
+  state->scratch_mem = memory({{static_cast<int64_t>(state->scratch.size())}, memory::data_type::u8,
+                               memory::format_tag::a},
+                              eng, state->scratch.data());
+  state->pad_x.resize(static_cast<size_t>(kTileRows) * d_);
+  state->pad_xhat.resize(static_cast<size_t>(kTileRows) * d_);
+  state->pad_yhat.resize(kTileRows);
+  for (int cls = 0; cls < kNumClasses; ++cls) {
+    const int64_t m = kClassRows[cls];
+    for (const Op& op : ops_) {
+      ThreadState::Bound b;
+      const int64_t sw = buffer_widths_[op.src_buf], dw = buffer_widths_[op.dst_buf];
+      b.src = memory({{m, op.k}, memory::data_type::f32, {sw, 1}}, eng, static_cast<void*>(nullptr));
+      b.dst = memory({{m, op.n}, memory::data_type::f32, {dw, 1}}, eng, static_cast<void*>(nullptr));
+      b.args = {{DNNL_ARG_SRC, b.src},
+                {DNNL_ARG_WEIGHTS, op.cls[cls].weights},
+                {DNNL_ARG_DST, b.dst},
+                {DNNL_ARG_SCRATCHPAD, state->scratch_mem}};
+      if (op.has_bias) {
+        b.args.emplace(DNNL_ARG_BIAS, memory({{1, op.n}, memory::data_type::f32, memory::format_tag::ab},
+                                             eng, const_cast<float*>(op.bias.data())));
+      }
+      state->bound[cls].push_back(std::move(b));
+    }
+  }
+  cache.emplace_back(id_, std::move(state));
+  return *cache.back().second;
+}
+
+void InferencePlan::RunChunk(const float* x, int cls, float* y_hat, float* x_hat,
+                             ThreadState& state) const {
+  const int rows = kClassRows[cls];
+  float* ptr[64];
+  std::vector<float*> many;
+  float** p = ptr;
+  if (buffer_widths_.size() > 64) {
+    many.resize(buffer_widths_.size());
+    p = many.data();
+  }
   size_t used = 0;
   for (size_t b = 0; b < buffer_widths_.size(); ++b) {
-    ptr[b] = arena.data() + used;
+    p[b] = state.arena.data() + used;
     used += static_cast<size_t>(rows) * buffer_widths_[b];
   }
-  ptr[0] = const_cast<float*>(x);
-  ptr[yhat_buffer_] = y_hat;
-  ptr[xhat_buffer_] = x_hat;
-  memory scratch_mem({{static_cast<int64_t>(scratch.size())}, memory::data_type::u8,
-                      memory::format_tag::a},
-                     eng, scratch.data());
-  for (const Op& op : ops_) {
-    const Op::PerClass& pc = op.cls[cls];
-    const int64_t sw = buffer_widths_[op.src_buf], dw = buffer_widths_[op.dst_buf];
-    memory src({{rows, op.k}, memory::data_type::f32, {sw, 1}}, eng, ptr[op.src_buf] + op.src_col);
-    memory dst({{rows, op.n}, memory::data_type::f32, {dw, 1}}, eng, ptr[op.dst_buf] + op.dst_col);
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src},
-                                         {DNNL_ARG_WEIGHTS, pc.weights},
-                                         {DNNL_ARG_DST, dst},
-                                         {DNNL_ARG_SCRATCHPAD, scratch_mem}};
-    if (op.has_bias) {
-      args.emplace(DNNL_ARG_BIAS, memory({{1, op.n}, memory::data_type::f32, memory::format_tag::ab},
-                                         eng, const_cast<float*>(op.bias.data())));
-    }
-    pc.prim.execute(stream, args);
+  p[0] = const_cast<float*>(x);
+  p[yhat_buffer_] = y_hat;
+  p[xhat_buffer_] = x_hat;
+  for (size_t i = 0; i < ops_.size(); ++i) {
+    const Op& op = ops_[i];
+    ThreadState::Bound& b = state.bound[cls][i];
+    b.src.set_data_handle(p[op.src_buf] + op.src_col);
+    b.dst.set_data_handle(p[op.dst_buf] + op.dst_col);
+    op.cls[cls].prim.execute(state.stream, b.args);
   }
-  stream.wait();
-  return absl::OkStatus();
+  state.stream.wait();
 }
 
 absl::Status InferencePlan::Run(const float* x, int64_t rows, float* y_hat, float* x_hat) const {
-  thread_local std::vector<float> arena;
-  thread_local std::vector<uint8_t> scratch;
-  int64_t per_row = 0;
-  for (int w : buffer_widths_) per_row += w;
-  const size_t need = static_cast<size_t>(std::min<int64_t>(rows, kTileRows)) * per_row;
-  if (arena.size() < need) arena.resize(need);
-  if (scratch.size() < std::max<size_t>(scratch_bytes_, 1)) scratch.resize(std::max<size_t>(scratch_bytes_, 1));
   try {
-    thread_local dnnl::stream stream(CpuEngine());
+    ThreadState& state = StateForThisThread();
     for (int64_t start = 0; start < rows; start += kTileRows) {
       const int m = static_cast<int>(std::min<int64_t>(kTileRows, rows - start));
-      const ShapeClass cls = m == kTileRows ? kTile : (m == 1 ? kOne : kRuntime);
-      absl::Status s = RunChunk(x + start * d_, m, cls, y_hat + start, x_hat + start * d_, arena,
-                                scratch, stream);
-      if (!s.ok()) return s;
+      int cls = 0;
+      while (kClassRows[cls] < m) ++cls;
+      const float* xs = x + start * d_;
+      if (kClassRows[cls] == m) {
+        RunChunk(xs, cls, y_hat + start, x_hat + start * d_, state);
+        continue;
+      }
+      const size_t n = static_cast<size_t>(m) * d_;
+      std::copy(xs, xs + n, state.pad_x.begin());
+      std::fill(state.pad_x.begin() + n, state.pad_x.begin() + kClassRows[cls] * d_, 0.0f);
+      RunChunk(state.pad_x.data(), cls, state.pad_yhat.data(), state.pad_xhat.data(), state);
+      std::copy(state.pad_yhat.begin(), state.pad_yhat.begin() + m, y_hat + start);
+      std::copy(state.pad_xhat.begin(), state.pad_xhat.begin() + n, x_hat + start * d_);
     }
   } catch (const dnnl::error& e) {
     return absl::InternalError(absl::StrCat("oneDNN forward pass failed: ", e.what()));

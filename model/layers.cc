@@ -16,47 +16,40 @@ DenseOp::DenseOp(int in, int out) : in_(in), out_(out) {
 DenseOp::Prims& DenseOp::Get(int batch) {
   auto it = prims_.find(batch);
   if (it != prims_.end()) return it->second;
-  const auto src = MatDesc(batch, in_);
-  const auto dst = MatDesc(batch, out_);
-  const auto w = MatDesc(out_, in_);  // oi == ab
-  const auto b = VecDesc(out_);
+  if (static_cast<int>(ones_.size()) < batch) ones_.assign(batch, 1.0f);
   auto& eng = CpuEngine();
-  dnnl::inner_product_forward::primitive_desc fwd_pd(
-      dnnl::inner_product_forward::desc(prop_kind::forward_training, src, w, b, dst), eng);
-  dnnl::inner_product_backward_data::primitive_desc bd_pd(
-      dnnl::inner_product_backward_data::desc(src, w, dst), eng, fwd_pd);
-  dnnl::inner_product_backward_weights::primitive_desc bw_pd(
-      dnnl::inner_product_backward_weights::desc(src, w, b, dst), eng, fwd_pd);
-  Prims p{dnnl::inner_product_forward(fwd_pd), dnnl::inner_product_backward_data(bd_pd),
-          dnnl::inner_product_backward_weights(bw_pd)};
+  using dnnl::matmul;
+  const auto x = MatDesc(batch, in_), y = MatDesc(batch, out_), b = MatDesc(1, out_);
+  const auto w = MatDesc(out_, in_);
+  const auto wt = memory::desc({in_, out_}, memory::data_type::f32, memory::format_tag::ba);
+  const auto yt = memory::desc({out_, batch}, memory::data_type::f32, memory::format_tag::ba);
+  const auto ones = MatDesc(1, batch);
+  auto mm = [&](const memory::desc& a, const memory::desc& bb, const memory::desc& c) {
+    return matmul(matmul::primitive_desc(matmul::desc(a, bb, c), eng));
+  };
+  Prims p{
+      BoundPrimitive(matmul(matmul::primitive_desc(matmul::desc(x, wt, b, y), eng)),
+                     {{DNNL_ARG_SRC, x}, {DNNL_ARG_WEIGHTS, wt}, {DNNL_ARG_BIAS, b}, {DNNL_ARG_DST, y}}),
+      BoundPrimitive(mm(y, w, x), {{DNNL_ARG_SRC, y}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DST, x}}),
+      BoundPrimitive(mm(yt, x, w), {{DNNL_ARG_SRC, yt}, {DNNL_ARG_WEIGHTS, x}, {DNNL_ARG_DST, w}}),
+      BoundPrimitive(mm(ones, y, b),
+                     {{DNNL_ARG_SRC, ones}, {DNNL_ARG_WEIGHTS, y}, {DNNL_ARG_DST, b}})};
   return prims_.emplace(batch, std::move(p)).first->second;
 }
 
 void DenseOp::Forward(dnnl::stream& s, int batch, const float* src, float* dst) {
-  Prims& p = Get(batch);
-  p.fwd.execute(s, {{DNNL_ARG_SRC, Wrap(MatDesc(batch, in_), src)},
-                    {DNNL_ARG_WEIGHTS, Wrap(MatDesc(out_, in_), weight.value.data())},
-                    {DNNL_ARG_BIAS, Wrap(VecDesc(out_), bias.value.data())},
-                    {DNNL_ARG_DST, Wrap(MatDesc(batch, out_), dst)}});
-  s.wait();
+  Get(batch).fwd.Execute(s, {src, weight.value.data(), bias.value.data(), dst});
 }
 
 void DenseOp::BackwardData(dnnl::stream& s, int batch, const float* diff_dst, float* diff_src) {
-  Prims& p = Get(batch);
-  p.bwd_data.execute(s, {{DNNL_ARG_DIFF_DST, Wrap(MatDesc(batch, out_), diff_dst)},
-                         {DNNL_ARG_WEIGHTS, Wrap(MatDesc(out_, in_), weight.value.data())},
-                         {DNNL_ARG_DIFF_SRC, Wrap(MatDesc(batch, in_), diff_src)}});
-  s.wait();
+  Get(batch).bwd_data.Execute(s, {diff_dst, weight.value.data(), diff_src});
 }
 
 void DenseOp::BackwardWeights(dnnl::stream& s, int batch, const float* src,
                               const float* diff_dst) {
   Prims& p = Get(batch);
-  p.bwd_weights.execute(s, {{DNNL_ARG_SRC, Wrap(MatDesc(batch, in_), src)},
-                            {DNNL_ARG_DIFF_DST, Wrap(MatDesc(batch, out_), diff_dst)},
-                            {DNNL_ARG_DIFF_WEIGHTS, Wrap(MatDesc(out_, in_), weight.grad.data())},
-                            {DNNL_ARG_DIFF_BIAS, Wrap(VecDesc(out_), bias.grad.data())}});
-  s.wait();
+  p.bwd_weights.Execute(s, {diff_dst, src, weight.grad.data()});
+  p.bwd_bias.Execute(s, {ones_.data(), diff_dst, bias.grad.data()});
 }
 
 BatchNormReluOp::BatchNormReluOp(int width, float eps, float momentum)
@@ -70,10 +63,21 @@ BatchNormReluOp::BatchNormReluOp(int width, float eps, float momentum)
   var_.assign(width, 1.0f);
 }
 
+namespace {
+
+// N x C viewed as N x C x 1 x 1 channels-last: the same bytes as row-major
+// N x C, and the layout oneDNN's JIT batch normalisation takes.
+memory::desc BnDesc(int batch, int width) {
+  return memory::desc({batch, width, 1, 1}, memory::data_type::f32, memory::format_tag::nhwc);
+}
+
+}  // namespace
+
 BatchNormReluOp::Prims& BatchNormReluOp::Get(int batch) {
   auto it = prims_.find(batch);
   if (it != prims_.end()) return it->second;
-  const auto data = MatDesc(batch, width_);
+  const auto data = BnDesc(batch, width_);
+  const auto vec = VecDesc(width_);
   auto& eng = CpuEngine();
   const auto flags = normalization_flags::use_scale | normalization_flags::use_shift |
                      normalization_flags::fuse_norm_relu;
@@ -87,25 +91,27 @@ BatchNormReluOp::Prims& BatchNormReluOp::Get(int batch) {
   dnnl::batch_normalization_backward::primitive_desc bwd_pd(
       dnnl::batch_normalization_backward::desc(prop_kind::backward, data, data, eps_, flags), eng,
       train_pd);
-  Prims p{dnnl::batch_normalization_forward(train_pd), dnnl::batch_normalization_forward(eval_pd),
-          dnnl::batch_normalization_backward(bwd_pd),
-          std::vector<uint8_t>(train_pd.workspace_desc().get_size()), train_pd.workspace_desc()};
+  const auto ws = train_pd.workspace_desc();
+  Prims p{BoundPrimitive(dnnl::batch_normalization_forward(train_pd),
+                         {{DNNL_ARG_SRC, data}, {DNNL_ARG_DST, data}, {DNNL_ARG_SCALE, vec},
+                          {DNNL_ARG_SHIFT, vec}, {DNNL_ARG_MEAN, vec}, {DNNL_ARG_VARIANCE, vec},
+                          {DNNL_ARG_WORKSPACE, ws}}),
+          BoundPrimitive(dnnl::batch_normalization_forward(eval_pd),
+                         {{DNNL_ARG_SRC, data}, {DNNL_ARG_DST, data}, {DNNL_ARG_SCALE, vec},
+                          {DNNL_ARG_SHIFT, vec}, {DNNL_ARG_MEAN, vec}, {DNNL_ARG_VARIANCE, vec}}),
+          BoundPrimitive(dnnl::batch_normalization_backward(bwd_pd),
+                         {{DNNL_ARG_SRC, data}, {DNNL_ARG_DIFF_DST, data}, {DNNL_ARG_SCALE, vec},
+                          {DNNL_ARG_SHIFT, vec}, {DNNL_ARG_MEAN, vec}, {DNNL_ARG_VARIANCE, vec},
+                          {DNNL_ARG_WORKSPACE, ws}, {DNNL_ARG_DIFF_SRC, data},
+                          {DNNL_ARG_DIFF_SCALE, vec}, {DNNL_ARG_DIFF_SHIFT, vec}}),
+          std::vector<uint8_t>(ws.get_size())};
   return prims_.emplace(batch, std::move(p)).first->second;
 }
 
 void BatchNormReluOp::ForwardTrain(dnnl::stream& s, int batch, const float* src, float* dst) {
   Prims& p = Get(batch);
-  const auto data = MatDesc(batch, width_);
-  const auto vec = VecDesc(width_);
-  p.fwd_train.execute(
-      s, {{DNNL_ARG_SRC, Wrap(data, src)},
-          {DNNL_ARG_DST, Wrap(data, dst)},
-          {DNNL_ARG_SCALE, Wrap(vec, gamma.value.data())},
-          {DNNL_ARG_SHIFT, Wrap(vec, beta.value.data())},
-          {DNNL_ARG_MEAN, Wrap(vec, mean_.data())},
-          {DNNL_ARG_VARIANCE, Wrap(vec, var_.data())},
-          {DNNL_ARG_WORKSPACE, dnnl::memory(p.workspace_md, CpuEngine(), p.workspace.data())}});
-  s.wait();
+  p.fwd_train.Execute(s, {src, dst, gamma.value.data(), beta.value.data(), mean_.data(),
+                          var_.data(), p.workspace.data()});
   // Running statistics as PyTorch keeps them: the unbiased batch variance.
   const float m = momentum_;
   const float unbias = batch > 1 ? static_cast<float>(batch) / (batch - 1) : 1.0f;
@@ -116,35 +122,16 @@ void BatchNormReluOp::ForwardTrain(dnnl::stream& s, int batch, const float* src,
 }
 
 void BatchNormReluOp::ForwardEval(dnnl::stream& s, int batch, const float* src, float* dst) {
-  Prims& p = Get(batch);
-  const auto data = MatDesc(batch, width_);
-  const auto vec = VecDesc(width_);
-  p.fwd_eval.execute(s, {{DNNL_ARG_SRC, Wrap(data, src)},
-                         {DNNL_ARG_DST, Wrap(data, dst)},
-                         {DNNL_ARG_SCALE, Wrap(vec, gamma.value.data())},
-                         {DNNL_ARG_SHIFT, Wrap(vec, beta.value.data())},
-                         {DNNL_ARG_MEAN, Wrap(vec, running_mean.data())},
-                         {DNNL_ARG_VARIANCE, Wrap(vec, running_var.data())}});
-  s.wait();
+  Get(batch).fwd_eval.Execute(s, {src, dst, gamma.value.data(), beta.value.data(),
+                                  running_mean.data(), running_var.data()});
 }
 
 void BatchNormReluOp::Backward(dnnl::stream& s, int batch, const float* src,
                                const float* diff_dst, float* diff_src) {
   Prims& p = Get(batch);
-  const auto data = MatDesc(batch, width_);
-  const auto vec = VecDesc(width_);
-  p.bwd.execute(
-      s, {{DNNL_ARG_SRC, Wrap(data, src)},
-          {DNNL_ARG_DIFF_DST, Wrap(data, diff_dst)},
-          {DNNL_ARG_SCALE, Wrap(vec, gamma.value.data())},
-          {DNNL_ARG_SHIFT, Wrap(vec, beta.value.data())},
-          {DNNL_ARG_MEAN, Wrap(vec, mean_.data())},
-          {DNNL_ARG_VARIANCE, Wrap(vec, var_.data())},
-          {DNNL_ARG_WORKSPACE, dnnl::memory(p.workspace_md, CpuEngine(), p.workspace.data())},
-          {DNNL_ARG_DIFF_SRC, Wrap(data, diff_src)},
-          {DNNL_ARG_DIFF_SCALE, Wrap(vec, gamma.grad.data())},
-          {DNNL_ARG_DIFF_SHIFT, Wrap(vec, beta.grad.data())}});
-  s.wait();
+  p.bwd.Execute(s, {src, diff_dst, gamma.value.data(), beta.value.data(), mean_.data(),
+                    var_.data(), p.workspace.data(), diff_src, gamma.grad.data(),
+                    beta.grad.data()});
 }
 
 }  // namespace anorand

@@ -1,8 +1,14 @@
 // File: layers.h
 //
 // Trainable layers on oneDNN primitives, for the training graph (network.h):
-//   DenseOp          y = x W^T + b         (inner product fwd / bwd data / bwd weights)
-//   BatchNormReluOp  relu(batchnorm(x))    (one fused batch-normalisation primitive)
+//   DenseOp          y = x W^T + b         (matmul primitives: forward, x-gradient
+//                                          dy W, weight gradient dy^T x, bias
+//                                          gradient 1^T dy)
+//   BatchNormReluOp  relu(batchnorm(x))    (one fused batch-normalisation primitive
+//                                          over an N x C x 1 x 1 channels-last view,
+//                                          which selects oneDNN's JIT kernel; the
+//                                          plain 2-D layout runs a reference one
+//                                          about 10x slower)
 // Primitives are created once per batch size and kept. Parameters, their
 // gradients and Adam moments live in Param. Not thread-safe: one training
 // graph is driven by one thread (oneDNN parallelises inside each call).
@@ -14,6 +20,7 @@
 #include <map>
 #include <vector>
 
+#include "model/dnnl_util.h"
 #include "oneapi/dnnl/dnnl.hpp"
 
 namespace anorand {
@@ -47,13 +54,12 @@ class DenseOp {
 
  private:
   struct Prims {
-    dnnl::inner_product_forward fwd;
-    dnnl::inner_product_backward_data bwd_data;
-    dnnl::inner_product_backward_weights bwd_weights;
+    BoundPrimitive fwd, bwd_data, bwd_weights, bwd_bias;
   };
   Prims& Get(int batch);
 
   int in_, out_;
+  std::vector<float> ones_;  // the 1^T of the bias gradient
   std::map<int, Prims> prims_;
 };
 
@@ -78,11 +84,8 @@ class BatchNormReluOp {
 
  private:
   struct Prims {
-    dnnl::batch_normalization_forward fwd_train;
-    dnnl::batch_normalization_forward fwd_eval;
-    dnnl::batch_normalization_backward bwd;
+    BoundPrimitive fwd_train, fwd_eval, bwd;
     std::vector<uint8_t> workspace;
-    dnnl::memory::desc workspace_md;
   };
   Prims& Get(int batch);
 

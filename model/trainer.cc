@@ -86,7 +86,14 @@ absl::StatusOr<v1::ModelFile> TrainModel(const Dataset& data, const v1::Training
   auto resolved = ResolveParams(user, static_cast<int>(data.cols));
   if (!resolved.ok()) return resolved.status();
   const v1::TrainingParams& p = *resolved;
-  if (options.threads > 0) omp_set_num_threads(options.threads);
+  // Threads: as asked, else one for narrow networks (two threads are slower
+  // than one below a few hundred units per layer: fork/join cost; measured
+  // in docs/PERFORMANCE.md) and every core for wide ones.
+  int widest = 0;
+  for (const auto* w : {&p.noise_detector_widths(), &p.encoder_widths(), &p.decoder_widths()})
+    for (int v : *w) widest = std::max(widest, v);
+  omp_set_num_threads(options.threads > 0 ? options.threads
+                                          : (widest >= 256 ? omp_get_num_procs() : 1));
   const int d = static_cast<int>(data.cols);
 
   Rng rng(p.seed());

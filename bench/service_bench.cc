@@ -1,0 +1,203 @@
+// anorand-bench service: load on a running server over gRPC, and in the
+// same run the transport floor (grpc.health.v1 Check at the same
+// concurrency) and the in-process forward throughput of the same model
+// (exported from the server) at the same batch.
+#include <omp.h>
+
+#include <atomic>
+#include <cstdio>
+#include <mutex>
+#include <thread>
+
+#include "anorand/v1/models.grpc.pb.h"
+#include "anorand/v1/scoring.grpc.pb.h"
+#include "bench/bench_util.h"
+#include "client/args.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+#include "model/compiled_model.h"
+#include "model/data/synthetic_data.h"
+#include "model/model_file.h"
+#include "nlohmann/json.hpp"
+
+namespace anorand::bench {
+namespace {
+
+struct LoadResult {
+  std::vector<double> latencies_us;
+  int64_t records = 0;
+  int64_t errors = 0;
+  double seconds = 0;
+};
+
+// Runs `body(thread, &latencies, &records, &errors)` on `concurrency`
+// threads until `seconds` pass.
+template <typename Body>
+LoadResult RunLoad(int concurrency, double seconds, Body body) {
+  LoadResult total;
+  std::mutex mu;
+  std::vector<std::thread> threads;
+  const auto t0 = Clock::now();
+  const auto end = t0 + Seconds(seconds);
+  for (int t = 0; t < concurrency; ++t) {
+    threads.emplace_back([&, t] {
+      LoadResult mine;
+      body(t, end, &mine);
+      std::lock_guard lock(mu);
+      total.latencies_us.insert(total.latencies_us.end(), mine.latencies_us.begin(),
+                                mine.latencies_us.end());
+      total.records += mine.records;
+      total.errors += mine.errors;
+    });
+  }
+  for (auto& t : threads) t.join();
+  total.seconds = ElapsedSeconds(t0);
+  return total;
+}
+
+}  // namespace
+
+int Service(const std::vector<std::string>& argv) {
+  auto a = cli::Args::Parse(argv, {{"address", true, ""}, {"model", true, ""}, {"mode", true, ""},
+                                   {"batch", true, ""}, {"concurrency", true, ""},
+                                   {"seconds", true, ""}, {"format", true, ""}});
+  if (!a.ok()) {
+    std::fprintf(stderr, "anorand-bench: %s\n", std::string(a.status().message()).c_str());
+    return 2;
+  }
+  const std::string address = a->Get("address", "localhost:50051");
+  const std::string model = a->Get("model");
+  const std::string mode = a->Get("mode", "stream");
+  auto batch = a->GetInt("batch", 256);
+  auto conc = a->GetInt("concurrency", 1);
+  auto seconds = a->GetDouble("seconds", 5);
+  if (model.empty() || (mode != "unary" && mode != "stream") || !batch.ok() || *batch < 1 ||
+      !conc.ok() || *conc < 1 || !seconds.ok() || *seconds <= 0) {
+    std::fprintf(stderr, "anorand-bench service: --model NAME, --mode unary|stream, "
+                         "--batch >= 1, --concurrency >= 1, --seconds > 0\n");
+    return 2;
+  }
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(256 << 20);
+  // One channel per worker thread, as independent clients would have.
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  for (int i = 0; i < *conc; ++i) {
+    args.SetInt("anorand.bench.channel", i);  // distinct channel arguments: distinct connections
+    channels.push_back(grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
+  }
+
+  // The model, exported from the server: its width, and the in-process
+  // forward throughput at this batch.
+  auto models = v1::Models::NewStub(channels[0]);
+  grpc::ClientContext ectx;
+  v1::ExportVersionRequest ereq;
+  ereq.mutable_model()->set_name(model);
+  auto reader = models->ExportVersion(&ectx, ereq);
+  std::string bytes;
+  v1::ExportChunk chunk;
+  while (reader->Read(&chunk)) bytes += chunk.data();
+  grpc::Status es = reader->Finish();
+  if (!es.ok()) {
+    std::fprintf(stderr, "anorand-bench: export of %s failed: %s\n", model.c_str(),
+                 es.error_message().c_str());
+    return 3;
+  }
+  auto file = ParseModel(bytes, "exported model");
+  auto compiled = file.ok() ? CompiledModel::Create(*file) : file.status();
+  if (!compiled.ok()) {
+    std::fprintf(stderr, "anorand-bench: %s\n", std::string(compiled.status().message()).c_str());
+    return 1;
+  }
+  const int d = (*compiled)->input_features();
+  SyntheticOptions so;
+  so.rows = std::max<int64_t>(*batch, 10);
+  so.cols = d;
+  const Dataset data = MakeSyntheticData(so);
+  v1::ScoreRequest req;
+  req.mutable_model()->set_name(model);
+  req.mutable_batch()->set_num_features(d);
+  req.mutable_batch()->mutable_values()->Add(data.x.begin(), data.x.begin() + *batch * d);
+
+  omp_set_num_threads(1);
+  std::vector<float> score(*batch);
+  ScoreOutputs out;
+  out.score = score.data();
+  std::vector<double> per_call;
+  const auto fend = Clock::now() + Seconds(1.0);
+  while (Clock::now() < fend || per_call.size() < 20) {
+    const auto t0 = Clock::now();
+    (void)(*compiled)->Score(data.x.data(), *batch, out);
+    per_call.push_back(ElapsedSeconds(t0));
+  }
+  const double forward_rps = *batch / Median(per_call);
+
+  // Transport floor: health checks at the same concurrency.
+  const LoadResult floor = RunLoad(static_cast<int>(*conc), *seconds / 2,
+                                   [&](int t, Clock::time_point end, LoadResult* r) {
+    auto health = grpc::health::v1::Health::NewStub(channels[t]);
+    grpc::health::v1::HealthCheckRequest hreq;
+    grpc::health::v1::HealthCheckResponse hresp;
+    while (Clock::now() < end) {
+      grpc::ClientContext ctx;
+      const auto t0 = Clock::now();
+      grpc::Status s = health->Check(&ctx, hreq, &hresp);
+      r->latencies_us.push_back(ElapsedSeconds(t0) * 1e6);
+      if (!s.ok()) ++r->errors;
+    }
+  });
+
+  const LoadResult load = RunLoad(static_cast<int>(*conc), *seconds,
+                                  [&](int t, Clock::time_point end, LoadResult* r) {
+    auto stub = v1::Scoring::NewStub(channels[t]);
+    v1::ScoreResponse resp;
+    if (mode == "unary") {
+      while (Clock::now() < end) {
+        grpc::ClientContext ctx;
+        const auto t0 = Clock::now();
+        grpc::Status s = stub->Score(&ctx, req, &resp);
+        r->latencies_us.push_back(ElapsedSeconds(t0) * 1e6);
+        if (s.ok()) r->records += resp.scores_size();
+        else ++r->errors;
+      }
+      return;
+    }
+    grpc::ClientContext ctx;
+    auto stream = stub->StreamScore(&ctx);
+    while (Clock::now() < end) {
+      const auto t0 = Clock::now();
+      if (!stream->Write(req) || !stream->Read(&resp)) {
+        ++r->errors;
+        break;
+      }
+      r->latencies_us.push_back(ElapsedSeconds(t0) * 1e6);
+      r->records += resp.scores_size();
+    }
+    stream->WritesDone();
+    if (!stream->Finish().ok()) ++r->errors;
+  });
+
+  nlohmann::json j = {{"bench", "service"},
+                      {"mode", mode},
+                      {"batch", *batch},
+                      {"concurrency", *conc},
+                      {"seconds", load.seconds},
+                      {"records_per_s", load.records / load.seconds},
+                      {"calls", load.latencies_us.size()},
+                      {"p50_us", Median(load.latencies_us)},
+                      {"p99_us", Percentile(load.latencies_us, 0.99)},
+                      {"errors", load.errors + floor.errors},
+                      {"floor_p50_us", Median(floor.latencies_us)},
+                      {"floor_p99_us", Percentile(floor.latencies_us, 0.99)},
+                      {"forward_records_per_s", forward_rps},
+                      {"stream_vs_forward", load.records / load.seconds / forward_rps},
+                      {"p50_vs_floor", Median(load.latencies_us) / Median(floor.latencies_us)}};
+  if (a->Get("format", "json") == "text") {
+    for (auto it = j.begin(); it != j.end(); ++it)
+      std::printf("%-22s %s\n", it.key().c_str(), it.value().dump().c_str());
+  } else {
+    std::printf("%s\n", j.dump(2).c_str());
+  }
+  return load.errors + floor.errors > 0 ? 1 : 0;
+}
+
+}  // namespace anorand::bench

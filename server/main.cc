@@ -11,6 +11,8 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/ascii.h"
+#include "model/model_file.h"
 #include "server/server.h"
 
 ABSL_FLAG(std::string, grpc_address, "0.0.0.0:50051",
@@ -29,6 +31,19 @@ ABSL_FLAG(double, drain_seconds, 10,
 ABSL_FLAG(std::string, require_models, "",
           "Comma-separated model names that must have a ready version before the Scoring "
           "service reports SERVING on grpc.health.v1.");
+ABSL_FLAG(std::string, metrics_address, "0.0.0.0:9464",
+          "Address of the Prometheus metrics endpoint, GET /metrics (HOST:PORT; port 0 picks a "
+          "free one; empty = no metrics).");
+ABSL_FLAG(std::string, data_dir, "",
+          "Folder that Training.SubmitJob data_path is relative to; paths that resolve outside "
+          "it are refused. Empty = uploads only.");
+ABSL_FLAG(int32_t, max_queued_jobs, 16, "Most training jobs waiting to start.");
+ABSL_FLAG(int32_t, training_threads, 1, "Training jobs that run at once.");
+ABSL_FLAG(int32_t, training_omp_threads, 1,
+          "oneDNN/OpenMP threads per running training job (scoring keeps its own threads).");
+ABSL_FLAG(std::string, admin_token_file, "",
+          "File holding the bearer token for Models and Training (whitespace trimmed); "
+          "overrides --auth_token.");
 ABSL_FLAG(std::string, auth_token, "",
           "Bearer token required on the Models and Training services (default: the "
           "ANORAND_AUTH_TOKEN environment variable; empty = no check).");
@@ -59,8 +74,26 @@ int main(int argc, char** argv) {
        absl::StrSplit(absl::GetFlag(FLAGS_require_models), ',', absl::SkipWhitespace())) {
     o.required_models.emplace_back(name);
   }
+  o.metrics_address = absl::GetFlag(FLAGS_metrics_address);
+  o.data_dir = absl::GetFlag(FLAGS_data_dir);
+  o.max_queued_jobs = absl::GetFlag(FLAGS_max_queued_jobs);
+  o.training_threads = absl::GetFlag(FLAGS_training_threads);
+  o.training_omp_threads = absl::GetFlag(FLAGS_training_omp_threads);
   o.auth_token = absl::GetFlag(FLAGS_auth_token);
-  if (o.auth_token.empty()) {
+  if (const std::string file = absl::GetFlag(FLAGS_admin_token_file); !file.empty()) {
+    auto token = anorand::ReadFileBounded(file, 4096);
+    if (!token.ok()) {
+      std::fprintf(stderr, "anorand-server: --admin_token_file: %s\n",
+                   std::string(token.status().message()).c_str());
+      return 2;
+    }
+    o.auth_token = std::string(absl::StripAsciiWhitespace(*token));
+    if (o.auth_token.empty()) {
+      std::fprintf(stderr, "anorand-server: --admin_token_file %s is empty\n", file.c_str());
+      return 2;
+    }
+  }
+  if (o.auth_token.empty() && absl::GetFlag(FLAGS_admin_token_file).empty()) {
     if (const char* env = std::getenv("ANORAND_AUTH_TOKEN")) o.auth_token = env;
   }
 
@@ -71,6 +104,9 @@ int main(int argc, char** argv) {
   }
   std::printf("anorand-server listening on port %d (model_dir %s)\n", (*server)->port(),
               o.model_dir.c_str());
+  if ((*server)->metrics_port() > 0) {
+    std::printf("anorand-server metrics on port %d (GET /metrics)\n", (*server)->metrics_port());
+  }
   std::fflush(stdout);
 
   std::thread signals([&] {

@@ -41,6 +41,7 @@ void FillVersion(const std::string& name, int64_t version, const VersionEntry& e
     *info->mutable_params() = m.params();
     *info->mutable_summary() = m.summary();
     info->set_created_unix_seconds(m.created_unix_seconds());
+    info->set_training_job_id(m.training_job_id());
   }
 }
 

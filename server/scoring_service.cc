@@ -1,5 +1,6 @@
 #include "server/scoring_service.h"
 
+#include <chrono>
 #include <mutex>
 #include <optional>
 
@@ -8,11 +9,22 @@
 
 namespace anorand {
 
+absl::Status ScoringService::Handle(ScoreMethod method, const v1::ScoreRequest& request,
+                                    v1::ScoreResponse* response) const {
+  const ScoreHandler* handler = method == ScoreMethod::kScore ? handler_ : stream_handler_;
+  if (!on_scored_) return handler->Score(request, response);
+  const auto start = std::chrono::steady_clock::now();
+  absl::Status s = handler->Score(request, response);
+  on_scored_(method, request,
+             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  return s;
+}
+
 grpc::ServerUnaryReactor* ScoringService::Score(grpc::CallbackServerContext* context,
                                                 const v1::ScoreRequest* request,
                                                 v1::ScoreResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(handler_->Score(*request, response)));
+  reactor->Finish(ToGrpcStatus(Handle(ScoreMethod::kScore, *request, response)));
   return reactor;
 }
 
@@ -31,7 +43,7 @@ class ScoringService::StreamReactor final
       return;
     }
     pending_.Clear();
-    absl::Status s = service_->handler_->Score(request_, &pending_);
+    absl::Status s = service_->Handle(ScoreMethod::kStreamScore, request_, &pending_);
     if (!s.ok()) {
       final_status_ = grpc::Status(static_cast<grpc::StatusCode>(s.code()),
                                    absl::StrCat("request ", index_, ": ", s.message()));

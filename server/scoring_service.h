@@ -18,14 +18,26 @@
 
 namespace anorand {
 
+enum class ScoreMethod { kScore, kStreamScore };
+
 class ScoringService final : public v1::Scoring::CallbackService {
  public:
-  ScoringService(const ScoreHandler* handler, int max_streams)
-      : handler_(handler), max_streams_(max_streams) {}
+  // `stream_handler` scores StreamScore messages (nullptr: `handler` does);
+  // a handler per method lets each observer know its method (metrics).
+  ScoringService(const ScoreHandler* handler, int max_streams,
+                 const ScoreHandler* stream_handler = nullptr)
+      : handler_(handler),
+        stream_handler_(stream_handler ? stream_handler : handler),
+        max_streams_(max_streams) {}
 
   // Called with +1 / -1 as streams open and close (metrics).
   void set_on_stream_change(std::function<void(int)> f) { on_stream_change_ = std::move(f); }
   int active_streams() const { return active_streams_.load(); }
+  // Called after each Score call and each StreamScore message with the
+  // time spent in the handler, in seconds (metrics). Set before serving.
+  void set_on_scored(std::function<void(ScoreMethod, const v1::ScoreRequest&, double)> f) {
+    on_scored_ = std::move(f);
+  }
 
   grpc::ServerUnaryReactor* Score(grpc::CallbackServerContext* context,
                                   const v1::ScoreRequest* request,
@@ -35,10 +47,15 @@ class ScoringService final : public v1::Scoring::CallbackService {
 
  private:
   class StreamReactor;
+  absl::Status Handle(ScoreMethod method, const v1::ScoreRequest& request,
+                      v1::ScoreResponse* response) const;
+
   const ScoreHandler* handler_;
+  const ScoreHandler* stream_handler_;
   const int max_streams_;
   std::atomic<int> active_streams_{0};
   std::function<void(int)> on_stream_change_;
+  std::function<void(ScoreMethod, const v1::ScoreRequest&, double)> on_scored_;
 };
 
 }  // namespace anorand

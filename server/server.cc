@@ -8,10 +8,12 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "server/auth.h"
+#include "server/metrics.h"
 #include "server/model_manager.h"
 #include "server/models_service.h"
 #include "server/score_handler.h"
 #include "server/scoring_service.h"
+#include "server/job_manager.h"
 #include "server/training_service.h"
 
 namespace anorand {
@@ -28,8 +30,12 @@ class ServerImpl final : public AnorandServer {
         auth_(o.auth_token),
         manager_(ModelStore(o.model_dir), &registry_),
         handler_(&registry_, ScoreLimits{o.max_batch_records, o.max_message_bytes}),
-        scoring_(&handler_, o.max_streams),
-        models_(&manager_, &auth_, o.max_upload_bytes) {}
+        stream_handler_(&registry_, ScoreLimits{o.max_batch_records, o.max_message_bytes}),
+        scoring_(&handler_, o.max_streams, &stream_handler_),
+        models_(&manager_, &auth_, o.max_upload_bytes),
+        jobs_(&manager_, JobOptions{o.model_dir + "/.jobs", o.max_queued_jobs, o.training_threads,
+                                    o.training_omp_threads}),
+        training_(&jobs_, &auth_, TrainingLimits{o.data_dir, o.max_upload_bytes}) {}
 
   ~ServerImpl() override {
     Shutdown();
@@ -37,14 +43,17 @@ class ServerImpl final : public AnorandServer {
   }
 
   absl::Status Init() {
+    if (!options_.metrics_address.empty()) InitMetrics();
     manager_.set_on_load([this](const LoadEvent& e) {
       if (!e.ok) {
         fprintf(stderr, "anorand-server: model %s version %lld failed to load: %s\n",
                 e.model.c_str(), static_cast<long long>(e.version), e.error.c_str());
       }
+      if (metrics_) metrics_->OnLoad(e);
       UpdateHealth();
     });
     if (absl::Status s = manager_.Start(options_.poll_seconds); !s.ok()) return s;
+    if (absl::Status s = jobs_.Start(); !s.ok()) return s;
 
     grpc::EnableDefaultHealthCheckService(true);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -66,6 +75,7 @@ class ServerImpl final : public AnorandServer {
   }
 
   int port() const override { return port_; }
+  int metrics_port() const override { return metrics_ ? metrics_->port() : 0; }
 
   void Shutdown() override {
     std::call_once(shutdown_once_, [this] {
@@ -78,6 +88,7 @@ class ServerImpl final : public AnorandServer {
                                   static_cast<int64_t>(options_.drain_seconds * 1000));
         server_->Shutdown(deadline);
       }
+      jobs_.Stop();
       manager_.Stop();
     });
   }
@@ -87,6 +98,26 @@ class ServerImpl final : public AnorandServer {
   }
 
  private:
+  // Metrics are not worth refusing to serve for: when the address cannot
+  // be bound the server runs without them and says so.
+  void InitMetrics() {
+    auto metrics = std::make_unique<Metrics>(&registry_);
+    if (absl::Status s = metrics->Serve(options_.metrics_address); !s.ok()) {
+      fprintf(stderr, "anorand-server: warning: metrics off: %s\n",
+              std::string(s.message()).c_str());
+      return;
+    }
+    metrics_ = std::move(metrics);
+    Metrics* m = metrics_.get();
+    handler_.set_observer([m](const ScoreEvent& e) { m->OnScore(ScoreMethod::kScore, e); });
+    stream_handler_.set_observer(
+        [m](const ScoreEvent& e) { m->OnScore(ScoreMethod::kStreamScore, e); });
+    scoring_.set_on_scored([m](ScoreMethod method, const v1::ScoreRequest& r, double seconds) {
+      m->ObserveLatency(method, r.model().name(), seconds);
+    });
+    scoring_.set_on_stream_change([m](int delta) { m->OnStreamChange(delta); });
+  }
+
   void UpdateHealth() {
     if (!server_ || draining_) return;
     bool ready = true;
@@ -103,10 +134,13 @@ class ServerImpl final : public AnorandServer {
   ServerOptions options_;
   TokenAuth auth_;
   Registry registry_;
+  std::unique_ptr<Metrics> metrics_;  // null when off; outlives the services below
   ModelManager manager_;
-  ScoreHandler handler_;
+  ScoreHandler handler_;         // Score
+  ScoreHandler stream_handler_;  // StreamScore
   ScoringService scoring_;
   ModelsService models_;
+  JobManager jobs_;
   TrainingService training_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
@@ -130,6 +164,21 @@ absl::Status ValidateServerOptions(const ServerOptions& o) {
   if (o.max_upload_bytes < 1024) return bad("--max_upload_bytes must be at least 1024");
   if (!(o.drain_seconds >= 0 && o.drain_seconds <= 3600))
     return bad("--drain_seconds must be in [0, 3600]");
+  if (o.max_queued_jobs < 0 || o.max_queued_jobs > 100000)
+    return bad("--max_queued_jobs must be in [0, 100000]");
+  if (o.training_threads < 1 || o.training_threads > 64)
+    return bad("--training_threads must be in [1, 64]");
+  if (o.training_omp_threads < 1 || o.training_omp_threads > 1024)
+    return bad("--training_omp_threads must be in [1, 1024]");
+  if (!o.metrics_address.empty()) {
+    const size_t colon = o.metrics_address.rfind(':');
+    const std::string port = colon == std::string::npos ? "" : o.metrics_address.substr(colon + 1);
+    if (port.empty() || port.size() > 5 ||
+        port.find_first_not_of("0123456789") != std::string::npos || std::stoi(port) > 65535) {
+      return bad("--metrics_address must be HOST:PORT (port 0..65535), e.g. 0.0.0.0:9464; "
+                 "empty = no metrics");
+    }
+  }
   return absl::OkStatus();
 }
 

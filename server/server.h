@@ -29,6 +29,15 @@ struct ServerOptions {
   double drain_seconds = 10;
   std::vector<std::string> required_models;
   std::string auth_token;
+  // Training.
+  std::string data_dir;          // "" = uploads only
+  int max_queued_jobs = 16;
+  int training_threads = 1;      // jobs at once
+  int training_omp_threads = 1;  // oneDNN threads per job
+  // Prometheus endpoint (GET /metrics), HOST:PORT; port 0 picks a free one.
+  // Empty = no metrics. anorand-server's --metrics_address defaults to
+  // 0.0.0.0:9464; embedders and tests opt in here.
+  std::string metrics_address;
 };
 
 // Checks ranges; INVALID_ARGUMENT names the flag.
@@ -40,6 +49,9 @@ class AnorandServer {
   virtual ~AnorandServer() = default;
 
   virtual int port() const = 0;
+  // The metrics endpoint's port; 0 when metrics are off or the address
+  // could not be bound (the server then runs without them, with a warning).
+  virtual int metrics_port() const = 0;
   // Drains and stops; safe to call more than once and from any thread.
   virtual void Shutdown() = 0;
   // Blocks until the server has stopped.

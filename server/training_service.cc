@@ -1,53 +1,344 @@
 #include "server/training_service.h"
 
+#include <limits.h>
+#include <stdlib.h>
+
+#include <cmath>
+#include <cstring>
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "model/data/data_loader.h"
+#include "server/names.h"
+#include "server/status_util.h"
+
 namespace anorand {
+
+absl::StatusOr<std::string> ResolveDataPath(const std::string& data_dir,
+                                            const std::string& relative) {
+  if (data_dir.empty()) {
+    return absl::FailedPreconditionError(
+        "this server has no --data_dir: upload the data instead (upload_format + chunks)");
+  }
+  if (relative.empty()) return absl::InvalidArgumentError("data_path is empty");
+  if (relative[0] == '/') {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "data_path '", relative, "' is absolute; give a path relative to the server's --data_dir"));
+  }
+  char root[PATH_MAX], full[PATH_MAX];
+  if (realpath(data_dir.c_str(), root) == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--data_dir ", data_dir, " is not readable: ", std::strerror(errno)));
+  }
+  const std::string joined = absl::StrCat(root, "/", relative);
+  if (realpath(joined.c_str(), full) == nullptr) {
+    // Refuse escapes even when the target does not exist.
+    if (relative == ".." || relative.rfind("../", 0) == 0 ||
+        relative.find("/../") != std::string::npos) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("data_path '", relative, "' points outside --data_dir"));
+    }
+    return absl::NotFoundError(absl::StrCat("data_path '", relative, "' is not a file under --data_dir"));
+  }
+  const std::string root_s(root), full_s(full);
+  if (full_s.compare(0, root_s.size() + 1, root_s + "/") != 0) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "data_path '", relative, "' resolves outside --data_dir (\"..\" or a symbolic link)"));
+  }
+  return full_s;
+}
+
 namespace {
 
-grpc::Status NotYet(const char* rpc) {
-  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                      std::string("Training.") + rpc +
-                          " is not implemented in this release; train locally with `anorand fit` "
-                          "and publish with `anorand models import`");
-}
-
-template <typename Reactor>
-Reactor* Refuse(const char* rpc) {
-  class R final : public Reactor {
-   public:
-    explicit R(const char* rpc) { this->Finish(NotYet(rpc)); }
-    void OnDone() override { delete this; }
-  };
-  return new R(rpc);
-}
-
-grpc::ServerUnaryReactor* RefuseUnary(grpc::CallbackServerContext* ctx, const char* rpc) {
+grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* ctx, const grpc::Status& s) {
   auto* r = ctx->DefaultReactor();
-  r->Finish(NotYet(rpc));
+  r->Finish(s);
   return r;
+}
+
+const char* FormatName(v1::UploadFormat f) {
+  switch (f) {
+    case v1::UPLOAD_FORMAT_CSV: return "csv";
+    case v1::UPLOAD_FORMAT_NPZ: return "npz";
+    case v1::UPLOAD_FORMAT_NPY: return "npy";
+    default: return "";
+  }
 }
 
 }  // namespace
 
+class TrainingService::SubmitReader final : public grpc::ServerReadReactor<v1::SubmitJobRequest> {
+ public:
+  SubmitReader(TrainingService* service, v1::Job* response)
+      : service_(service), response_(response) {
+    StartRead(&request_);
+  }
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      Complete();
+      return;
+    }
+    absl::Status s = first_ ? TakeSpec() : TakeChunk();
+    first_ = false;
+    if (!s.ok()) {
+      Finish(ToGrpcStatus(s));
+      return;
+    }
+    StartRead(&request_);
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  absl::Status TakeSpec() {
+    if (!request_.has_spec()) {
+      return absl::InvalidArgumentError("the first SubmitJobRequest must carry the spec");
+    }
+    spec_ = request_.spec();
+    if (absl::Status s = ValidateModelName(spec_.model_name()); !s.ok()) return s;
+    if (!spec_.promote_to_alias().empty()) {
+      if (absl::Status s = ValidateAliasName(spec_.promote_to_alias()); !s.ok()) return s;
+    }
+    if (spec_.data_source_case() == v1::JobSpec::DATA_SOURCE_NOT_SET ||
+        (spec_.has_upload_format() && spec_.upload_format() == v1::UPLOAD_FORMAT_UNSPECIFIED)) {
+      return absl::InvalidArgumentError(
+          "set data_path (a file under the server's --data_dir) or upload_format (then send chunks)");
+    }
+    return service_->jobs_->CheckQueueRoom();
+  }
+
+  absl::Status TakeChunk() {
+    if (request_.has_spec()) return absl::InvalidArgumentError("only the first message may carry a spec");
+    if (spec_.data_source_case() == v1::JobSpec::kDataPath) {
+      return absl::InvalidArgumentError("data chunks were sent, but the spec names a data_path");
+    }
+    const v1::DataChunk& c = request_.chunk();
+    if (spec_.upload_format() == v1::UPLOAD_FORMAT_DENSE) {
+      if (!c.data().empty()) return absl::InvalidArgumentError("DENSE chunks carry values, not data bytes");
+      if (c.num_features() < 1) return absl::InvalidArgumentError("a DENSE chunk needs num_features >= 1");
+      if (dense_.cols == 0) {
+        dense_.cols = c.num_features();
+        dense_.feature_names.assign(c.feature_names().begin(), c.feature_names().end());
+        if (!dense_.feature_names.empty() && static_cast<int64_t>(dense_.feature_names.size()) != dense_.cols) {
+          return absl::InvalidArgumentError("feature_names must have num_features entries");
+        }
+      } else if (c.num_features() != dense_.cols) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "chunk ", chunks_, " has num_features ", c.num_features(), "; the first had ", dense_.cols));
+      }
+      if (c.values_size() % c.num_features() != 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "chunk ", chunks_, ": values is not a multiple of num_features"));
+      }
+      for (int i = 0; i < c.values_size(); ++i) {
+        if (!std::isfinite(c.values(i))) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "chunk ", chunks_, ", value ", i, " is not finite; every value must be a number"));
+        }
+      }
+      bytes_ += 4ll * c.values_size();
+      dense_.x.insert(dense_.x.end(), c.values().begin(), c.values().end());
+    } else {
+      if (c.values_size() > 0) return absl::InvalidArgumentError("only DENSE chunks carry values");
+      bytes_ += static_cast<int64_t>(c.data().size());
+      upload_ += c.data();
+    }
+    ++chunks_;
+    if (bytes_ > service_->limits_.max_upload_bytes) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "the upload is over ", service_->limits_.max_upload_bytes,
+          " bytes (--max_upload_bytes); train from a file under --data_dir instead"));
+    }
+    return absl::OkStatus();
+  }
+
+  void Complete() {
+    if (first_) {
+      Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no SubmitJobRequest was sent"));
+      return;
+    }
+    absl::StatusOr<Dataset> data = LoadData();
+    absl::Status s = data.status();
+    if (s.ok()) {
+      auto job = service_->jobs_->Submit(spec_, *std::move(data));
+      s = job.status();
+      if (job.ok()) *response_ = *std::move(job);
+    }
+    Finish(ToGrpcStatus(s));
+  }
+
+  absl::StatusOr<Dataset> LoadData() {
+    LoadOptions lo;
+    lo.csv.label_column = spec_.label_column();
+    if (spec_.data_source_case() == v1::JobSpec::kDataPath) {
+      auto path = ResolveDataPath(service_->limits_.data_dir, spec_.data_path());
+      if (!path.ok()) return path.status();
+      auto d = LoadDataset(*path, lo);
+      if (!d.ok()) return absl::InvalidArgumentError(d.status().message());
+      d->labels.clear();
+      return d;
+    }
+    if (chunks_ == 0) return absl::InvalidArgumentError("upload_format is set but no chunk was sent");
+    if (spec_.upload_format() == v1::UPLOAD_FORMAT_DENSE) {
+      dense_.rows = static_cast<int64_t>(dense_.x.size()) / dense_.cols;
+      if (dense_.rows == 0) return absl::InvalidArgumentError("the upload holds no rows");
+      return std::move(dense_);
+    }
+    auto d = DatasetFromBytes(upload_, FormatName(spec_.upload_format()), lo);
+    if (!d.ok()) return absl::InvalidArgumentError(d.status().message());
+    d->labels.clear();
+    return d;
+  }
+
+  TrainingService* service_;
+  v1::Job* response_;
+  v1::SubmitJobRequest request_;
+  v1::JobSpec spec_;
+  bool first_ = true;
+  int64_t chunks_ = 0, bytes_ = 0;
+  std::string upload_;
+  Dataset dense_;
+};
+
 grpc::ServerReadReactor<v1::SubmitJobRequest>* TrainingService::SubmitJob(
-    grpc::CallbackServerContext*, v1::Job*) {
-  return Refuse<grpc::ServerReadReactor<v1::SubmitJobRequest>>("SubmitJob");
+    grpc::CallbackServerContext* ctx, v1::Job* response) {
+  if (grpc::Status s = auth_->Check(*ctx); !s.ok()) {
+    class Refused final : public grpc::ServerReadReactor<v1::SubmitJobRequest> {
+     public:
+      explicit Refused(grpc::Status s) { Finish(s); }
+      void OnDone() override { delete this; }
+    };
+    return new Refused(s);
+  }
+  return new SubmitReader(this, response);
 }
+
 grpc::ServerUnaryReactor* TrainingService::GetJob(grpc::CallbackServerContext* ctx,
-                                                  const v1::GetJobRequest*, v1::Job*) {
-  return RefuseUnary(ctx, "GetJob");
+                                                  const v1::GetJobRequest* req, v1::Job* resp) {
+  if (grpc::Status s = auth_->Check(*ctx); !s.ok()) return FinishUnary(ctx, s);
+  auto job = jobs_->Get(req->job_id());
+  if (job.ok()) *resp = *std::move(job);
+  return FinishUnary(ctx, ToGrpcStatus(job.status()));
 }
+
 grpc::ServerUnaryReactor* TrainingService::ListJobs(grpc::CallbackServerContext* ctx,
-                                                    const v1::ListJobsRequest*,
-                                                    v1::ListJobsResponse*) {
-  return RefuseUnary(ctx, "ListJobs");
+                                                    const v1::ListJobsRequest* req,
+                                                    v1::ListJobsResponse* resp) {
+  if (grpc::Status s = auth_->Check(*ctx); !s.ok()) return FinishUnary(ctx, s);
+  if (!req->model_name().empty()) {
+    if (absl::Status s = ValidateModelName(req->model_name()); !s.ok()) {
+      return FinishUnary(ctx, ToGrpcStatus(s));
+    }
+  }
+  auto list = jobs_->List(*req);
+  if (list.ok()) *resp = *std::move(list);
+  return FinishUnary(ctx, ToGrpcStatus(list.status()));
 }
+
 grpc::ServerUnaryReactor* TrainingService::CancelJob(grpc::CallbackServerContext* ctx,
-                                                     const v1::CancelJobRequest*, v1::Job*) {
-  return RefuseUnary(ctx, "CancelJob");
+                                                     const v1::CancelJobRequest* req,
+                                                     v1::Job* resp) {
+  if (grpc::Status s = auth_->Check(*ctx); !s.ok()) return FinishUnary(ctx, s);
+  auto job = jobs_->Cancel(req->job_id());
+  if (job.ok()) *resp = *std::move(job);
+  return FinishUnary(ctx, ToGrpcStatus(job.status()));
 }
+
+// One write in flight; a newer intermediate message replaces a pending one.
+class TrainingService::Watcher final : public grpc::ServerWriteReactor<v1::JobProgress> {
+ public:
+  // Shared with the JobManager callback, which may outlive the reactor.
+  struct State {
+    std::mutex mu;
+    Watcher* reactor = nullptr;  // null once the call is done
+  };
+
+  Watcher(JobManager* jobs, const std::string& id) : jobs_(jobs), state_(std::make_shared<State>()) {
+    state_->reactor = this;
+    std::shared_ptr<State> state = state_;
+    auto token = jobs_->Watch(id, [state](const v1::JobProgress& p) {
+      std::lock_guard lock(state->mu);
+      if (state->reactor) state->reactor->Push(p);
+    });
+    if (!token.ok()) {
+      {
+        std::lock_guard lock(state_->mu);
+        state_->reactor = nullptr;
+      }
+      Finish(ToGrpcStatus(token.status()));
+      return;
+    }
+    token_ = *token;
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::lock_guard lock(state_->mu);
+    writing_ = false;
+    if (!ok) {
+      FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "watcher went away"));
+      return;
+    }
+    if (has_pending_) {
+      WriteLocked();
+    } else if (final_written_) {
+      FinishLocked(grpc::Status::OK);
+    }
+  }
+
+  void OnCancel() override {
+    std::lock_guard lock(state_->mu);
+    if (!writing_) FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled"));
+  }
+
+  void OnDone() override {
+    jobs_->Unwatch(token_);
+    {
+      std::lock_guard lock(state_->mu);
+      state_->reactor = nullptr;
+    }
+    delete this;
+  }
+
+ private:
+  // Called with state_->mu held.
+  void Push(const v1::JobProgress& p) {
+    if (finished_) return;
+    pending_ = p;
+    has_pending_ = true;
+    if (!writing_) WriteLocked();
+  }
+  void WriteLocked() {
+    current_ = pending_;
+    has_pending_ = false;
+    writing_ = true;
+    const v1::JobState s = current_.state();
+    final_written_ = s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED ||
+                     s == v1::JOB_STATE_CANCELLED;
+    StartWrite(&current_);
+  }
+  void FinishLocked(const grpc::Status& s) {
+    if (finished_) return;
+    finished_ = true;
+    Finish(s);
+  }
+
+  JobManager* jobs_;
+  std::shared_ptr<State> state_;
+  uint64_t token_ = 0;
+  v1::JobProgress pending_, current_;
+  bool has_pending_ = false, writing_ = false, final_written_ = false, finished_ = false;
+};
+
 grpc::ServerWriteReactor<v1::JobProgress>* TrainingService::WatchJob(
-    grpc::CallbackServerContext*, const v1::WatchJobRequest*) {
-  return Refuse<grpc::ServerWriteReactor<v1::JobProgress>>("WatchJob");
+    grpc::CallbackServerContext* ctx, const v1::WatchJobRequest* req) {
+  if (grpc::Status s = auth_->Check(*ctx); !s.ok()) {
+    class Refused final : public grpc::ServerWriteReactor<v1::JobProgress> {
+     public:
+      explicit Refused(grpc::Status s) { Finish(s); }
+      void OnDone() override { delete this; }
+    };
+    return new Refused(s);
+  }
+  return new Watcher(jobs_, req->job_id());
 }
 
 }  // namespace anorand

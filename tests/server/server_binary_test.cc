@@ -1,6 +1,6 @@
 // The anorand-server binary as a user runs it: it starts on a free port,
 // answers grpc.health.v1 and server reflection, Training RPCs answer
-// UNIMPLEMENTED with a message, bad flags exit 2 with a message, and
+// with codes and messages, bad flags exit 2 with a message, and
 // SIGTERM drains open streams and exits 0.
 #include <signal.h>
 
@@ -102,17 +102,18 @@ TEST(ServerBinaryTest, ReflectionListsEveryService) {
   EXPECT_TRUE(stream->Finish().ok());
 }
 
-TEST(ServerBinaryTest, UnimplementedTrainingRpcsSaySoWithAMessage) {
+TEST(ServerBinaryTest, TrainingRpcsAnswerWithCodesAndMessages) {
   ServerProcess server;
   ASSERT_GT(server.port(), 0) << server.err();
   auto stub = v1::Training::NewStub(server.channel());
   {
     grpc::ClientContext ctx;
     v1::GetJobRequest req;
+    req.set_job_id("job-none");
     v1::Job job;
     grpc::Status s = stub->GetJob(&ctx, req, &job);
-    EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-    EXPECT_THAT(s.error_message(), HasSubstr("anorand fit"));
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+    EXPECT_THAT(s.error_message(), HasSubstr("no job 'job-none'"));
   }
   {
     grpc::ClientContext ctx;
@@ -121,8 +122,8 @@ TEST(ServerBinaryTest, UnimplementedTrainingRpcsSaySoWithAMessage) {
     v1::JobProgress p;
     EXPECT_FALSE(reader->Read(&p));
     grpc::Status s = reader->Finish();
-    EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-    EXPECT_THAT(s.error_message(), HasSubstr("WatchJob"));
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(s.error_message(), HasSubstr("job_id is empty"));
   }
 }
 

@@ -1,0 +1,408 @@
+#include "server/job_manager.h"
+
+#include <chrono>
+#include <filesystem>
+#include <random>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "google/protobuf/util/json_util.h"
+#include "model/model_file.h"
+#include "model/params.h"
+#include "model/trainer.h"
+
+namespace anorand {
+namespace fs = std::filesystem;
+namespace {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string NewJobId() {
+  static std::mt19937_64 gen(std::random_device{}());
+  static std::mutex mu;
+  std::lock_guard lock(mu);
+  return absl::StrFormat("job-%x-%06x", NowMs(), gen() & 0xffffff);
+}
+
+bool Terminal(v1::JobState s) {
+  return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED ||
+         s == v1::JOB_STATE_CANCELLED;
+}
+
+v1::JobProgress ProgressOf(const v1::Job& job) {
+  v1::JobProgress p = job.progress();
+  p.set_job_id(job.id());
+  p.set_state(job.state());
+  if (Terminal(job.state())) p.set_eta_seconds(0);
+  return p;
+}
+
+}  // namespace
+
+JobManager::JobManager(ModelManager* models, JobOptions options)
+    : models_(models), options_(std::move(options)) {}
+
+JobManager::~JobManager() { Stop(); }
+
+absl::Status JobManager::Start() {
+  std::error_code ec;
+  fs::create_directories(options_.jobs_dir, ec);
+  if (ec) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot create the jobs folder ", options_.jobs_dir, ": ", ec.message()));
+  }
+  for (fs::directory_iterator it(options_.jobs_dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->path().extension() != ".json") continue;
+    auto text = ReadFileBounded(it->path().string(), 16 << 20);
+    if (!text.ok()) continue;
+    auto entry = std::make_shared<Entry>();
+    if (!google::protobuf::util::JsonStringToMessage(*text, &entry->job).ok() ||
+        entry->job.id().empty()) {
+      continue;  // a foreign or damaged file: not ours to interpret
+    }
+    if (!Terminal(entry->job.state())) {
+      entry->job.set_state(v1::JOB_STATE_FAILED);
+      entry->job.set_error("interrupted by server restart: submit the job again");
+      entry->job.set_finished_unix_ms(NowMs());
+      *entry->job.mutable_progress() = ProgressOf(entry->job);
+      Persist(entry->job);
+    }
+    jobs_.emplace(entry->job.id(), std::move(entry));
+  }
+  for (int i = 0; i < std::max(1, options_.training_threads); ++i) {
+    workers_.emplace_back([this] { WorkerLoop(); });
+  }
+  NotifyCounts();
+  return absl::OkStatus();
+}
+
+void JobManager::Stop() {
+  std::deque<std::shared_ptr<Entry>> queued;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+    queued.swap(queue_);
+    for (auto& [id, e] : jobs_) e->cancel = true;
+  }
+  cv_.notify_all();
+  for (auto& e : queued) {
+    Update(e, [](v1::Job& j) {
+      j.set_state(v1::JOB_STATE_FAILED);
+      j.set_error("server stopped before the job started: submit it again");
+      j.set_finished_unix_ms(NowMs());
+    });
+  }
+  for (auto& t : workers_) t.join();
+  workers_.clear();
+}
+
+absl::Status JobManager::CheckQueueRoom() const {
+  std::lock_guard lock(mu_);
+  if (stopping_) return absl::UnavailableError("the server is shutting down; retry later");
+  if (static_cast<int>(queue_.size()) >= options_.max_queued_jobs) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the training queue is full (", options_.max_queued_jobs,
+                     " queued jobs, --max_queued_jobs); retry when a job has started"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::Job> JobManager::Submit(v1::JobSpec spec, Dataset data) {
+  if (data.rows < 10) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the data has ", data.rows, " rows; training needs at least 10"));
+  }
+  auto params = ResolveParams(spec.params(), static_cast<int>(data.cols));
+  if (!params.ok()) return params.status();
+  *spec.mutable_params() = *params;
+  auto entry = std::make_shared<Entry>();
+  v1::Job& job = entry->job;
+  job.set_id(NewJobId());
+  *job.mutable_spec() = std::move(spec);
+  job.set_state(v1::JOB_STATE_QUEUED);
+  job.set_created_unix_ms(NowMs());
+  job.set_data_rows(data.rows);
+  job.set_data_features(static_cast<int>(data.cols));
+  job.mutable_progress()->set_max_epochs(job.spec().params().max_epochs());
+  *job.mutable_progress() = ProgressOf(job);
+  entry->data = std::move(data);
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return absl::UnavailableError("the server is shutting down; retry later");
+    if (static_cast<int>(queue_.size()) >= options_.max_queued_jobs) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("the training queue is full (", options_.max_queued_jobs,
+                       " queued jobs, --max_queued_jobs); retry when a job has started"));
+    }
+    jobs_.emplace(job.id(), entry);
+    queue_.push_back(entry);
+  }
+  Persist(job);
+  cv_.notify_one();
+  NotifyCounts();
+  return job;
+}
+
+absl::StatusOr<v1::Job> JobManager::Get(const std::string& id) const {
+  if (id.empty()) return absl::InvalidArgumentError("job_id is empty");
+  std::lock_guard lock(mu_);
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("no job '", id, "'"));
+  return it->second->job;
+}
+
+absl::StatusOr<v1::ListJobsResponse> JobManager::List(const v1::ListJobsRequest& r) const {
+  if (r.page_size() < 0) return absl::InvalidArgumentError("page_size must be >= 0");
+  for (int s : r.states()) {
+    if (s <= v1::JOB_STATE_UNSPECIFIED || s > v1::JOB_STATE_CANCELLED) {
+      return absl::InvalidArgumentError(absl::StrCat("states: ", s, " is not a job state"));
+    }
+  }
+  const int page = r.page_size() == 0 ? 100 : std::min(r.page_size(), 1000);
+  // The token is "<offset>/<fingerprint of the filters>".
+  std::string filters = r.model_name();
+  for (int s : r.states()) absl::StrAppend(&filters, ",", s);
+  const std::string fingerprint = absl::StrFormat("%x", std::hash<std::string>()(filters));
+  size_t offset = 0;
+  if (!r.page_token().empty()) {
+    const size_t slash = r.page_token().find('/');
+    if (slash == std::string::npos || r.page_token().substr(slash + 1) != fingerprint ||
+        !absl::SimpleAtoi(r.page_token().substr(0, slash), &offset)) {
+      return absl::InvalidArgumentError(
+          "page_token is not one this server returned for these filters");
+    }
+  }
+  std::vector<const v1::Job*> matched;
+  std::lock_guard lock(mu_);
+  for (const auto& [id, e] : jobs_) {
+    const v1::Job& j = e->job;
+    if (!r.model_name().empty() && j.spec().model_name() != r.model_name()) continue;
+    if (r.states_size() > 0 &&
+        std::find(r.states().begin(), r.states().end(), j.state()) == r.states().end())
+      continue;
+    matched.push_back(&j);
+  }
+  std::sort(matched.begin(), matched.end(), [](const v1::Job* a, const v1::Job* b) {
+    return a->created_unix_ms() != b->created_unix_ms() ? a->created_unix_ms() > b->created_unix_ms()
+                                                        : a->id() > b->id();
+  });
+  v1::ListJobsResponse resp;
+  for (size_t i = offset; i < matched.size() && resp.jobs_size() < page; ++i) {
+    *resp.add_jobs() = *matched[i];
+  }
+  if (offset + resp.jobs_size() < matched.size()) {
+    resp.set_next_page_token(absl::StrCat(offset + resp.jobs_size(), "/", fingerprint));
+  }
+  return resp;
+}
+
+absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& id) {
+  if (id.empty()) return absl::InvalidArgumentError("job_id is empty");
+  std::shared_ptr<Entry> entry;
+  bool was_queued = false;
+  {
+    std::lock_guard lock(mu_);
+    auto it = jobs_.find(id);
+    if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("no job '", id, "'"));
+    entry = it->second;
+    const v1::JobState s = entry->job.state();
+    if (Terminal(s)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "job ", id, " has already finished (", v1::JobState_Name(s), ")"));
+    }
+    if (entry->publishing) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("job ", id, " is already publishing its version; it will succeed"));
+    }
+    entry->cancel = true;
+    auto q = std::find(queue_.begin(), queue_.end(), entry);
+    if (q != queue_.end()) {
+      queue_.erase(q);
+      was_queued = true;
+    }
+  }
+  if (was_queued) {
+    Update(entry, [](v1::Job& j) {
+      j.set_state(v1::JOB_STATE_CANCELLED);
+      j.set_error("cancelled before it started");
+      j.set_finished_unix_ms(NowMs());
+    });
+    entry->data = Dataset();
+    NotifyCounts();
+  }
+  return Get(id);
+}
+
+absl::StatusOr<uint64_t> JobManager::Watch(const std::string& id, Watcher on_progress) {
+  if (id.empty()) return absl::InvalidArgumentError("job_id is empty");
+  v1::JobProgress snapshot;
+  uint64_t token;
+  {
+    std::lock_guard lock(mu_);
+    auto it = jobs_.find(id);
+    if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("no job '", id, "'"));
+    snapshot = ProgressOf(it->second->job);
+    token = next_watch_++;
+    // A finished job gets its one terminal message and no registration.
+    if (!Terminal(snapshot.state())) watchers_.emplace(token, std::make_pair(id, on_progress));
+  }
+  on_progress(snapshot);
+  return token;
+}
+
+void JobManager::Unwatch(uint64_t token) {
+  std::lock_guard lock(mu_);
+  watchers_.erase(token);
+}
+
+void JobManager::Update(const std::shared_ptr<Entry>& entry,
+                        const std::function<void(v1::Job&)>& change) {
+  v1::Job copy;
+  std::vector<Watcher> to_call;
+  {
+    std::lock_guard lock(mu_);
+    change(entry->job);
+    *entry->job.mutable_progress() = ProgressOf(entry->job);
+    copy = entry->job;
+    const bool done = Terminal(copy.state());
+    for (auto it = watchers_.begin(); it != watchers_.end();) {
+      if (it->second.first == copy.id()) {
+        to_call.push_back(it->second.second);
+        if (done) {
+          it = watchers_.erase(it);
+          continue;
+        }
+      }
+      ++it;
+    }
+  }
+  Persist(copy);
+  const v1::JobProgress progress = copy.progress();
+  for (auto& w : to_call) w(progress);
+}
+
+void JobManager::Persist(const v1::Job& job) const {
+  std::string json;
+  google::protobuf::util::JsonPrintOptions o;
+  o.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(job, &json, o);
+  // A record that cannot be written is logged, not fatal: the job itself
+  // and the model it publishes are unaffected.
+  absl::Status s = WriteFileAtomic(absl::StrCat(options_.jobs_dir, "/", job.id(), ".json"), json);
+  if (!s.ok()) std::fprintf(stderr, "anorand-server: %s\n", std::string(s.message()).c_str());
+}
+
+void JobManager::NotifyCounts() {
+  if (!events_.on_counts) return;
+  std::map<v1::JobState, int> counts;
+  int depth;
+  {
+    std::lock_guard lock(mu_);
+    for (int s = v1::JOB_STATE_QUEUED; s <= v1::JOB_STATE_CANCELLED; ++s) counts[v1::JobState(s)] = 0;
+    for (const auto& [id, e] : jobs_) ++counts[e->job.state()];
+    depth = static_cast<int>(queue_.size());
+  }
+  events_.on_counts(counts, depth);
+}
+
+void JobManager::WorkerLoop() {
+  while (true) {
+    std::shared_ptr<Entry> entry;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;
+      entry = queue_.front();
+      queue_.pop_front();
+    }
+    Run(entry);
+  }
+}
+
+void JobManager::Run(const std::shared_ptr<Entry>& entry) {
+  const auto start = std::chrono::steady_clock::now();
+  Update(entry, [](v1::Job& j) {
+    j.set_state(v1::JOB_STATE_RUNNING);
+    j.set_started_unix_ms(NowMs());
+  });
+  NotifyCounts();
+  Dataset data = std::move(entry->data);
+  entry->data = Dataset();
+  const v1::JobSpec spec = entry->job.spec();
+  TrainOptions options;
+  options.threads = options_.omp_threads;
+  options.cancelled = [&entry] { return entry->cancel.load(); };
+  options.on_epoch = [this, &entry](const EpochProgress& p) {
+    Update(entry, [&p](v1::Job& j) {
+      v1::JobProgress* g = j.mutable_progress();
+      g->set_epoch(p.epoch);
+      g->set_max_epochs(p.max_epochs);
+      g->set_train_loss(p.train_loss);
+      g->set_classification_loss(p.classification_loss);
+      g->set_reconstruction_loss(p.reconstruction_loss);
+      g->set_validation_loss(p.validation_loss);
+      g->set_elapsed_seconds(p.elapsed_seconds);
+      g->set_eta_seconds(p.elapsed_seconds / p.epoch * (p.max_epochs - p.epoch));
+      g->set_message(absl::StrCat("epoch ", p.epoch, "/", p.max_epochs));
+    });
+  };
+  auto model = TrainModel(data, spec.params(), options);
+  data = Dataset();
+  auto finish = [&](v1::JobState state, const std::string& error, int64_t version,
+                    const v1::TrainingSummary* summary) {
+    Update(entry, [&](v1::Job& j) {
+      j.set_state(state);
+      j.set_error(error);
+      j.set_finished_unix_ms(NowMs());
+      if (version) j.set_published_version(version);
+      if (summary) *j.mutable_summary() = *summary;
+      j.mutable_progress()->set_message(state == v1::JOB_STATE_SUCCEEDED
+                                            ? absl::StrCat("published version ", version)
+                                            : error);
+    });
+    NotifyCounts();
+    if (events_.on_finished) {
+      events_.on_finished(state, std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                                               start).count());
+    }
+  };
+  if (absl::IsCancelled(model.status()) || entry->cancel.load()) {
+    finish(v1::JOB_STATE_CANCELLED, "cancelled", 0, nullptr);
+    return;
+  }
+  if (!model.ok()) {
+    finish(v1::JOB_STATE_FAILED, absl::StrCat("training failed: ", model.status().message()), 0,
+           nullptr);
+    return;
+  }
+  {
+    std::lock_guard lock(mu_);
+    if (entry->cancel.load()) {
+      // Cancelled between the last mini-batch and here: nothing published.
+    } else {
+      entry->publishing = true;
+    }
+  }
+  if (!entry->publishing) {
+    finish(v1::JOB_STATE_CANCELLED, "cancelled", 0, nullptr);
+    return;
+  }
+  model->set_name(spec.model_name());
+  model->set_training_job_id(entry->job.id());
+  auto version = models_->Publish(spec.model_name(), 0, *model, spec.promote_to_alias());
+  if (!version.ok()) {
+    finish(v1::JOB_STATE_FAILED,
+           absl::StrCat("the model trained but could not be published: ", version.status().message()),
+           0, nullptr);
+    return;
+  }
+  finish(v1::JOB_STATE_SUCCEEDED, "", *version, &model->summary());
+}
+
+}  // namespace anorand

@@ -1,0 +1,114 @@
+// File: job_manager.h
+//
+// Training jobs, with no gRPC in sight: a bounded FIFO queue, a fixed pool
+// of training threads (never the threads that serve scoring), progress
+// fan-out to any number of watchers, cooperative cancellation, and job
+// records persisted as JSON under <model_dir>/.jobs/ (written atomically).
+//
+// Lifecycle: Submit -> QUEUED -> RUNNING -> SUCCEEDED | FAILED | CANCELLED.
+// A successful job publishes its model through ModelManager::Publish (the
+// same validated, atomic path as an import) and then moves
+// spec.promote_to_alias. After a restart, jobs that were QUEUED or RUNNING
+// are FAILED with "interrupted by server restart"; finished ones are listed
+// as they were. Thread-safe.
+#ifndef ANORAND_SERVER_JOB_MANAGER_H_
+#define ANORAND_SERVER_JOB_MANAGER_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "anorand/v1/training.pb.h"
+#include "model/dataset.h"
+#include "server/model_manager.h"
+
+namespace anorand {
+
+struct JobOptions {
+  std::string jobs_dir;     // where job records live
+  int max_queued_jobs = 16;
+  int training_threads = 1;  // jobs running at once
+  int omp_threads = 1;       // oneDNN/OpenMP threads per running job
+};
+
+// Counts for metrics: jobs per state, queue depth, and a finished job's
+// duration. Called under no lock of the manager.
+struct JobEvents {
+  std::function<void(const std::map<v1::JobState, int>& counts, int queue_depth)> on_counts;
+  std::function<void(v1::JobState final_state, double seconds)> on_finished;
+};
+
+class JobManager {
+ public:
+  JobManager(ModelManager* models, JobOptions options);
+  ~JobManager();  // Stop()
+
+  void set_events(JobEvents events) { events_ = std::move(events); }
+
+  // Loads the persisted records (failing the interrupted ones) and starts
+  // the training threads.
+  absl::Status Start();
+  // Cancels running jobs, fails queued ones ("server stopped"), joins.
+  void Stop();
+
+  // `spec.params` is resolved here (every field set, as the record shows);
+  // `data` is the parsed training set. INVALID_ARGUMENT for bad parameters
+  // or data, RESOURCE_EXHAUSTED when the queue is full.
+  absl::StatusOr<v1::Job> Submit(v1::JobSpec spec, Dataset data);
+  // RESOURCE_EXHAUSTED if a submit would be refused now (checked when a
+  // submission's header arrives, before its data is read).
+  absl::Status CheckQueueRoom() const;
+
+  absl::StatusOr<v1::Job> Get(const std::string& id) const;
+  absl::StatusOr<v1::ListJobsResponse> List(const v1::ListJobsRequest& request) const;
+  absl::StatusOr<v1::Job> Cancel(const std::string& id);
+
+  // Calls `on_progress` with the current snapshot at once, then with every
+  // update until (and including) the terminal one. Returns a token for
+  // Unwatch, or NOT_FOUND. Callbacks run on training threads (or the
+  // caller's, for the snapshot) and must not block.
+  using Watcher = std::function<void(const v1::JobProgress&)>;
+  absl::StatusOr<uint64_t> Watch(const std::string& id, Watcher on_progress);
+  void Unwatch(uint64_t token);
+
+ private:
+  struct Entry {
+    v1::Job job;
+    Dataset data;                    // released when the job starts
+    std::atomic<bool> cancel{false};
+    bool publishing = false;
+  };
+
+  void WorkerLoop();
+  void Run(const std::shared_ptr<Entry>& entry);
+  // Persists and notifies; takes mu_ only to copy what it needs.
+  void Update(const std::shared_ptr<Entry>& entry, const std::function<void(v1::Job&)>& change);
+  void Persist(const v1::Job& job) const;
+  void NotifyCounts();
+
+  ModelManager* models_;
+  JobOptions options_;
+  JobEvents events_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<std::string, std::shared_ptr<Entry>> jobs_;  // guarded by mu_
+  std::deque<std::shared_ptr<Entry>> queue_;            // guarded by mu_
+  std::map<uint64_t, std::pair<std::string, Watcher>> watchers_;  // guarded by mu_
+  uint64_t next_watch_ = 1;                              // guarded by mu_
+  bool stopping_ = false;                                // guarded by mu_
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace anorand
+
+#endif  // ANORAND_SERVER_JOB_MANAGER_H_

@@ -1,0 +1,439 @@
+#include "server/metrics.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netdb.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "model/compiled_model.h"
+#include "prometheus/exposer.h"
+#include "prometheus/text_serializer.h"
+
+namespace anorand {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+constexpr const char* kMethodNames[] = {"Score", "StreamScore"};
+constexpr const char* kCodeNames[] = {
+    "OK",        "CANCELLED",         "UNKNOWN",           "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+    "UNIMPLEMENTED", "INTERNAL",      "UNAVAILABLE",       "DATA_LOSS",
+    "UNAUTHENTICATED"};
+constexpr const char* kVersionStates[] = {"loading", "ready", "unloaded", "failed"};
+constexpr const char* kJobStates[] = {"queued", "running", "succeeded", "failed", "cancelled"};
+constexpr const char* kTerminalJobStates[] = {"succeeded", "failed", "cancelled"};
+
+int MethodIndex(ScoreMethod m) { return m == ScoreMethod::kStreamScore ? 1 : 0; }
+
+std::string VersionLabel(int64_t v) { return v > 0 ? std::to_string(v) : std::string(); }
+
+ClientMetric GaugeMetric(std::vector<ClientMetric::Label> labels, double value) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  m.gauge.value = value;
+  return m;
+}
+
+// anorand_model_versions{model,state} from a registry snapshot and
+// anorand_compiled_models from CompiledModel::LiveCount(), on each scrape.
+class RuntimeCollector final : public prometheus::Collectable {
+ public:
+  explicit RuntimeCollector(const Registry* models) : models_(models) {}
+
+  std::vector<MetricFamily> Collect() const override {
+    MetricFamily versions{"anorand_model_versions",
+                          "Model versions in this replica's registry, by state "
+                          "(loading, ready, unloaded, failed).",
+                          MetricType::Gauge, {}};
+    for (const auto& [name, entry] : models_->Snapshot()) {
+      int count[4] = {0, 0, 0, 0};
+      for (const auto& [version, v] : entry.versions) ++count[static_cast<int>(v.state)];
+      for (int s = 0; s < 4; ++s) {
+        versions.metric.push_back(
+            GaugeMetric({{"model", name}, {"state", kVersionStates[s]}}, count[s]));
+      }
+    }
+    MetricFamily compiled{"anorand_compiled_models",
+                          "Compiled models alive in the process, including retired versions "
+                          "still held by requests in flight.",
+                          MetricType::Gauge, {}};
+    compiled.metric.push_back(GaugeMetric({}, static_cast<double>(CompiledModel::LiveCount())));
+    return {std::move(versions), std::move(compiled)};
+  }
+
+ private:
+  const Registry* models_;
+};
+
+// The standard process_* figures, read from /proc/self on each scrape
+// (prometheus-cpp 1.0 has no process collector).
+class ProcessCollector final : public prometheus::Collectable {
+ public:
+  std::vector<MetricFamily> Collect() const override {
+    std::vector<MetricFamily> out;
+    auto add = [&out](const char* name, const char* help, MetricType type, double value) {
+      MetricFamily f{name, help, type, {}};
+      ClientMetric m;
+      if (type == MetricType::Counter) m.counter.value = value;
+      else m.gauge.value = value;
+      f.metric.push_back(m);
+      out.push_back(std::move(f));
+    };
+    const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
+    const double page = static_cast<double>(sysconf(_SC_PAGESIZE));
+    std::ifstream stat_file("/proc/self/stat");
+    std::string stat((std::istreambuf_iterator<char>(stat_file)), std::istreambuf_iterator<char>());
+    // Fields after "(comm)": state is field 3; utime 14, stime 15,
+    // starttime 22, vsize 23, rss 24.
+    const size_t close = stat.rfind(')');
+    if (close != std::string::npos && tick > 0) {
+      std::istringstream in(stat.substr(close + 2));
+      std::vector<std::string> f(1, "");  // f[i] = field i + 2
+      for (std::string s; in >> s;) f.push_back(s);
+      auto field = [&f](size_t n) { return n - 2 < f.size() ? std::strtod(f[n - 2].c_str(), nullptr) : 0.0; };
+      if (f.size() > 23) {
+        add("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
+            MetricType::Counter, (field(14) + field(15)) / tick);
+        add("process_virtual_memory_bytes", "Virtual memory size in bytes.", MetricType::Gauge,
+            field(23));
+        add("process_resident_memory_bytes", "Resident memory size in bytes.", MetricType::Gauge,
+            field(24) * page);
+        const double boot = BootTime();
+        if (boot > 0) {
+          add("process_start_time_seconds",
+              "Start time of the process since unix epoch in seconds.", MetricType::Gauge,
+              boot + field(22) / tick);
+        }
+      }
+    }
+    if (DIR* d = opendir("/proc/self/fd")) {
+      int n = 0;
+      while (const dirent* e = readdir(d)) n += e->d_name[0] != '.';
+      closedir(d);
+      add("process_open_fds", "Number of open file descriptors.", MetricType::Gauge, n);
+    }
+    rlimit lim{};
+    if (getrlimit(RLIMIT_NOFILE, &lim) == 0) {
+      add("process_max_fds", "Maximum number of open file descriptors.", MetricType::Gauge,
+          lim.rlim_cur == RLIM_INFINITY ? -1.0 : static_cast<double>(lim.rlim_cur));
+    }
+    return out;
+  }
+
+ private:
+  static double BootTime() {
+    std::ifstream in("/proc/stat");
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("btime ", 0) == 0) return std::strtod(line.c_str() + 6, nullptr);
+    }
+    return 0;
+  }
+};
+
+// CivetWeb's listener polls in 2 s quanta, so stopping the Exposer takes
+// up to 2 s unless a connection wakes it: knock on the port until it has
+// stopped.
+class Knocker {
+ public:
+  Knocker(const std::string& address, int port) {
+    std::string host = address.substr(0, address.rfind(':'));
+    if (host.size() >= 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+    if (host.empty() || host == "0.0.0.0" || host == "*") host = "127.0.0.1";
+    if (host == "::") host = "::1";
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    addrinfo* res = nullptr;
+    if (port <= 0 || getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res) != 0) {
+      return;
+    }
+    thread_ = std::thread([this, res] {
+      while (!done_.load()) {
+        const int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd >= 0) {
+          connect(fd, res->ai_addr, res->ai_addrlen);
+          ::close(fd);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      freeaddrinfo(res);
+    });
+  }
+  ~Knocker() {
+    done_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
+std::vector<double> LoadBuckets() {
+  return {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+}
+std::vector<double> BatchBuckets() {
+  std::vector<double> b;
+  for (double v = 1; v <= (1 << 24); v *= 4) b.push_back(v);
+  return b;
+}
+std::vector<double> TrainingBuckets() {
+  return {1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 86400};
+}
+
+}  // namespace
+
+std::vector<double> Metrics::LatencyBuckets() {
+  // 10 us .. 10 s: 1, 2.5, 5 per decade.
+  std::vector<double> b;
+  for (double decade = 1e-5; decade < 5; decade *= 10) {
+    for (double m : {1.0, 2.5, 5.0}) b.push_back(decade * m);
+  }
+  b.push_back(10);
+  return b;
+}
+
+std::vector<double> Metrics::ScoreBuckets() {
+  std::vector<double> b;
+  for (int i = 1; i <= 20; ++i) b.push_back(i / 20.0);
+  return b;
+}
+
+Metrics::Metrics(const Registry* models)
+    : models_(models),
+      registry_(std::make_shared<prometheus::Registry>()),
+      runtime_(std::make_shared<RuntimeCollector>(models)),
+      process_(std::make_shared<ProcessCollector>()),
+      requests_(prometheus::BuildCounter()
+                    .Name("anorand_score_requests_total")
+                    .Help("Score requests and StreamScore messages handled, by model, resolved "
+                          "version, method and status code.")
+                    .Register(*registry_)),
+      records_(prometheus::BuildCounter()
+                   .Name("anorand_scored_records_total")
+                   .Help("Records scored successfully, by model and version.")
+                   .Register(*registry_)),
+      anomalies_(prometheus::BuildCounter()
+                     .Name("anorand_anomalies_total")
+                     .Help("Records flagged is_anomaly (score >= the model's threshold), by model "
+                           "and version.")
+                     .Register(*registry_)),
+      latency_(prometheus::BuildHistogram()
+                   .Name("anorand_score_latency_seconds")
+                   .Help("Time to validate and score one request or stream message, by model "
+                         "and method.")
+                   .Register(*registry_)),
+      batch_records_(prometheus::BuildHistogram()
+                         .Name("anorand_batch_records")
+                         .Help("Records per successfully scored request or stream message.")
+                         .Register(*registry_)
+                         .Add({}, BatchBuckets())),
+      score_value_(prometheus::BuildHistogram()
+                       .Name("anorand_score_value")
+                       .Help("The scores returned, in [0, 1], by model.")
+                       .Register(*registry_)),
+      load_seconds_(prometheus::BuildHistogram()
+                        .Name("anorand_model_load_seconds")
+                        .Help("Time to read, validate and compile one model version (successful "
+                              "loads).")
+                        .Register(*registry_)
+                        .Add({}, LoadBuckets())),
+      load_failures_(prometheus::BuildCounter()
+                         .Name("anorand_model_load_failures_total")
+                         .Help("Model versions that failed to load, by model.")
+                         .Register(*registry_)),
+      training_jobs_(prometheus::BuildGauge()
+                         .Name("anorand_training_jobs")
+                         .Help("Training jobs known to this replica, by state.")
+                         .Register(*registry_)),
+      training_job_seconds_(prometheus::BuildHistogram()
+                                .Name("anorand_training_job_seconds")
+                                .Help("Run time of finished training jobs, by final state.")
+                                .Register(*registry_)),
+      training_queue_depth_(prometheus::BuildGauge()
+                                .Name("anorand_training_queue_depth")
+                                .Help("Training jobs queued, waiting for a training thread.")
+                                .Register(*registry_)
+                                .Add({})),
+      stream_active_(prometheus::BuildGauge()
+                         .Name("anorand_stream_active")
+                         .Help("StreamScore streams open.")
+                         .Register(*registry_)
+                         .Add({})) {
+  for (const char* s : kJobStates) training_jobs_.Add({{"state", s}});
+  for (const char* s : kTerminalJobStates) {
+    training_job_seconds_.Add({{"state", s}}, TrainingBuckets());
+  }
+  unknown_ = ModelFor(kUnknownModelLabel, true);
+}
+
+Metrics::~Metrics() {
+  if (exposer_) {
+    Knocker knock(address_, port_);
+    exposer_.reset();
+  }
+}
+
+absl::Status Metrics::Serve(const std::string& address) {
+  try {
+    exposer_ = std::make_unique<prometheus::Exposer>(address);
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", address,
+                                               " for metrics (address in use or not valid; "
+                                               "change --metrics_address): ", e.what()));
+  }
+  address_ = address;
+  const std::vector<int> ports = exposer_->GetListeningPorts();
+  port_ = ports.empty() ? 0 : ports.front();
+  exposer_->RegisterCollectable(registry_);
+  exposer_->RegisterCollectable(runtime_);
+  exposer_->RegisterCollectable(process_);
+  return absl::OkStatus();
+}
+
+Metrics::ModelSeries* Metrics::ModelFor(const std::string& label, bool create) {
+  {
+    std::shared_lock lock(series_mu_);
+    auto it = series_.find(label);
+    if (it != series_.end()) return it->second.get();
+  }
+  if (!create) return nullptr;
+  std::unique_lock lock(series_mu_);
+  auto& slot = series_[label];
+  if (!slot) {
+    auto m = std::make_unique<ModelSeries>();
+    m->label = label;
+    for (int i = 0; i < kMethods; ++i) {
+      m->latency[i] = &latency_.Add({{"model", label}, {"method", kMethodNames[i]}},
+                                    LatencyBuckets());
+    }
+    m->scores = &score_value_.Add({{"model", label}}, ScoreBuckets());
+    slot = std::move(m);
+  }
+  return slot.get();
+}
+
+Metrics::VersionSeries* Metrics::VersionFor(ModelSeries* model, int64_t version) {
+  {
+    std::shared_lock lock(model->mu);
+    auto it = model->versions.find(version);
+    if (it != model->versions.end()) return it->second.get();
+  }
+  std::unique_lock lock(model->mu);
+  auto& slot = model->versions[version];
+  if (!slot) {
+    auto v = std::make_unique<VersionSeries>();
+    const prometheus::Labels labels = {{"model", model->label}, {"version", VersionLabel(version)}};
+    v->records = &records_.Add(labels);
+    v->anomalies = &anomalies_.Add(labels);
+    slot = std::move(v);
+  }
+  return slot.get();
+}
+
+void Metrics::OnScore(ScoreMethod method, const ScoreEvent& e) {
+  static const std::string kEmpty;
+  const std::string& name = e.model ? *e.model : kEmpty;
+  // known_model is decided when the name is resolved; a request that fails
+  // validation before that, for a model that exists, still counts under it.
+  const bool known = e.known_model ||
+                     (e.code != absl::StatusCode::kOk && models_->GetModel(name).has_value());
+  ModelSeries* model = known ? ModelFor(name, true) : unknown_;
+  VersionSeries* v = VersionFor(model, known ? e.version : 0);
+
+  const int m = MethodIndex(method);
+  int code = static_cast<int>(e.code);
+  if (code < 0 || code >= kCodes) code = static_cast<int>(absl::StatusCode::kUnknown);
+  std::atomic<prometheus::Counter*>& slot = v->requests[m][code];
+  prometheus::Counter* requests = slot.load(std::memory_order_acquire);
+  if (requests == nullptr) {
+    // Family::Add returns the existing metric for the same labels, so a
+    // race here only stores the same pointer twice.
+    requests = &requests_.Add({{"model", model->label},
+                               {"version", VersionLabel(known ? e.version : 0)},
+                               {"method", kMethodNames[m]},
+                               {"code", kCodeNames[code]}});
+    slot.store(requests, std::memory_order_release);
+  }
+  requests->Increment();
+
+  if (e.code != absl::StatusCode::kOk) return;
+  v->records->Increment(static_cast<double>(e.records));
+  v->anomalies->Increment(static_cast<double>(e.anomalies));
+  batch_records_.Observe(static_cast<double>(e.records));
+  if (e.response != nullptr) ObserveScores(model, *e.response);
+}
+
+void Metrics::ObserveScores(ModelSeries* model, const v1::ScoreResponse& response) {
+  static const std::vector<double> bounds = ScoreBuckets();
+  thread_local std::vector<double> counts;
+  counts.assign(bounds.size() + 1, 0.0);
+  double sum = 0;
+  for (const float s : response.scores()) {
+    if (!std::isfinite(s)) continue;
+    // The bucket a single Observe(s) would pick: the first bound >= s.
+    const size_t i = std::lower_bound(bounds.begin(), bounds.end(), static_cast<double>(s)) -
+                     bounds.begin();
+    counts[i] += 1;
+    sum += s;
+  }
+  model->scores->ObserveMultiple(counts, sum);
+}
+
+void Metrics::ObserveLatency(ScoreMethod method, const std::string& model, double seconds) {
+  // OnScore ran first for this request: the model has series iff it was
+  // counted under its own name.
+  ModelSeries* series = ModelFor(model, false);
+  if (series == nullptr) series = unknown_;
+  series->latency[MethodIndex(method)]->Observe(seconds);
+}
+
+void Metrics::OnStreamChange(int delta) { stream_active_.Increment(delta); }
+
+void Metrics::OnLoad(const LoadEvent& e) {
+  // Created at 0 on the first load so that increase() sees the first failure.
+  prometheus::Counter& failures = load_failures_.Add({{"model", e.model}});
+  if (e.ok) {
+    load_seconds_.Observe(e.seconds);
+  } else {
+    failures.Increment();
+  }
+}
+
+void Metrics::SetTrainingJobs(const std::string& state, int64_t count) {
+  training_jobs_.Add({{"state", state}}).Set(static_cast<double>(count));
+}
+
+void Metrics::ObserveTrainingJob(const std::string& state, double seconds) {
+  training_job_seconds_.Add({{"state", state}}, TrainingBuckets()).Observe(seconds);
+}
+
+void Metrics::SetTrainingQueueDepth(int64_t depth) {
+  training_queue_depth_.Set(static_cast<double>(depth));
+}
+
+std::string Metrics::Render() const {
+  std::vector<MetricFamily> all = registry_->Collect();
+  for (const auto* c : {runtime_.get(), process_.get()}) {
+    for (auto& f : c->Collect()) all.push_back(std::move(f));
+  }
+  return prometheus::TextSerializer().Serialize(all);
+}
+
+}  // namespace anorand

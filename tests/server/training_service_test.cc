@@ -1,0 +1,391 @@
+// The Training service over real gRPC on loopback: submit by upload (CSV,
+// NPZ-less dense) and by path, watch to completion, the published version
+// scores and carries the job id, cancel, queue full, every invalid
+// hyperparameter, path escapes, restart, the token.
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "anorand/v1/training.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "google/protobuf/util/json_util.h"
+#include "model/data/synthetic_data.h"
+#include "tests/server/server_env.h"
+
+namespace anorand::testing {
+namespace {
+
+using ::testing::HasSubstr;
+constexpr int kD = 5;
+
+std::string CsvBytes(int64_t rows, uint64_t seed) {
+  TempDir dir;
+  Dataset d = DemoData(rows, kD, seed);
+  EXPECT_TRUE(WriteCsv(d, dir.File("d.csv"), false).ok());
+  std::ifstream f(dir.File("d.csv"));
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+v1::JobSpec Spec(const std::string& model, int epochs) {
+  v1::JobSpec spec;
+  spec.set_model_name(model);
+  spec.mutable_params()->set_max_epochs(epochs);
+  spec.mutable_params()->set_min_steps(0);
+  spec.mutable_params()->add_encoder_widths(16);
+  spec.mutable_params()->add_encoder_widths(8);
+  spec.mutable_params()->add_decoder_widths(16);
+  return spec;
+}
+
+class TrainingTest : public ::testing::Test {
+ protected:
+  void StartServer(ServerOptions o = {}) {
+    o.poll_seconds = 0;
+    if (o.data_dir.empty()) o.data_dir = data_.path();
+    env_ = std::make_unique<ServerEnv>(o);
+    stub_ = v1::Training::NewStub(env_->channel());
+  }
+  void SetUp() override { StartServer(); }
+
+  grpc::Status Submit(const v1::JobSpec& spec, const std::string& bytes, v1::Job* job,
+                      size_t chunk = 4096) {
+    grpc::ClientContext ctx;
+    if (!token_.empty()) ctx.AddMetadata("authorization", "Bearer " + token_);
+    auto w = stub_->SubmitJob(&ctx, job);
+    v1::SubmitJobRequest head;
+    *head.mutable_spec() = spec;
+    w->Write(head);
+    for (size_t at = 0; at < bytes.size(); at += chunk) {
+      v1::SubmitJobRequest c;
+      c.mutable_chunk()->set_data(bytes.substr(at, chunk));
+      if (!w->Write(c)) break;
+    }
+    w->WritesDone();
+    return w->Finish();
+  }
+  grpc::Status SubmitCsv(v1::JobSpec spec, int64_t rows, v1::Job* job) {
+    spec.set_upload_format(v1::UPLOAD_FORMAT_CSV);
+    return Submit(spec, CsvBytes(rows, 3), job);
+  }
+  // Watches to the end; returns every message.
+  std::vector<v1::JobProgress> Watch(const std::string& id) {
+    grpc::ClientContext ctx;
+    v1::WatchJobRequest req;
+    req.set_job_id(id);
+    auto r = stub_->WatchJob(&ctx, req);
+    std::vector<v1::JobProgress> out;
+    v1::JobProgress p;
+    while (r->Read(&p)) out.push_back(p);
+    EXPECT_TRUE(r->Finish().ok());
+    return out;
+  }
+  v1::Job Get(const std::string& id) {
+    grpc::ClientContext ctx;
+    v1::GetJobRequest req;
+    req.set_job_id(id);
+    v1::Job job;
+    EXPECT_TRUE(stub_->GetJob(&ctx, req, &job).ok());
+    return job;
+  }
+  void WaitFor(const std::string& id, v1::JobState state) {
+    for (int i = 0; i < 3000 && Get(id).state() != state; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ASSERT_EQ(Get(id).state(), state);
+  }
+
+  TempDir data_;
+  std::string token_;
+  std::unique_ptr<ServerEnv> env_;
+  std::unique_ptr<v1::Training::Stub> stub_;
+};
+
+TEST_F(TrainingTest, UploadWatchPublishAndScoreWithTheNewVersion) {
+  v1::JobSpec spec = Spec("fraud", 4);
+  spec.set_promote_to_alias("production");
+  v1::Job job;
+  ASSERT_TRUE(SubmitCsv(spec, 600, &job).ok());
+  EXPECT_FALSE(job.id().empty());
+  EXPECT_EQ(job.data_rows(), 600);
+  EXPECT_EQ(job.data_features(), kD);
+  EXPECT_TRUE(job.spec().params().has_noise_scale());  // values actually used
+  EXPECT_EQ(job.spec().params().max_epochs(), 4);
+  const auto progress = Watch(job.id());
+  ASSERT_FALSE(progress.empty());
+  EXPECT_EQ(progress.back().state(), v1::JOB_STATE_SUCCEEDED);
+  int epochs_seen = 0;
+  for (const auto& p : progress) epochs_seen = std::max(epochs_seen, p.epoch());
+  EXPECT_EQ(epochs_seen, 4);
+  const v1::Job done = Get(job.id());
+  EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(done.published_version(), 1);
+  EXPECT_EQ(done.summary().epochs_run(), 4);
+  EXPECT_GT(done.finished_unix_ms(), 0);
+  // It scores through the alias, and the version carries the job id.
+  grpc::ClientContext sctx;
+  v1::ScoreRequest req = MakeRequest("fraud", 3, kD);
+  req.mutable_model()->set_alias("production");
+  v1::ScoreResponse resp;
+  ASSERT_TRUE(env_->scoring()->Score(&sctx, req, &resp).ok());
+  EXPECT_EQ(resp.model_version(), 1);
+  grpc::ClientContext gctx;
+  v1::GetModelRequest greq;
+  greq.mutable_model()->set_name("fraud");
+  greq.mutable_model()->set_version(1);
+  v1::ModelInfo info;
+  ASSERT_TRUE(env_->models()->GetModel(&gctx, greq, &info).ok());
+  EXPECT_EQ(info.versions(0).training_job_id(), job.id());
+}
+
+TEST_F(TrainingTest, SubmitByPathAndByDenseUpload) {
+  {
+    std::ofstream(data_.File("train.csv")) << CsvBytes(300, 4);
+    v1::JobSpec spec = Spec("bypath", 2);
+    spec.set_data_path("train.csv");
+    v1::Job job;
+    ASSERT_TRUE(Submit(spec, "", &job).ok());
+    EXPECT_EQ(job.data_rows(), 300);
+    EXPECT_EQ(Watch(job.id()).back().state(), v1::JOB_STATE_SUCCEEDED);
+  }
+  {
+    v1::JobSpec spec = Spec("dense", 2);
+    spec.set_upload_format(v1::UPLOAD_FORMAT_DENSE);
+    Dataset d = DemoData(200, kD, 9);
+    grpc::ClientContext ctx;
+    v1::Job job;
+    auto w = stub_->SubmitJob(&ctx, &job);
+    v1::SubmitJobRequest head;
+    *head.mutable_spec() = spec;
+    w->Write(head);
+    for (int part = 0; part < 2; ++part) {
+      v1::SubmitJobRequest c;
+      c.mutable_chunk()->set_num_features(kD);
+      if (part == 0)
+        for (const auto& n : d.feature_names) c.mutable_chunk()->add_feature_names(n);
+      c.mutable_chunk()->mutable_values()->Add(d.x.begin() + part * 100 * kD,
+                                               d.x.begin() + (part + 1) * 100 * kD);
+      w->Write(c);
+    }
+    w->WritesDone();
+    ASSERT_TRUE(w->Finish().ok());
+    EXPECT_EQ(job.data_rows(), 200);
+    EXPECT_EQ(Watch(job.id()).back().state(), v1::JOB_STATE_SUCCEEDED);
+  }
+}
+
+TEST_F(TrainingTest, PathsOutsideTheDataFolderAreRefused) {
+  TempDir outside;
+  std::ofstream(outside.File("secret.csv")) << CsvBytes(50, 1);
+  std::filesystem::create_symlink(outside.File("secret.csv"), data_.File("link.csv"));
+  std::filesystem::create_directories(data_.File("sub"));
+  struct {
+    std::string path;
+    grpc::StatusCode code;
+    std::string message;
+  } cases[] = {
+      {"../secret.csv", grpc::StatusCode::PERMISSION_DENIED, "outside --data_dir"},
+      {"sub/../../x.csv", grpc::StatusCode::PERMISSION_DENIED, "outside --data_dir"},
+      {outside.File("secret.csv"), grpc::StatusCode::PERMISSION_DENIED, "is absolute"},
+      {"/etc/passwd", grpc::StatusCode::PERMISSION_DENIED, "is absolute"},
+      {"link.csv", grpc::StatusCode::PERMISSION_DENIED, "symbolic link"},
+      {"missing.csv", grpc::StatusCode::NOT_FOUND, "is not a file under --data_dir"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.path);
+    v1::JobSpec spec = Spec("m", 1);
+    spec.set_data_path(c.path);
+    v1::Job job;
+    grpc::Status s = Submit(spec, "", &job);
+    EXPECT_EQ(s.error_code(), c.code) << s.error_message();
+    EXPECT_THAT(s.error_message(), HasSubstr(c.message));
+  }
+}
+
+TEST_F(TrainingTest, EveryInvalidHyperparameterIsNamed) {
+  struct {
+    std::function<void(v1::TrainingParams*)> set;
+    std::string message;
+  } cases[] = {
+      {[](auto* p) { p->set_seed_fraction(0); }, "seed_fraction must be in (0, 1)"},
+      {[](auto* p) { p->set_anomaly_fraction(0.7); }, "anomaly_fraction must be in (0, 0.5)"},
+      {[](auto* p) { p->set_smote_k(0); }, "smote_k must be in [1, 100]"},
+      {[](auto* p) { p->set_noise_scale(-1); }, "noise_scale must be in [0, 100]"},
+      {[](auto* p) { p->add_noise_detector_widths(0); }, "noise_detector_widths widths"},
+      {[](auto* p) { p->set_loss_weight(2); }, "loss_weight must be in [0, 1]"},
+      {[](auto* p) { p->set_learning_rate(0); }, "learning_rate must be in (0, 1]"},
+      {[](auto* p) { p->set_adam_beta1(1); }, "adam_beta1 must be in [0, 1)"},
+      {[](auto* p) { p->set_adam_beta2(-0.1); }, "adam_beta2 must be in [0, 1)"},
+      {[](auto* p) { p->set_batch_size(0); }, "batch_size must be in [1, 65536]"},
+      {[](auto* p) { p->set_max_epochs(0); }, "max_epochs must be in [1, 100000]"},
+      {[](auto* p) { p->set_patience(-1); }, "patience must be in [0, 100000]"},
+      {[](auto* p) { p->set_validation_fraction(0.9); }, "validation_fraction must be in [0, 0.5]"},
+      {[](auto* p) { p->set_dropout(1); }, "dropout must be in [0, 1)"},
+      {[](auto* p) { p->set_contamination(0); }, "contamination must be in (0, 0.5]"},
+      {[](auto* p) { p->set_batch_norm_momentum(0); }, "batch_norm_momentum must be in (0, 1]"},
+      {[](auto* p) { p->set_min_steps(-5); }, "min_steps must be in [0, 10000000]"},
+      {[](auto* p) { p->set_preset("fast"); }, "unknown preset 'fast'"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.message);
+    v1::JobSpec spec = Spec("m", 1);
+    c.set(spec.mutable_params());
+    v1::Job job;
+    grpc::Status s = SubmitCsv(spec, 50, &job);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(s.error_message(), HasSubstr(c.message));
+  }
+  // Several bad fields: one message names them all.
+  v1::JobSpec spec = Spec("m", 1);
+  spec.mutable_params()->set_dropout(3);
+  spec.mutable_params()->set_smote_k(0);
+  v1::Job job;
+  grpc::Status s = SubmitCsv(spec, 50, &job);
+  EXPECT_THAT(s.error_message(), HasSubstr("smote_k"));
+  EXPECT_THAT(s.error_message(), HasSubstr("dropout"));
+}
+
+TEST_F(TrainingTest, BadSpecsAndDataAreRefused) {
+  v1::Job job;
+  v1::JobSpec spec = Spec("bad name!", 1);
+  EXPECT_EQ(SubmitCsv(spec, 50, &job).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  spec = Spec("m", 1);
+  EXPECT_THAT(Submit(spec, "", &job).error_message(), HasSubstr("set data_path"));
+  spec.set_upload_format(v1::UPLOAD_FORMAT_CSV);
+  EXPECT_THAT(Submit(spec, "a,b\n1,x\n", &job).error_message(), HasSubstr("line 2"));
+  EXPECT_THAT(Submit(spec, "", &job).error_message(), HasSubstr("no chunk was sent"));
+  spec.set_promote_to_alias("latest");
+  EXPECT_THAT(SubmitCsv(spec, 50, &job).error_message(), HasSubstr("reserved"));
+}
+
+TEST_F(TrainingTest, UploadOverTheLimitIsResourceExhausted) {
+  ServerOptions o;
+  o.max_upload_bytes = 4096;
+  StartServer(o);
+  v1::Job job;
+  grpc::Status s = SubmitCsv(Spec("m", 1), 2000, &job);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(s.error_message(), HasSubstr("--max_upload_bytes"));
+}
+
+TEST_F(TrainingTest, CancelARunningJobAndAQueuedOne) {
+  ServerOptions o;
+  o.max_queued_jobs = 1;
+  StartServer(o);
+  v1::Job running, queued, refused;
+  ASSERT_TRUE(SubmitCsv(Spec("m", 100000), 3000, &running).ok());
+  WaitFor(running.id(), v1::JOB_STATE_RUNNING);
+  ASSERT_TRUE(SubmitCsv(Spec("m", 5), 100, &queued).ok());
+  EXPECT_EQ(queued.state(), v1::JOB_STATE_QUEUED);
+  grpc::Status full = SubmitCsv(Spec("m", 5), 100, &refused);
+  EXPECT_EQ(full.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(full.error_message(), HasSubstr("--max_queued_jobs"));
+  {
+    grpc::ClientContext ctx;
+    v1::CancelJobRequest req;
+    req.set_job_id(queued.id());
+    v1::Job after;
+    ASSERT_TRUE(stub_->CancelJob(&ctx, req, &after).ok());
+    EXPECT_EQ(after.state(), v1::JOB_STATE_CANCELLED);
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::CancelJobRequest req;
+    req.set_job_id(running.id());
+    v1::Job after;
+    ASSERT_TRUE(stub_->CancelJob(&ctx, req, &after).ok());
+  }
+  WaitFor(running.id(), v1::JOB_STATE_CANCELLED);
+  // Nothing was published; cancelling again is a precondition failure.
+  grpc::ClientContext ctx;
+  v1::ListModelsResponse models;
+  ASSERT_TRUE(env_->models()->ListModels(&ctx, v1::ListModelsRequest(), &models).ok());
+  EXPECT_EQ(models.models_size(), 0);
+  grpc::ClientContext ctx2;
+  v1::CancelJobRequest again;
+  again.set_job_id(running.id());
+  v1::Job j;
+  EXPECT_EQ(stub_->CancelJob(&ctx2, again, &j).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+TEST_F(TrainingTest, ListFiltersAndPages) {
+  v1::Job a, b, c;
+  ASSERT_TRUE(SubmitCsv(Spec("alpha", 1), 100, &a).ok());
+  ASSERT_TRUE(SubmitCsv(Spec("beta", 1), 100, &b).ok());
+  ASSERT_TRUE(SubmitCsv(Spec("alpha", 1), 100, &c).ok());
+  for (const auto* j : {&a, &b, &c}) WaitFor(j->id(), v1::JOB_STATE_SUCCEEDED);
+  grpc::ClientContext ctx;
+  v1::ListJobsRequest req;
+  req.set_model_name("alpha");
+  req.set_page_size(1);
+  v1::ListJobsResponse page1;
+  ASSERT_TRUE(stub_->ListJobs(&ctx, req, &page1).ok());
+  ASSERT_EQ(page1.jobs_size(), 1);
+  EXPECT_EQ(page1.jobs(0).id(), c.id());  // newest first
+  ASSERT_FALSE(page1.next_page_token().empty());
+  req.set_page_token(page1.next_page_token());
+  grpc::ClientContext ctx2;
+  v1::ListJobsResponse page2;
+  ASSERT_TRUE(stub_->ListJobs(&ctx2, req, &page2).ok());
+  ASSERT_EQ(page2.jobs_size(), 1);
+  EXPECT_EQ(page2.jobs(0).id(), a.id());
+  EXPECT_TRUE(page2.next_page_token().empty());
+  req.set_model_name("beta");  // token from other filters
+  grpc::ClientContext ctx3;
+  v1::ListJobsResponse bad;
+  EXPECT_EQ(stub_->ListJobs(&ctx3, req, &bad).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  grpc::ClientContext ctx4;
+  v1::ListJobsRequest by_state;
+  by_state.add_states(v1::JOB_STATE_FAILED);
+  v1::ListJobsResponse none;
+  ASSERT_TRUE(stub_->ListJobs(&ctx4, by_state, &none).ok());
+  EXPECT_EQ(none.jobs_size(), 0);
+}
+
+TEST_F(TrainingTest, RestartKeepsFinishedJobsAndFailsInterruptedOnes) {
+  v1::Job done;
+  ASSERT_TRUE(SubmitCsv(Spec("m", 1), 100, &done).ok());
+  WaitFor(done.id(), v1::JOB_STATE_SUCCEEDED);
+  const std::string model_dir = env_->model_dir();
+  env_->Stop();
+  // A job that was running when the process died (as a crash leaves it).
+  v1::Job crashed = done;
+  crashed.set_id("job-crashed");
+  crashed.set_state(v1::JOB_STATE_RUNNING);
+  crashed.set_published_version(0);
+  std::string json;
+  ASSERT_TRUE(google::protobuf::util::MessageToJsonString(crashed, &json).ok());
+  std::ofstream(model_dir + "/.jobs/job-crashed.json") << json;
+  std::ofstream(model_dir + "/.jobs/junk.json") << "{not json";
+  env_->Start();
+  stub_ = v1::Training::NewStub(env_->channel());
+  EXPECT_EQ(Get(done.id()).state(), v1::JOB_STATE_SUCCEEDED);
+  const v1::Job after = Get("job-crashed");
+  EXPECT_EQ(after.state(), v1::JOB_STATE_FAILED);
+  EXPECT_THAT(after.error(), HasSubstr("interrupted by server restart"));
+  // The published version is still there.
+  grpc::ClientContext sctx;
+  v1::ScoreResponse resp;
+  EXPECT_TRUE(env_->scoring()->Score(&sctx, MakeRequest("m", 2, kD), &resp).ok());
+}
+
+TEST_F(TrainingTest, TokenIsRequiredWhenConfigured) {
+  ServerOptions o;
+  o.auth_token = "t0ken";
+  StartServer(o);
+  v1::Job job;
+  EXPECT_EQ(SubmitCsv(Spec("m", 1), 100, &job).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  token_ = "nope";
+  EXPECT_EQ(SubmitCsv(Spec("m", 1), 100, &job).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  grpc::ClientContext ctx;
+  v1::GetJobRequest req;
+  req.set_job_id("x");
+  EXPECT_EQ(stub_->GetJob(&ctx, req, &job).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  token_ = "t0ken";
+  EXPECT_TRUE(SubmitCsv(Spec("m", 1), 100, &job).ok());
+}
+
+}  // namespace
+}  // namespace anorand::testing

@@ -30,6 +30,8 @@ int RunDemoData(const Argv& args);
 int RunHealth(const Argv& args);
 int RunScore(const Argv& args);
 int RunModels(const Argv& args);
+int RunTrain(const Argv& args);
+int RunJobs(const Argv& args);
 
 }  // namespace anorand::cli
 

@@ -23,6 +23,8 @@ constexpr char kUsage[] =
     "  health       exit 0 only when the server is SERVING\n"
     "  score        stream records through the server, one result line per record\n"
     "  models       list|show|load|unload|delete|alias|unalias|export|import\n"
+    "  train        submit a training job (upload or server path), --wait to follow it\n"
+    "  jobs         list|show|watch|cancel training jobs\n"
     "\n"
     "Exit codes: 0 ok, 1 refused or failed, 2 usage error, 3 server unreachable.\n";
 
@@ -44,6 +46,8 @@ int main(int argc, char** argv) {
   if (command == "health") return RunHealth(args);
   if (command == "score") return RunScore(args);
   if (command == "models") return RunModels(args);
+  if (command == "train") return RunTrain(args);
+  if (command == "jobs") return RunJobs(args);
   std::fprintf(stderr, "anorand: unknown command '%s'\n%s", command.c_str(), kUsage);
   return kExitUsage;
 }

@@ -42,16 +42,29 @@ TrainingParams PaperPreset() {
   p.set_score_rule(v1::SCORE_RULE_PAPER);
   p.set_stop_reconstruction_gradient(false);
   p.set_min_steps(0);
+  p.set_noise_scale_max(0);
   return p;
 }
 
-// The measured default: see docs/ACCURACY.md for the runs behind each
-// change from the paper preset.
+// The measured default (docs/ACCURACY.md has the runs behind each change
+// from the paper preset, on the 13 ADBench development sets, 3 seeds):
+// - synthetic anomalies are 40% of the rows, from a 20% seed set, and the
+//   seed rows get noise too: the noise-detection block then learns where
+//   the data is (paper: 2% -> 5%, seeds unchanged, so 40% of its
+//   "anomalies" were plain normal rows);
+// - the reconstruction loss does not train the noise-detection block;
+// - the score mixes the two blocks' calibrated tail surprisals (the paper's
+//   sigmoid(error) is about 0.5 on every row under min-max inputs);
+// - small data gets at least 400 optimiser steps.
 TrainingParams DefaultPreset() {
   TrainingParams p = PaperPreset();
   p.set_preset("default");
-  p.set_noise_scale(2.0);
+  p.set_seed_fraction(0.2);
+  p.set_anomaly_fraction(0.4);
+  p.set_noise_originals(true);
+  p.set_noise_scale(1.0);
   p.set_loss_weight(0.5);
+  p.set_contamination(0.05);
   p.set_score_rule(v1::SCORE_RULE_CALIBRATED);
   p.set_stop_reconstruction_gradient(true);
   p.set_min_steps(400);
@@ -158,6 +171,9 @@ absl::StatusOr<TrainingParams> ResolveParams(const TrainingParams& user, int inp
              "in (0, 1]", &e);
   CheckRange(p.score_rule() == v1::SCORE_RULE_PAPER || p.score_rule() == v1::SCORE_RULE_CALIBRATED,
              "score_rule", "paper or calibrated", &e);
+  CheckRange(p.noise_scale_max() == 0 ||
+                 (p.noise_scale_max() >= p.noise_scale() && p.noise_scale_max() <= 100),
+             "noise_scale_max", "0 (off) or in [noise_scale, 100]", &e);
   CheckRange(p.min_steps() >= 0 && p.min_steps() <= 10000000, "min_steps", "in [0, 10000000]", &e);
   for (double v : {p.seed_fraction(), p.anomaly_fraction(), p.noise_scale(), p.loss_weight(),
                    p.learning_rate(), p.validation_fraction(), p.dropout(), p.contamination()}) {

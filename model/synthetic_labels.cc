@@ -65,8 +65,11 @@ LabelledSet MakeSyntheticLabels(const float* x, int64_t rows, int cols,
   std::sort(seeds.begin(), seeds.end());
 
   const std::vector<double> sd = FeatureStd(x, rows, cols);
-  const double scale = params.noise_scale();
+  const double lo = params.noise_scale();
+  const double hi = std::max(lo, params.noise_scale_max());
   auto add_noise = [&](float* row) {
+    double scale = lo;
+    if (hi > lo && lo > 0) scale = lo * std::exp(rng.Uniform() * std::log(hi / lo));
     for (int c = 0; c < cols; ++c) row[c] += static_cast<float>(scale * sd[c] * rng.Normal());
   };
 

@@ -1,0 +1,331 @@
+// train and jobs: remote training through the Training service.
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "anorand/v1/training.grpc.pb.h"
+#include "client/args.h"
+#include "client/commands.h"
+#include "client/connection.h"
+#include "google/protobuf/util/json_util.h"
+#include "model/model_file.h"
+#include "model/params.h"
+
+namespace anorand::cli {
+namespace {
+
+int Usage(const std::string& msg, const std::string& usage) {
+  std::fprintf(stderr, "anorand: %s\n%s", msg.c_str(), usage.c_str());
+  return kExitUsage;
+}
+
+bool WantsHelp(const Argv& a) {
+  for (const auto& s : a)
+    if (s == "--help" || s == "-h") return true;
+  return false;
+}
+
+std::vector<FlagSpec> With(std::vector<FlagSpec> specs) {
+  for (auto& f : ConnectionFlags()) specs.push_back(f);
+  return specs;
+}
+
+std::string StateName(v1::JobState s) {
+  const std::string n = v1::JobState_Name(s);
+  return absl::StartsWith(n, "JOB_STATE_") ? n.substr(10) : n;
+}
+
+std::string ToJson(const google::protobuf::Message& m, bool pretty) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions o;
+  o.add_whitespace = pretty;
+  o.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(m, &out, o);
+  if (!pretty) {
+    while (!out.empty() && out.back() == '\n') out.pop_back();
+  }
+  return out;
+}
+
+bool Terminal(v1::JobState s) {
+  return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED || s == v1::JOB_STATE_CANCELLED;
+}
+
+// Prints one progress message: a redrawn bar on a terminal, a line otherwise.
+void ShowProgress(const v1::JobProgress& p, bool tty) {
+  const double frac = p.max_epochs() > 0 ? static_cast<double>(p.epoch()) / p.max_epochs() : 0;
+  if (tty) {
+    const int width = 30, filled = static_cast<int>(frac * width);
+    std::string bar(filled, '#');
+    bar.resize(width, '.');
+    std::fprintf(stderr, "\r%-9s [%s] epoch %d/%d  loss %.4f  val %.4f  %.0fs  eta %.0fs   ",
+                 StateName(p.state()).c_str(), bar.c_str(), p.epoch(), p.max_epochs(),
+                 p.train_loss(), p.validation_loss(), p.elapsed_seconds(), p.eta_seconds());
+    if (Terminal(p.state())) std::fprintf(stderr, "\n");
+  } else {
+    std::fprintf(stderr,
+                 "%s epoch %d/%d train_loss %.5f bce %.5f rec %.5f val_loss %.5f elapsed %.1fs "
+                 "eta %.1fs%s%s\n",
+                 StateName(p.state()).c_str(), p.epoch(), p.max_epochs(), p.train_loss(),
+                 p.classification_loss(), p.reconstruction_loss(), p.validation_loss(),
+                 p.elapsed_seconds(), p.eta_seconds(), p.message().empty() ? "" : " ",
+                 p.message().c_str());
+  }
+}
+
+// Follows WatchJob until the job ends or SIGINT arrives (sets *interrupted).
+grpc::Status Follow(v1::Training::Stub* stub, const Connection& conn, const std::string& id,
+                    bool* interrupted) {
+  grpc::ClientContext ctx;
+  if (!conn.token.empty()) ctx.AddMetadata("authorization", "Bearer " + conn.token);
+  // SIGINT goes to a waiting thread, which cancels the watch (thread-safe),
+  // not to a handler.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::atomic<bool> got_int{false};
+  std::thread waiter([&] {
+    int sig = 0;
+    sigwait(&set, &sig);
+    if (sig == SIGINT) {
+      got_int = true;
+      ctx.TryCancel();
+    }
+  });
+  v1::WatchJobRequest req;
+  req.set_job_id(id);
+  auto reader = stub->WatchJob(&ctx, req);
+  const bool tty = isatty(STDERR_FILENO);
+  v1::JobProgress p;
+  while (reader->Read(&p)) ShowProgress(p, tty);
+  grpc::Status s = reader->Finish();
+  pthread_kill(waiter.native_handle(), SIGUSR1);
+  waiter.join();
+  *interrupted = got_int.load();
+  return s;
+}
+
+grpc::Status CancelJob(v1::Training::Stub* stub, const Connection& conn, const std::string& id,
+                       v1::Job* job) {
+  auto ctx = conn.NewContext();
+  v1::CancelJobRequest req;
+  req.set_job_id(id);
+  return stub->CancelJob(ctx.get(), req, job);
+}
+
+// After a watch ends: print the job and pick the exit code.
+int Conclude(v1::Training::Stub* stub, const Connection& conn, const std::string& id) {
+  auto ctx = conn.NewContext();
+  v1::GetJobRequest req;
+  req.set_job_id(id);
+  v1::Job job;
+  grpc::Status s = stub->GetJob(ctx.get(), req, &job);
+  if (!s.ok()) return ReportRpcError(s);
+  if (job.state() == v1::JOB_STATE_SUCCEEDED) {
+    std::printf("job %s SUCCEEDED: %s version %lld (epochs %d, best validation loss %.5f, %.1fs)\n",
+                job.id().c_str(), job.spec().model_name().c_str(),
+                static_cast<long long>(job.published_version()), job.summary().epochs_run(),
+                job.summary().best_validation_loss(), job.summary().seconds());
+    return kExitOk;
+  }
+  std::printf("job %s %s%s%s\n", job.id().c_str(), StateName(job.state()).c_str(),
+              job.error().empty() ? "" : ": ", job.error().c_str());
+  return kExitFailed;
+}
+
+int WatchAndConclude(v1::Training::Stub* stub, const Connection& conn, const std::string& id,
+                     bool cancel_on_interrupt) {
+  bool interrupted = false;
+  grpc::Status s = Follow(stub, conn, id, &interrupted);
+  if (interrupted) {
+    bool cancel = cancel_on_interrupt;
+    if (!cancel && isatty(STDIN_FILENO)) {
+      std::fprintf(stderr, "\ninterrupted: cancel job %s on the server? [y/N] ", id.c_str());
+      std::string answer;
+      std::getline(std::cin, answer);
+      cancel = answer == "y" || answer == "Y" || answer == "yes";
+    }
+    if (cancel) {
+      v1::Job job;
+      grpc::Status c = CancelJob(stub, conn, id, &job);
+      if (!c.ok()) return ReportRpcError(c);
+      std::printf("job %s: cancel requested\n", id.c_str());
+    } else {
+      std::printf("job %s keeps running; follow it with `anorand jobs watch %s`\n", id.c_str(),
+                  id.c_str());
+    }
+    return kExitFailed;
+  }
+  if (!s.ok()) return ReportRpcError(s);
+  return Conclude(stub, conn, id);
+}
+
+}  // namespace
+
+int RunTrain(const Argv& argv) {
+  const auto specs = With({{"name", true, "model name (the new version goes there)"},
+                           {"data", true, "training data file: .csv/.tsv/.npy/.npz, uploaded"},
+                           {"data-path", true, "or: a file under the server's --data_dir"},
+                           {"label-column", true, "CSV column to drop (labels are not used)"},
+                           {"param", true, "training parameter NAME=VALUE (repeatable)"},
+                           {"promote", true, "move this alias to the new version on success"},
+                           {"description", true, "free text kept in the job record"},
+                           {"wait", false, "follow the job until it ends (progress on stderr)"},
+                           {"cancel-on-interrupt", false, "with --wait: Ctrl-C cancels the job"}});
+  const std::string usage =
+      "usage: anorand train --name NAME (--data FILE | --data-path PATH) [--param NAME=VALUE ...]\n"
+      "                     [--promote ALIAS] [--wait [--cancel-on-interrupt]]\n"
+      "Submits a training job; prints its id. With --wait, follows it to the end: exit 0 when\n"
+      "it succeeded, 1 when it failed or was cancelled.\n" +
+      FlagHelp(specs);
+  if (WantsHelp(argv)) return std::printf("%s", usage.c_str()), kExitOk;
+  auto a = Args::Parse(argv, specs);
+  if (!a.ok()) return Usage(std::string(a.status().message()), usage);
+  auto conn = Connect(*a);
+  if (!conn.ok()) return Usage(std::string(conn.status().message()), usage);
+  if (!a->Has("name")) return Usage("--name is required", usage);
+  if (a->Has("data") == a->Has("data-path")) return Usage("give one of --data or --data-path", usage);
+  v1::JobSpec spec;
+  spec.set_model_name(a->Get("name"));
+  spec.set_label_column(a->Get("label-column"));
+  spec.set_promote_to_alias(a->Get("promote"));
+  spec.set_description(a->Get("description"));
+  for (const std::string& kv : a->GetAll("param")) {
+    if (absl::Status s = SetParamFromString(kv, spec.mutable_params()); !s.ok()) {
+      return Usage(std::string(s.message()), usage);
+    }
+  }
+  std::string bytes;
+  if (a->Has("data-path")) {
+    spec.set_data_path(a->Get("data-path"));
+  } else {
+    const std::string path = a->Get("data");
+    if (absl::EndsWith(path, ".npz")) spec.set_upload_format(v1::UPLOAD_FORMAT_NPZ);
+    else if (absl::EndsWith(path, ".npy")) spec.set_upload_format(v1::UPLOAD_FORMAT_NPY);
+    else spec.set_upload_format(v1::UPLOAD_FORMAT_CSV);
+    auto read = ReadFileBounded(path, 8ll << 30);
+    if (!read.ok()) {
+      std::fprintf(stderr, "anorand: %s\n", std::string(read.status().message()).c_str());
+      return kExitFailed;
+    }
+    bytes = *std::move(read);
+  }
+  auto stub = v1::Training::NewStub(conn->channel);
+  v1::Job job;
+  {
+    // Uploads can be large: the deadline grows with the size.
+    auto ctx = conn->NewContext(conn->timeout_seconds + static_cast<double>(bytes.size()) / 20e6);
+    auto writer = stub->SubmitJob(ctx.get(), &job);
+    v1::SubmitJobRequest head;
+    *head.mutable_spec() = spec;
+    bool ok = writer->Write(head);
+    for (size_t at = 0; ok && at < bytes.size(); at += 1 << 20) {
+      v1::SubmitJobRequest c;
+      c.mutable_chunk()->set_data(bytes.substr(at, 1 << 20));
+      ok = writer->Write(c);
+    }
+    writer->WritesDone();
+    grpc::Status s = writer->Finish();
+    if (!s.ok()) return ReportRpcError(s);
+  }
+  std::printf("%s\n", job.id().c_str());
+  std::fflush(stdout);
+  if (!a->Has("wait")) return kExitOk;
+  return WatchAndConclude(stub.get(), *conn, job.id(), a->Has("cancel-on-interrupt"));
+}
+
+int RunJobs(const Argv& argv) {
+  const auto specs = With({{"model", true, "list: only jobs of this model"},
+                           {"state", true, "list: only jobs in this state (queued, running, ...)"},
+                           {"limit", true, "list: at most this many (default 100)"},
+                           {"cancel-on-interrupt", false, "watch: Ctrl-C cancels the job"},
+                           {"format", true, "table (default), json or jsonl"}});
+  const std::string usage =
+      "usage: anorand jobs list [--model NAME] [--state STATE] [--format table|json|jsonl]\n"
+      "       anorand jobs show JOB_ID [--format json]\n"
+      "       anorand jobs watch JOB_ID [--cancel-on-interrupt]\n"
+      "       anorand jobs cancel JOB_ID\n" +
+      FlagHelp(specs);
+  if (WantsHelp(argv)) return std::printf("%s", usage.c_str()), kExitOk;
+  auto a = Args::Parse(argv, specs);
+  if (!a.ok()) return Usage(std::string(a.status().message()), usage);
+  auto conn = Connect(*a);
+  if (!conn.ok()) return Usage(std::string(conn.status().message()), usage);
+  const auto& pos = a->positional();
+  if (pos.empty()) return Usage("missing subcommand", usage);
+  const std::string sub = pos[0];
+  const std::string format = a->Get("format", "table");
+  if (format != "table" && format != "json" && format != "jsonl") {
+    return Usage("--format must be table, json or jsonl", usage);
+  }
+  auto stub = v1::Training::NewStub(conn->channel);
+  if (sub == "list") {
+    v1::ListJobsRequest req;
+    req.set_model_name(a->Get("model"));
+    if (a->Has("state")) {
+      v1::JobState st;
+      std::string name = "JOB_STATE_" + a->Get("state");
+      for (char& c : name) c = static_cast<char>(toupper(c));
+      if (!v1::JobState_Parse(name, &st) || st == v1::JOB_STATE_UNSPECIFIED) {
+        return Usage("--state must be queued, running, succeeded, failed or cancelled", usage);
+      }
+      req.add_states(st);
+    }
+    auto limit = a->GetInt("limit", 100);
+    if (!limit.ok() || *limit < 1 || *limit > 1000) return Usage("--limit must be in [1, 1000]", usage);
+    req.set_page_size(static_cast<int>(*limit));
+    auto ctx = conn->NewContext();
+    v1::ListJobsResponse resp;
+    grpc::Status s = stub->ListJobs(ctx.get(), req, &resp);
+    if (!s.ok()) return ReportRpcError(s);
+    if (format == "json") {
+      std::printf("%s\n", ToJson(resp, true).c_str());
+    } else if (format == "jsonl") {
+      for (const auto& j : resp.jobs()) std::printf("%s\n", ToJson(j, false).c_str());
+    } else {
+      std::printf("%-28s %-20s %-10s %-7s %-8s %s\n", "JOB", "MODEL", "STATE", "EPOCH", "VERSION",
+                  "ERROR");
+      for (const auto& j : resp.jobs()) {
+        std::printf("%-28s %-20s %-10s %-7s %-8s %s\n", j.id().c_str(),
+                    j.spec().model_name().c_str(), StateName(j.state()).c_str(),
+                    absl::StrCat(j.progress().epoch(), "/", j.progress().max_epochs()).c_str(),
+                    j.published_version() ? std::to_string(j.published_version()).c_str() : "-",
+                    j.error().c_str());
+      }
+    }
+    return kExitOk;
+  }
+  if (pos.size() < 2) return Usage(absl::StrCat("jobs ", sub, " needs a JOB_ID"), usage);
+  const std::string id = pos[1];
+  if (sub == "show") {
+    auto ctx = conn->NewContext();
+    v1::GetJobRequest req;
+    req.set_job_id(id);
+    v1::Job job;
+    grpc::Status s = stub->GetJob(ctx.get(), req, &job);
+    if (!s.ok()) return ReportRpcError(s);
+    std::printf("%s\n", ToJson(job, true).c_str());
+    return kExitOk;
+  }
+  if (sub == "watch") return WatchAndConclude(stub.get(), *conn, id, a->Has("cancel-on-interrupt"));
+  if (sub == "cancel") {
+    v1::Job job;
+    grpc::Status s = CancelJob(stub.get(), *conn, id, &job);
+    if (!s.ok()) return ReportRpcError(s);
+    std::printf("job %s: %s\n", id.c_str(),
+                job.state() == v1::JOB_STATE_CANCELLED ? "CANCELLED" : "cancel requested");
+    return kExitOk;
+  }
+  return Usage(absl::StrCat("unknown subcommand '", sub, "'"), usage);
+}
+
+}  // namespace anorand::cli

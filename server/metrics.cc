@@ -30,11 +30,10 @@ using prometheus::MetricType;
 
 constexpr const char* kMethodNames[] = {"Score", "StreamScore"};
 constexpr const char* kCodeNames[] = {
-    "OK",        "CANCELLED",         "UNKNOWN",           "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-    "UNIMPLEMENTED", "INTERNAL",      "UNAVAILABLE",       "DATA_LOSS",
-    "UNAUTHENTICATED"};
+    "OK",        "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+    "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+    "ABORTED",   "OUT_OF_RANGE",   "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
+    "DATA_LOSS", "UNAUTHENTICATED"};
 constexpr const char* kVersionStates[] = {"loading", "ready", "unloaded", "failed"};
 constexpr const char* kJobStates[] = {"queued", "running", "succeeded", "failed", "cancelled"};
 constexpr const char* kTerminalJobStates[] = {"succeeded", "failed", "cancelled"};
@@ -60,7 +59,8 @@ class RuntimeCollector final : public prometheus::Collectable {
     MetricFamily versions{"anorand_model_versions",
                           "Model versions in this replica's registry, by state "
                           "(loading, ready, unloaded, failed).",
-                          MetricType::Gauge, {}};
+                          MetricType::Gauge,
+                          {}};
     for (const auto& [name, entry] : models_->Snapshot()) {
       int count[4] = {0, 0, 0, 0};
       for (const auto& [version, v] : entry.versions) ++count[static_cast<int>(v.state)];
@@ -72,7 +72,8 @@ class RuntimeCollector final : public prometheus::Collectable {
     MetricFamily compiled{"anorand_compiled_models",
                           "Compiled models alive in the process, including retired versions "
                           "still held by requests in flight.",
-                          MetricType::Gauge, {}};
+                          MetricType::Gauge,
+                          {}};
     compiled.metric.push_back(GaugeMetric({}, static_cast<double>(CompiledModel::LiveCount())));
     return {std::move(versions), std::move(compiled)};
   }
@@ -90,8 +91,10 @@ class ProcessCollector final : public prometheus::Collectable {
     auto add = [&out](const char* name, const char* help, MetricType type, double value) {
       MetricFamily f{name, help, type, {}};
       ClientMetric m;
-      if (type == MetricType::Counter) m.counter.value = value;
-      else m.gauge.value = value;
+      if (type == MetricType::Counter)
+        m.counter.value = value;
+      else
+        m.gauge.value = value;
       f.metric.push_back(m);
       out.push_back(std::move(f));
     };
@@ -106,7 +109,9 @@ class ProcessCollector final : public prometheus::Collectable {
       std::istringstream in(stat.substr(close + 2));
       std::vector<std::string> f(1, "");  // f[i] = field i + 2
       for (std::string s; in >> s;) f.push_back(s);
-      auto field = [&f](size_t n) { return n - 2 < f.size() ? std::strtod(f[n - 2].c_str(), nullptr) : 0.0; };
+      auto field = [&f](size_t n) {
+        return n - 2 < f.size() ? std::strtod(f[n - 2].c_str(), nullptr) : 0.0;
+      };
       if (f.size() > 23) {
         add("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
             MetricType::Counter, (field(14) + field(15)) / tick);
@@ -296,7 +301,8 @@ absl::Status Metrics::Serve(const std::string& address) {
   } catch (const std::exception& e) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", address,
                                                " for metrics (address in use or not valid; "
-                                               "change --metrics_address): ", e.what()));
+                                               "change --metrics_address): ",
+                                               e.what()));
   }
   address_ = address;
   const std::vector<int> ports = exposer_->GetListeningPorts();
@@ -320,8 +326,8 @@ Metrics::ModelSeries* Metrics::ModelFor(const std::string& label, bool create) {
     auto m = std::make_unique<ModelSeries>();
     m->label = label;
     for (int i = 0; i < kMethods; ++i) {
-      m->latency[i] = &latency_.Add({{"model", label}, {"method", kMethodNames[i]}},
-                                    LatencyBuckets());
+      m->latency[i] =
+          &latency_.Add({{"model", label}, {"method", kMethodNames[i]}}, LatencyBuckets());
     }
     m->scores = &score_value_.Add({{"model", label}}, ScoreBuckets());
     slot = std::move(m);
@@ -352,8 +358,8 @@ void Metrics::OnScore(ScoreMethod method, const ScoreEvent& e) {
   const std::string& name = e.model ? *e.model : kEmpty;
   // known_model is decided when the name is resolved; a request that fails
   // validation before that, for a model that exists, still counts under it.
-  const bool known = e.known_model ||
-                     (e.code != absl::StatusCode::kOk && models_->GetModel(name).has_value());
+  const bool known =
+      e.known_model || (e.code != absl::StatusCode::kOk && models_->GetModel(name).has_value());
   ModelSeries* model = known ? ModelFor(name, true) : unknown_;
   VersionSeries* v = VersionFor(model, known ? e.version : 0);
 
@@ -388,8 +394,8 @@ void Metrics::ObserveScores(ModelSeries* model, const v1::ScoreResponse& respons
   for (const float s : response.scores()) {
     if (!std::isfinite(s)) continue;
     // The bucket a single Observe(s) would pick: the first bound >= s.
-    const size_t i = std::lower_bound(bounds.begin(), bounds.end(), static_cast<double>(s)) -
-                     bounds.begin();
+    const size_t i =
+        std::lower_bound(bounds.begin(), bounds.end(), static_cast<double>(s)) - bounds.begin();
     counts[i] += 1;
     sum += s;
   }
@@ -426,6 +432,36 @@ void Metrics::ObserveTrainingJob(const std::string& state, double seconds) {
 
 void Metrics::SetTrainingQueueDepth(int64_t depth) {
   training_queue_depth_.Set(static_cast<double>(depth));
+}
+
+std::string Metrics::JobStateLabel(v1::JobState state) {
+  switch (state) {
+    case v1::JOB_STATE_QUEUED:
+      return "queued";
+    case v1::JOB_STATE_RUNNING:
+      return "running";
+    case v1::JOB_STATE_SUCCEEDED:
+      return "succeeded";
+    case v1::JOB_STATE_FAILED:
+      return "failed";
+    case v1::JOB_STATE_CANCELLED:
+      return "cancelled";
+    default:
+      return "";
+  }
+}
+
+void Metrics::OnTrainingCounts(const std::map<v1::JobState, int>& counts, int queue_depth) {
+  for (const auto& [state, n] : counts) {
+    const std::string label = JobStateLabel(state);
+    if (!label.empty()) SetTrainingJobs(label, n);
+  }
+  SetTrainingQueueDepth(queue_depth);
+}
+
+void Metrics::OnTrainingJobFinished(v1::JobState state, double seconds) {
+  const std::string label = JobStateLabel(state);
+  if (!label.empty()) ObserveTrainingJob(label, seconds);
 }
 
 std::string Metrics::Render() const {

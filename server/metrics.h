@@ -11,8 +11,8 @@
 //     service's timing hook (scoring_service.h), called after OnScore for
 //     the same request on the same thread.
 //   - OnLoad: ModelManager's load hook; OnStreamChange: streams opening and
-//     closing; SetTrainingJobs/ObserveTrainingJob/SetTrainingQueueDepth: the
-//     training service.
+//     closing; OnTrainingCounts/OnTrainingJobFinished: JobManager's events
+//     (or SetTrainingJobs/ObserveTrainingJob/SetTrainingQueueDepth).
 // Read on each scrape, no hook needed: anorand_model_versions (a registry
 // snapshot), anorand_compiled_models (CompiledModel::LiveCount()) and the
 // process_* figures (from /proc/self).
@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "anorand/v1/training.pb.h"
 #include "prometheus/collectable.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
@@ -85,6 +86,11 @@ class Metrics {
   void SetTrainingJobs(const std::string& state, int64_t count);
   void ObserveTrainingJob(const std::string& state, double seconds);
   void SetTrainingQueueDepth(int64_t depth);
+  // The same from JobManager's events (job_manager.h).
+  void OnTrainingCounts(const std::map<v1::JobState, int>& counts, int queue_depth);
+  void OnTrainingJobFinished(v1::JobState state, double seconds);
+  // "queued", ..., "cancelled"; "" for JOB_STATE_UNSPECIFIED or unknown.
+  static std::string JobStateLabel(v1::JobState state);
 
   // Everything a scrape would return, in the text format (tests, debugging).
   std::string Render() const;

@@ -116,6 +116,14 @@ class ServerImpl final : public AnorandServer {
       m->ObserveLatency(method, r.model().name(), seconds);
     });
     scoring_.set_on_stream_change([m](int delta) { m->OnStreamChange(delta); });
+    JobEvents job_events;
+    job_events.on_counts = [m](const std::map<v1::JobState, int>& counts, int depth) {
+      m->OnTrainingCounts(counts, depth);
+    };
+    job_events.on_finished = [m](v1::JobState state, double seconds) {
+      m->OnTrainingJobFinished(state, seconds);
+    };
+    jobs_.set_events(std::move(job_events));
   }
 
   void UpdateHealth() {

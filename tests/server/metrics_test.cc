@@ -18,10 +18,13 @@
 #include <sstream>
 #include <thread>
 
+#include "anorand/v1/training.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "model/compiled_model.h"
+#include "model/data/synthetic_data.h"
 #include "tests/server/server_env.h"
+#include "tests/support/subprocess.h"
 
 namespace anorand::testing {
 namespace {
@@ -120,10 +123,21 @@ TEST(MetricsUnitTest, CountsRequestsRecordsAndAnomaliesByLabelSet) {
   m.OnScore(ScoreMethod::kScore, Event(&fraud, true, 3, absl::StatusCode::kInvalidArgument));
   m.OnScore(ScoreMethod::kScore, Event(&fraud, true, 0, absl::StatusCode::kNotFound));
   const Samples s = Parse(m.Render());
-  EXPECT_EQ(Get(s, R"(anorand_score_requests_total{code="OK",method="Score",model="fraud",version="3"})"), 2);
-  EXPECT_EQ(Get(s, R"(anorand_score_requests_total{code="OK",method="StreamScore",model="fraud",version="3"})"), 1);
-  EXPECT_EQ(Get(s, R"(anorand_score_requests_total{code="INVALID_ARGUMENT",method="Score",model="fraud",version="3"})"), 1);
-  EXPECT_EQ(Get(s, R"(anorand_score_requests_total{code="NOT_FOUND",method="Score",model="fraud",version=""})"), 1);
+  EXPECT_EQ(
+      Get(s, R"(anorand_score_requests_total{code="OK",method="Score",model="fraud",version="3"})"),
+      2);
+  EXPECT_EQ(
+      Get(s,
+          R"(anorand_score_requests_total{code="OK",method="StreamScore",model="fraud",version="3"})"),
+      1);
+  EXPECT_EQ(
+      Get(s,
+          R"(anorand_score_requests_total{code="INVALID_ARGUMENT",method="Score",model="fraud",version="3"})"),
+      1);
+  EXPECT_EQ(
+      Get(s,
+          R"(anorand_score_requests_total{code="NOT_FOUND",method="Score",model="fraud",version=""})"),
+      1);
   EXPECT_EQ(SeriesOf(s, "anorand_score_requests_total").size(), 4u);
   EXPECT_EQ(Get(s, R"(anorand_scored_records_total{model="fraud",version="3"})"), 12);
   EXPECT_EQ(Get(s, R"(anorand_anomalies_total{model="fraud",version="3"})"), 3);
@@ -162,7 +176,8 @@ TEST(MetricsUnitTest, ScoreHistogramBucketsMatchSingleObservations) {
   }
   EXPECT_EQ(Get(s, R"(anorand_score_value_count{model="drift"})"), 8);
   EXPECT_NEAR(Get(s, R"(anorand_score_value_sum{model="drift"})"), sum, 1e-6);
-  EXPECT_EQ(Get(s, R"(anorand_score_value_bucket{model="drift",le="0.05"})"), 3);
+  // 0.05f is a little above 0.05: like Observe(), it lands in the next bucket.
+  EXPECT_EQ(Get(s, R"(anorand_score_value_bucket{model="drift",le="0.05"})"), 2);
   EXPECT_EQ(Get(s, R"(anorand_score_value_bucket{model="drift",le="0.5"})"), 5);
   EXPECT_EQ(Get(s, R"(anorand_score_value_bucket{model="drift",le="0.95"})"), 6);
 }
@@ -179,13 +194,20 @@ TEST(MetricsUnitTest, UnknownAndInvalidModelNamesFoldIntoOneSeries) {
     m.OnScore(ScoreMethod::kScore, Event(&n, false, 0, absl::StatusCode::kNotFound));
     m.ObserveLatency(ScoreMethod::kScore, n, 0.001);
   }
-  m.OnScore(ScoreMethod::kStreamScore, Event(nullptr, false, 0, absl::StatusCode::kInvalidArgument));
+  m.OnScore(ScoreMethod::kStreamScore,
+            Event(nullptr, false, 0, absl::StatusCode::kInvalidArgument));
   const std::string text = m.Render();
   EXPECT_THAT(text, Not(HasSubstr("no-such-model")));
   EXPECT_THAT(text, Not(HasSubstr("passwd")));
   const Samples s = Parse(text);
-  EXPECT_EQ(Get(s, R"(anorand_score_requests_total{code="NOT_FOUND",method="Score",model="_unknown_",version=""})"), 53);
-  EXPECT_EQ(Get(s, R"(anorand_score_requests_total{code="INVALID_ARGUMENT",method="StreamScore",model="_unknown_",version=""})"), 1);
+  EXPECT_EQ(
+      Get(s,
+          R"(anorand_score_requests_total{code="NOT_FOUND",method="Score",model="_unknown_",version=""})"),
+      53);
+  EXPECT_EQ(
+      Get(s,
+          R"(anorand_score_requests_total{code="INVALID_ARGUMENT",method="StreamScore",model="_unknown_",version=""})"),
+      1);
   EXPECT_EQ(SeriesOf(s, "anorand_score_requests_total").size(), 2u);
   EXPECT_EQ(Get(s, R"(anorand_score_latency_seconds_count{method="Score",model="_unknown_"})"), 53);
   // Latency series exist for _unknown_ only (both methods).
@@ -206,11 +228,19 @@ TEST(MetricsUnitTest, AFailedRequestForAModelInTheRegistryKeepsItsName) {
   m.OnScore(ScoreMethod::kScore, Event(&other, false, 0, absl::StatusCode::kInvalidArgument));
   m.ObserveLatency(ScoreMethod::kScore, other, 0.5);
   const Samples s = Parse(m.Render());
-  EXPECT_EQ(Get(s, R"(anorand_score_requests_total{code="INVALID_ARGUMENT",method="Score",model="fraud",version=""})"), 1);
-  EXPECT_EQ(Get(s, R"(anorand_score_requests_total{code="INVALID_ARGUMENT",method="Score",model="_unknown_",version=""})"), 1);
+  EXPECT_EQ(
+      Get(s,
+          R"(anorand_score_requests_total{code="INVALID_ARGUMENT",method="Score",model="fraud",version=""})"),
+      1);
+  EXPECT_EQ(
+      Get(s,
+          R"(anorand_score_requests_total{code="INVALID_ARGUMENT",method="Score",model="_unknown_",version=""})"),
+      1);
   EXPECT_EQ(Get(s, R"(anorand_score_latency_seconds_count{method="Score",model="fraud"})"), 1);
-  EXPECT_EQ(Get(s, R"(anorand_score_latency_seconds_bucket{method="Score",model="fraud",le="0.25"})"), 0);
-  EXPECT_EQ(Get(s, R"(anorand_score_latency_seconds_bucket{method="Score",model="fraud",le="0.5"})"), 1);
+  EXPECT_EQ(
+      Get(s, R"(anorand_score_latency_seconds_bucket{method="Score",model="fraud",le="0.25"})"), 0);
+  EXPECT_EQ(
+      Get(s, R"(anorand_score_latency_seconds_bucket{method="Score",model="fraud",le="0.5"})"), 1);
   EXPECT_EQ(Get(s, R"(anorand_score_latency_seconds_count{method="Score",model="_unknown_"})"), 1);
 }
 
@@ -283,8 +313,8 @@ TEST(MetricsUnitTest, ProcessFiguresAreSane) {
   Registry registry;
   Metrics m(&registry);
   const Samples s = Parse(m.Render());
-  const double now = std::chrono::duration<double>(
-                         std::chrono::system_clock::now().time_since_epoch()).count();
+  const double now =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   EXPECT_GT(Get(s, "process_resident_memory_bytes"), 1 << 20);
   EXPECT_GE(Get(s, "process_virtual_memory_bytes"), Get(s, "process_resident_memory_bytes"));
   EXPECT_GE(Get(s, "process_cpu_seconds_total"), 0);
@@ -341,7 +371,10 @@ TEST(MetricsUnitTest, ServeFailsWithAMessageWhenThePortIsTaken) {
   EXPECT_EQ(b.port(), 0);
   // Stopping is quick (CivetWeb alone takes 2 s).
   const auto start = std::chrono::steady_clock::now();
-  { Metrics c(&registry); ASSERT_TRUE(c.Serve("127.0.0.1:0").ok()); }
+  {
+    Metrics c(&registry);
+    ASSERT_TRUE(c.Serve("127.0.0.1:0").ok());
+  }
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 1.5);
 }
 
@@ -410,6 +443,10 @@ TEST_F(ServerMetricsTest, ServesTheTextFormatOnItsOwnPort) {
   const int port = env_->server().metrics_port();
   ASSERT_GT(port, 0);
   EXPECT_NE(port, env_->server().port());
+  // Request counters have no series (and no family in the output) until
+  // the first request.
+  v1::ScoreResponse resp;
+  ASSERT_TRUE(Score(MakeRequest("versions", 4, kD), &resp).ok());
   const std::string response = HttpGet(port, "/metrics");
   EXPECT_THAT(response, HasSubstr("200 OK"));
   EXPECT_THAT(response, HasSubstr("text/plain"));
@@ -450,10 +487,21 @@ TEST_F(ServerMetricsTest, UnaryTrafficIsCountedExactly) {
   EXPECT_EQ(Score(v9, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
 
   const Samples s = Scrape();
-  EXPECT_EQ(Get(s, R"(anorand_score_requests_total{code="OK",method="Score",model="unary",version="1"})"), 3);
-  EXPECT_EQ(Get(s, R"(anorand_score_requests_total{code="INVALID_ARGUMENT",method="Score",model="unary",version="1"})"), 1);
-  EXPECT_EQ(Get(s, R"(anorand_score_requests_total{code="INVALID_ARGUMENT",method="Score",model="unary",version=""})"), 1);
-  EXPECT_EQ(Get(s, R"(anorand_score_requests_total{code="NOT_FOUND",method="Score",model="unary",version=""})"), 1);
+  EXPECT_EQ(
+      Get(s, R"(anorand_score_requests_total{code="OK",method="Score",model="unary",version="1"})"),
+      3);
+  EXPECT_EQ(
+      Get(s,
+          R"(anorand_score_requests_total{code="INVALID_ARGUMENT",method="Score",model="unary",version="1"})"),
+      1);
+  EXPECT_EQ(
+      Get(s,
+          R"(anorand_score_requests_total{code="INVALID_ARGUMENT",method="Score",model="unary",version=""})"),
+      1);
+  EXPECT_EQ(
+      Get(s,
+          R"(anorand_score_requests_total{code="NOT_FOUND",method="Score",model="unary",version=""})"),
+      1);
   int unary_series = 0;
   for (const auto& key : SeriesOf(s, "anorand_score_requests_total")) {
     unary_series += key.find("model=\"unary\"") != std::string::npos;
@@ -476,8 +524,10 @@ TEST_F(ServerMetricsTest, UnaryTrafficIsCountedExactly) {
     EXPECT_GE(v, previous) << key.str();
     previous = v;
   }
-  EXPECT_EQ(Get(s, R"(anorand_score_latency_seconds_bucket{method="Score",model="unary",le="+Inf"})"), 6);
-  EXPECT_EQ(Get(s, R"(anorand_score_latency_seconds_bucket{method="Score",model="unary",le="10"})"), 6);
+  EXPECT_EQ(
+      Get(s, R"(anorand_score_latency_seconds_bucket{method="Score",model="unary",le="+Inf"})"), 6);
+  EXPECT_EQ(Get(s, R"(anorand_score_latency_seconds_bucket{method="Score",model="unary",le="10"})"),
+            6);
   EXPECT_GT(Get(s, R"(anorand_score_latency_seconds_sum{method="Score",model="unary"})"), 0);
   EXPECT_GE(Get(s, "anorand_batch_records_count"), 3);
 }
@@ -505,11 +555,16 @@ TEST_F(ServerMetricsTest, StreamMessagesAreCountedUnderStreamScore) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   EXPECT_EQ(Get(s, "anorand_stream_active"), 0);
-  EXPECT_EQ(Get(s, R"(anorand_score_requests_total{code="OK",method="StreamScore",model="stream",version="1"})"), 4);
-  EXPECT_TRUE(std::isnan(Get(s, R"(anorand_score_requests_total{code="OK",method="Score",model="stream",version="1"})")));
+  EXPECT_EQ(
+      Get(s,
+          R"(anorand_score_requests_total{code="OK",method="StreamScore",model="stream",version="1"})"),
+      4);
+  EXPECT_TRUE(std::isnan(Get(
+      s, R"(anorand_score_requests_total{code="OK",method="Score",model="stream",version="1"})")));
   EXPECT_EQ(Get(s, R"(anorand_scored_records_total{model="stream",version="1"})"), records);
   EXPECT_EQ(Get(s, R"(anorand_anomalies_total{model="stream",version="1"})"), anomalies);
-  EXPECT_EQ(Get(s, R"(anorand_score_latency_seconds_count{method="StreamScore",model="stream"})"), 4);
+  EXPECT_EQ(Get(s, R"(anorand_score_latency_seconds_count{method="StreamScore",model="stream"})"),
+            4);
   EXPECT_EQ(Get(s, R"(anorand_score_latency_seconds_count{method="Score",model="stream"})"), 0);
 
   // A failing message ends the stream and is counted with its code.
@@ -520,7 +575,10 @@ TEST_F(ServerMetricsTest, StreamMessagesAreCountedUnderStreamScore) {
   EXPECT_FALSE(bad->Read(&resp));
   EXPECT_EQ(bad->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   s = Scrape();
-  EXPECT_EQ(Get(s, R"(anorand_score_requests_total{code="INVALID_ARGUMENT",method="StreamScore",model="stream",version="1"})"), 1);
+  EXPECT_EQ(
+      Get(s,
+          R"(anorand_score_requests_total{code="INVALID_ARGUMENT",method="StreamScore",model="stream",version="1"})"),
+      1);
 }
 
 TEST_F(ServerMetricsTest, UnknownModelNamesFoldIntoUnknown) {
@@ -535,8 +593,14 @@ TEST_F(ServerMetricsTest, UnknownModelNamesFoldIntoUnknown) {
   EXPECT_THAT(text, Not(HasSubstr("nope-")));
   EXPECT_THAT(text, Not(HasSubstr("escape")));
   const Samples s = Parse(text);
-  EXPECT_EQ(Get(s, R"(anorand_score_requests_total{code="NOT_FOUND",method="Score",model="_unknown_",version=""})"), 12);
-  EXPECT_EQ(Get(s, R"(anorand_score_requests_total{code="INVALID_ARGUMENT",method="Score",model="_unknown_",version=""})"), 1);
+  EXPECT_EQ(
+      Get(s,
+          R"(anorand_score_requests_total{code="NOT_FOUND",method="Score",model="_unknown_",version=""})"),
+      12);
+  EXPECT_EQ(
+      Get(s,
+          R"(anorand_score_requests_total{code="INVALID_ARGUMENT",method="Score",model="_unknown_",version=""})"),
+      1);
   EXPECT_EQ(Get(s, R"(anorand_score_latency_seconds_count{method="Score",model="_unknown_"})"), 13);
   EXPECT_EQ(Get(s, R"(anorand_scored_records_total{model="_unknown_",version=""})"), 0);
   // Every model label is a model in the store, or _unknown_.
@@ -549,7 +613,7 @@ TEST_F(ServerMetricsTest, UnknownModelNamesFoldIntoUnknown) {
   }
   for (const auto& m : models) {
     EXPECT_TRUE(m == "_unknown_" || m == "unary" || m == "stream" || m == "versions" ||
-                m == "broken")
+                m == "broken" || m == "trained")
         << m;
   }
 }
@@ -585,10 +649,52 @@ TEST_F(ServerMetricsTest, ProcessFiguresDescribeTheServerProcess) {
   EXPECT_GT(Get(s, "process_resident_memory_bytes"), 1 << 20);
   EXPECT_GE(Get(s, "process_open_fds"), 5);  // gRPC and HTTP listeners at least
   EXPECT_GT(Get(s, "process_cpu_seconds_total"), 0);
-  const double now = std::chrono::duration<double>(
-                         std::chrono::system_clock::now().time_since_epoch()).count();
+  const double now =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   EXPECT_LE(Get(s, "process_start_time_seconds"), now + 1);
   EXPECT_GT(Get(s, "process_start_time_seconds"), now - 3600);
+}
+
+TEST_F(ServerMetricsTest, TrainingJobsAreCountedByState) {
+  // A small job uploaded as CSV, trained to completion.
+  TempDir dir;
+  ASSERT_TRUE(WriteCsv(DemoData(400, 5, 3), dir.File("d.csv"), false).ok());
+  const std::string csv = ReadWholeFile(dir.File("d.csv"));
+  auto stub = v1::Training::NewStub(env_->channel());
+  v1::Job job;
+  {
+    grpc::ClientContext ctx;
+    auto w = stub->SubmitJob(&ctx, &job);
+    v1::SubmitJobRequest head;
+    v1::JobSpec* spec = head.mutable_spec();
+    spec->set_model_name("trained");
+    spec->set_upload_format(v1::UPLOAD_FORMAT_CSV);
+    spec->mutable_params()->set_max_epochs(2);
+    spec->mutable_params()->set_min_steps(0);
+    spec->mutable_params()->add_encoder_widths(8);
+    spec->mutable_params()->add_decoder_widths(8);
+    ASSERT_TRUE(w->Write(head));
+    v1::SubmitJobRequest chunk;
+    chunk.mutable_chunk()->set_data(csv);
+    ASSERT_TRUE(w->Write(chunk));
+    w->WritesDone();
+    ASSERT_TRUE(w->Finish().ok());
+  }
+  Samples s;
+  for (int i = 0; i < 1500; ++i) {
+    s = Scrape();
+    if (Get(s, R"(anorand_training_job_seconds_count{state="succeeded"})") >= 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(Get(s, R"(anorand_training_job_seconds_count{state="succeeded"})"), 1);
+  EXPECT_EQ(Get(s, R"(anorand_training_job_seconds_count{state="failed"})"), 0);
+  EXPECT_GT(Get(s, R"(anorand_training_job_seconds_sum{state="succeeded"})"), 0);
+  EXPECT_EQ(Get(s, R"(anorand_training_jobs{state="succeeded"})"), 1);
+  EXPECT_EQ(Get(s, R"(anorand_training_jobs{state="running"})"), 0);
+  EXPECT_EQ(Get(s, R"(anorand_training_jobs{state="queued"})"), 0);
+  EXPECT_EQ(Get(s, "anorand_training_queue_depth"), 0);
+  // The job published a version.
+  EXPECT_EQ(Get(s, R"(anorand_model_versions{model="trained",state="ready"})"), 1);
 }
 
 TEST(ServerMetricsOffTest, NoAddressNoEndpoint) {

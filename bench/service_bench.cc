@@ -5,12 +5,15 @@
 #include <omp.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <cstdio>
 #include <mutex>
 #include <thread>
 
 #include "anorand/v1/models.grpc.pb.h"
 #include "anorand/v1/scoring.grpc.pb.h"
+#include "anorand/v1/training.grpc.pb.h"
 #include "bench/bench_util.h"
 #include "client/args.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -60,7 +63,8 @@ LoadResult RunLoad(int concurrency, double seconds, Body body) {
 int Service(const std::vector<std::string>& argv) {
   auto a = cli::Args::Parse(argv, {{"address", true, ""}, {"model", true, ""}, {"mode", true, ""},
                                    {"batch", true, ""}, {"concurrency", true, ""},
-                                   {"seconds", true, ""}, {"format", true, ""}});
+                                   {"seconds", true, ""}, {"format", true, ""},
+                                   {"with-training", false, ""}, {"token", true, ""}});
   if (!a.ok()) {
     std::fprintf(stderr, "anorand-bench: %s\n", std::string(a.status().message()).c_str());
     return 2;
@@ -146,7 +150,8 @@ int Service(const std::vector<std::string>& argv) {
     }
   });
 
-  const LoadResult load = RunLoad(static_cast<int>(*conc), *seconds,
+  auto run_load = [&](double secs) {
+  return RunLoad(static_cast<int>(*conc), secs,
                                   [&](int t, Clock::time_point end, LoadResult* r) {
     auto stub = v1::Scoring::NewStub(channels[t]);
     v1::ScoreResponse resp;
@@ -161,21 +166,96 @@ int Service(const std::vector<std::string>& argv) {
       }
       return;
     }
+    // Pipelined like `anorand score`: a writer keeps up to kInFlight
+    // requests ahead of the reader (the server reads the next request while
+    // it writes the previous response).
+    constexpr int kInFlight = 4;
     grpc::ClientContext ctx;
     auto stream = stub->StreamScore(&ctx);
-    while (Clock::now() < end) {
-      const auto t0 = Clock::now();
-      if (!stream->Write(req) || !stream->Read(&resp)) {
-        ++r->errors;
-        break;
+    std::mutex qmu;
+    std::condition_variable qcv;
+    std::deque<Clock::time_point> sent;
+    bool writer_done = false;
+    std::thread writer([&] {
+      while (Clock::now() < end) {
+        {
+          std::unique_lock lock(qmu);
+          qcv.wait(lock, [&] { return sent.size() < kInFlight; });
+          sent.push_back(Clock::now());
+        }
+        if (!stream->Write(req)) break;
       }
+      std::lock_guard lock(qmu);
+      writer_done = true;
+      stream->WritesDone();
+    });
+    while (true) {
+      if (!stream->Read(&resp)) break;
+      Clock::time_point t0;
+      {
+        std::lock_guard lock(qmu);
+        t0 = sent.front();
+        sent.pop_front();
+      }
+      qcv.notify_one();
       r->latencies_us.push_back(ElapsedSeconds(t0) * 1e6);
       r->records += resp.scores_size();
     }
-    stream->WritesDone();
+    writer.join();
+    (void)writer_done;
     if (!stream->Finish().ok()) ++r->errors;
   });
+  };
+  const LoadResult load = run_load(*seconds);
 
+  // With --with-training: the same load again while a training job runs on
+  // the server, and the ratio of the two p99s (the isolation bar).
+  double p99_training = 0;
+  if (a->Has("with-training")) {
+    auto training = v1::Training::NewStub(channels[0]);
+    SyntheticOptions to;
+    to.rows = 20000;
+    to.cols = d;
+    const Dataset train = MakeSyntheticData(to);
+    grpc::ClientContext sctx;
+    if (a->Has("token")) sctx.AddMetadata("authorization", "Bearer " + a->Get("token"));
+    v1::Job job;
+    auto w = training->SubmitJob(&sctx, &job);
+    v1::SubmitJobRequest head;
+    head.mutable_spec()->set_model_name(model + "-bench-training");
+    head.mutable_spec()->set_upload_format(v1::UPLOAD_FORMAT_DENSE);
+    head.mutable_spec()->mutable_params()->set_max_epochs(100000);
+    head.mutable_spec()->mutable_params()->set_patience(0);
+    w->Write(head);
+    v1::SubmitJobRequest chunk;
+    chunk.mutable_chunk()->set_num_features(d);
+    chunk.mutable_chunk()->mutable_values()->Add(train.x.begin(), train.x.end());
+    w->Write(chunk);
+    w->WritesDone();
+    grpc::Status ts = w->Finish();
+    if (!ts.ok()) {
+      std::fprintf(stderr, "anorand-bench: could not start a training job: %s\n",
+                   ts.error_message().c_str());
+      return 1;
+    }
+    for (int i = 0; i < 500; ++i) {  // wait until it trains
+      grpc::ClientContext gctx;
+      if (a->Has("token")) gctx.AddMetadata("authorization", "Bearer " + a->Get("token"));
+      v1::GetJobRequest g;
+      g.set_job_id(job.id());
+      v1::Job now;
+      if (training->GetJob(&gctx, g, &now).ok() && now.progress().epoch() >= 1) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    const LoadResult busy = run_load(*seconds);
+    p99_training = Percentile(busy.latencies_us, 0.99);
+    grpc::ClientContext cctx;
+    if (a->Has("token")) cctx.AddMetadata("authorization", "Bearer " + a->Get("token"));
+    v1::CancelJobRequest c;
+    c.set_job_id(job.id());
+    v1::Job cancelled;
+    (void)training->CancelJob(&cctx, c, &cancelled);
+  }
   nlohmann::json j = {{"bench", "service"},
                       {"mode", mode},
                       {"batch", *batch},
@@ -191,6 +271,10 @@ int Service(const std::vector<std::string>& argv) {
                       {"forward_records_per_s", forward_rps},
                       {"stream_vs_forward", load.records / load.seconds / forward_rps},
                       {"p50_vs_floor", Median(load.latencies_us) / Median(floor.latencies_us)}};
+  if (a->Has("with-training")) {
+    j["p99_us_while_training"] = p99_training;
+    j["p99_training_vs_idle"] = p99_training / Percentile(load.latencies_us, 0.99);
+  }
   if (a->Get("format", "json") == "text") {
     for (auto it = j.begin(); it != j.end(); ++it)
       std::printf("%-22s %s\n", it.key().c_str(), it.value().dump().c_str());

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <omp.h>
+
 #include <atomic>
 #include <unordered_map>
 
@@ -70,6 +72,16 @@ std::vector<float> Columns(const Folded& f, int from, int count) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<InferencePlan>> InferencePlan::Compile(const v1::Network& net) {
+  // oneDNN fixes a primitive's thread count when it is created (an explicit
+  // num_threads on its parallel region), whatever the caller's setting at
+  // execution. A plan runs one thread per call (requests run in parallel
+  // instead; a fork/join per layer cost a one-record request 10x), so its
+  // primitives are created with one thread, whichever thread compiles.
+  struct OneThread {
+    int saved = omp_get_max_threads();
+    OneThread() { omp_set_num_threads(1); }
+    ~OneThread() { omp_set_num_threads(saved); }
+  } one_thread;
   static std::atomic<uint64_t> next_id{1};
   std::unique_ptr<InferencePlan> plan(new InferencePlan());
   plan->id_ = next_id.fetch_add(1);

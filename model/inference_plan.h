@@ -12,10 +12,11 @@
 // that holds it, padded with zero rows in the thread's arena. (A runtime
 // row count was tried first: oneDNN then falls back to a generic GEMM that
 // took 25 us for 7 rows against 8 us padded to 16.) A plan is immutable after
-// Compile() and Run() is safe from many threads at once: each call uses its
-// own thread-local stream, activations and user-mode scratchpad, and, for
-// the two fixed shape classes, memory objects created once per thread and
-// re-pointed per call (creating them per call cost half of a one-row
+// Compile() and Run() is safe from many threads at once, each call on one
+// oneDNN thread (the primitives are created single-threaded); each call uses its
+// own thread-local stream, activations and user-mode scratchpad, and
+// memory objects created once per thread and shape class and re-pointed per
+// call (creating them per call cost half of a one-row
 // forward pass).
 #ifndef ANORAND_MODEL_INFERENCE_PLAN_H_
 #define ANORAND_MODEL_INFERENCE_PLAN_H_

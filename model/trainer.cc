@@ -92,8 +92,11 @@ absl::StatusOr<v1::ModelFile> TrainModel(const Dataset& data, const v1::Training
   int widest = 0;
   for (const auto* w : {&p.noise_detector_widths(), &p.encoder_widths(), &p.decoder_widths()})
     for (int v : *w) widest = std::max(widest, v);
-  omp_set_num_threads(options.threads > 0 ? options.threads
-                                          : (widest >= 256 ? omp_get_num_procs() : 1));
+  // More threads than cores is capped: OpenMP's spinning workers made an
+  // oversubscribed fit hundreds of times slower.
+  const int cores = std::max(1, omp_get_num_procs());
+  omp_set_num_threads(options.threads > 0 ? std::min(options.threads, cores)
+                                          : (widest >= 256 ? cores : 1));
   const int d = static_cast<int>(data.cols);
 
   Rng rng(p.seed());

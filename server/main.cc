@@ -10,6 +10,8 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/ascii.h"
 #include "model/model_file.h"
@@ -38,6 +40,9 @@ ABSL_FLAG(std::string, data_dir, "",
           "Folder that Training.SubmitJob data_path is relative to; paths that resolve outside "
           "it are refused. Empty = uploads only.");
 ABSL_FLAG(int32_t, max_queued_jobs, 16, "Most training jobs waiting to start.");
+ABSL_FLAG(std::string, jobs_dir, "",
+          "Where training job records are kept (default <model_dir>/.jobs). Give each replica "
+          "that trains its own folder when the model folder is shared.");
 ABSL_FLAG(int32_t, training_threads, 1, "Training jobs that run at once.");
 ABSL_FLAG(int32_t, training_omp_threads, 1,
           "oneDNN/OpenMP threads per running training job (scoring keeps its own threads).");
@@ -52,6 +57,12 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "AnoRand anomaly-scoring gRPC server.\n"
       "Usage: anorand-server [--grpc_address=0.0.0.0:50051] [--model_dir=models] [flags]");
+  // --help lists this file's flags (absl matches the program name otherwise).
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view file) {
+    return absl::EndsWith(file, "server/main.cc");
+  };
+  absl::SetFlagsUsageConfig(usage);
   absl::ParseCommandLine(argc, argv);
 
   // Block the stop signals in every thread; one thread waits for them.
@@ -77,6 +88,7 @@ int main(int argc, char** argv) {
   o.metrics_address = absl::GetFlag(FLAGS_metrics_address);
   o.data_dir = absl::GetFlag(FLAGS_data_dir);
   o.max_queued_jobs = absl::GetFlag(FLAGS_max_queued_jobs);
+  o.jobs_dir = absl::GetFlag(FLAGS_jobs_dir);
   o.training_threads = absl::GetFlag(FLAGS_training_threads);
   o.training_omp_threads = absl::GetFlag(FLAGS_training_omp_threads);
   o.auth_token = absl::GetFlag(FLAGS_auth_token);

@@ -1,7 +1,5 @@
 #include "server/score_handler.h"
 
-#include <omp.h>
-
 #include <memory>
 
 #include "absl/strings/str_cat.h"
@@ -11,10 +9,6 @@ namespace anorand {
 
 absl::Status ScoreHandler::Score(const v1::ScoreRequest& request,
                                  v1::ScoreResponse* response) const {
-  // One oneDNN thread per scoring call: batches here are small enough that
-  // a fork/join costs more than it saves, and a training job keeps its own
-  // threads (measured in docs/PERFORMANCE.md).
-  omp_set_num_threads(1);
   ScoreEvent event;
   event.model = &request.model().name();
   absl::Status s = ScoreImpl(request, response, &event);

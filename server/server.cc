@@ -33,7 +33,8 @@ class ServerImpl final : public AnorandServer {
         stream_handler_(&registry_, ScoreLimits{o.max_batch_records, o.max_message_bytes}),
         scoring_(&handler_, o.max_streams, &stream_handler_),
         models_(&manager_, &auth_, o.max_upload_bytes),
-        jobs_(&manager_, JobOptions{o.model_dir + "/.jobs", o.max_queued_jobs, o.training_threads,
+        jobs_(&manager_, JobOptions{o.jobs_dir.empty() ? o.model_dir + "/.jobs" : o.jobs_dir,
+                                    o.max_queued_jobs, o.training_threads,
                                     o.training_omp_threads}),
         training_(&jobs_, &auth_, TrainingLimits{o.data_dir, o.max_upload_bytes}) {}
 

@@ -31,6 +31,7 @@ struct ServerOptions {
   std::string auth_token;
   // Training.
   std::string data_dir;          // "" = uploads only
+  std::string jobs_dir;          // "" = <model_dir>/.jobs
   int max_queued_jobs = 16;
   int training_threads = 1;      // jobs at once
   int training_omp_threads = 1;  // oneDNN threads per job

@@ -1,6 +1,7 @@
 #include "client/args.h"
 
 #include <cmath>
+#include <cstdio>
 #include <iterator>
 
 #include "absl/strings/numbers.h"
@@ -93,6 +94,17 @@ std::string FlagHelp(const std::vector<FlagSpec>& specs) {
     absl::StrAppendFormat(&out, "  %-26s %s\n", left, s.help);
   }
   return out;
+}
+
+bool WantsHelp(const std::vector<std::string>& args) {
+  for (const auto& s : args)
+    if (s == "--help" || s == "-h") return true;
+  return false;
+}
+
+int UsageError(const std::string& msg, const std::string& usage) {
+  std::fprintf(stderr, "anorand: %s\n%s", msg.c_str(), usage.c_str());
+  return 2;
 }
 
 }  // namespace anorand::cli

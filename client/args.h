@@ -43,6 +43,13 @@ class Args {
 // "  --name VALUE   help" lines for a command's --help.
 std::string FlagHelp(const std::vector<FlagSpec>& specs);
 
+// True when the arguments ask for --help (or -h).
+bool WantsHelp(const std::vector<std::string>& args);
+
+// Prints "anorand: MSG" and the command's usage on stderr; returns the
+// usage exit code (2).
+int UsageError(const std::string& msg, const std::string& usage);
+
 }  // namespace anorand::cli
 
 #endif  // ANORAND_CLIENT_ARGS_H_

@@ -53,6 +53,11 @@ std::vector<FlagSpec> ConnectionFlags() {
           {"timeout", true, "deadline of each call in seconds (default 30)"}};
 }
 
+std::vector<FlagSpec> WithConnectionFlags(std::vector<FlagSpec> specs) {
+  for (auto& f : ConnectionFlags()) specs.push_back(f);
+  return specs;
+}
+
 std::unique_ptr<grpc::ClientContext> Connection::NewContext(double timeout_override) const {
   auto ctx = std::make_unique<grpc::ClientContext>();
   const double t = timeout_override > 0 ? timeout_override : timeout_seconds;

@@ -20,6 +20,9 @@ namespace anorand::cli {
 // The flags shared by every remote command.
 std::vector<FlagSpec> ConnectionFlags();
 
+// `specs` followed by ConnectionFlags().
+std::vector<FlagSpec> WithConnectionFlags(std::vector<FlagSpec> specs);
+
 struct Connection {
   std::shared_ptr<grpc::Channel> channel;
   std::string address;

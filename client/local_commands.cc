@@ -21,20 +21,9 @@
 namespace anorand::cli {
 namespace {
 
-int Usage(const std::string& msg, const std::string& usage) {
-  std::fprintf(stderr, "anorand: %s\n%s", msg.c_str(), usage.c_str());
-  return kExitUsage;
-}
-
 int Fail(const absl::Status& s) {
   std::fprintf(stderr, "anorand: %s\n", std::string(s.message()).c_str());
   return kExitFailed;
-}
-
-bool WantsHelp(const Argv& a) {
-  for (const auto& s : a)
-    if (s == "--help" || s == "-h") return true;
-  return false;
 }
 
 const FlagSpec kParam{"param", true, "training parameter NAME=VALUE (repeatable; see docs/CLI.md)"};
@@ -76,12 +65,12 @@ int RunFit(const Argv& argv) {
                             FlagHelp(specs);
   if (WantsHelp(argv)) return std::printf("%s", usage.c_str()), kExitOk;
   auto a = Args::Parse(argv, specs);
-  if (!a.ok()) return Usage(std::string(a.status().message()), usage);
-  if (!a->Has("data") || !a->Has("out")) return Usage("--data and --out are required", usage);
+  if (!a.ok()) return UsageError(std::string(a.status().message()), usage);
+  if (!a->Has("data") || !a->Has("out")) return UsageError("--data and --out are required", usage);
   auto params = ParamsFrom(*a);
-  if (!params.ok()) return Usage(std::string(params.status().message()), usage);
+  if (!params.ok()) return UsageError(std::string(params.status().message()), usage);
   auto threads = a->GetInt("threads", 0);
-  if (!threads.ok() || *threads < 0 || *threads > 1024) return Usage("--threads must be in [0, 1024]", usage);
+  if (!threads.ok() || *threads < 0 || *threads > 1024) return UsageError("--threads must be in [0, 1024]", usage);
   auto data = LoadDataset(a->Get("data"), LoadOptionsFrom(*a));
   if (!data.ok()) return Fail(data.status());
   TrainOptions options;
@@ -132,19 +121,19 @@ int RunEval(const Argv& argv) {
       FlagHelp(specs);
   if (WantsHelp(argv)) return std::printf("%s", usage.c_str()), kExitOk;
   auto a = Args::Parse(argv, specs);
-  if (!a.ok()) return Usage(std::string(a.status().message()), usage);
-  if (!a->Has("data")) return Usage("--data is required", usage);
+  if (!a.ok()) return UsageError(std::string(a.status().message()), usage);
+  if (!a->Has("data")) return UsageError("--data is required", usage);
   auto params = ParamsFrom(*a);
-  if (!params.ok()) return Usage(std::string(params.status().message()), usage);
+  if (!params.ok()) return UsageError(std::string(params.status().message()), usage);
   std::vector<uint64_t> seeds;
   for (absl::string_view s : absl::StrSplit(a->Get("seeds", "1,2,3"), ',', absl::SkipWhitespace())) {
     uint64_t v;
-    if (!absl::SimpleAtoi(s, &v)) return Usage("--seeds must be a comma list of integers", usage);
+    if (!absl::SimpleAtoi(s, &v)) return UsageError("--seeds must be a comma list of integers", usage);
     seeds.push_back(v);
   }
-  if (seeds.empty()) return Usage("--seeds is empty", usage);
+  if (seeds.empty()) return UsageError("--seeds is empty", usage);
   auto threads = a->GetInt("threads", 0);
-  if (!threads.ok() || *threads < 0 || *threads > 1024) return Usage("--threads must be in [0, 1024]", usage);
+  if (!threads.ok() || *threads < 0 || *threads > 1024) return UsageError("--threads must be in [0, 1024]", usage);
   LoadOptions lo = LoadOptionsFrom(*a);
   lo.require_labels = true;
   auto data = LoadDataset(a->Get("data"), lo);
@@ -200,10 +189,10 @@ int RunScoreLocal(const Argv& argv) {
       "usage: anorand score-local --model MODEL --data FILE [--format csv|jsonl]\n" + FlagHelp(specs);
   if (WantsHelp(argv)) return std::printf("%s", usage.c_str()), kExitOk;
   auto a = Args::Parse(argv, specs);
-  if (!a.ok()) return Usage(std::string(a.status().message()), usage);
-  if (!a->Has("model") || !a->Has("data")) return Usage("--model and --data are required", usage);
+  if (!a.ok()) return UsageError(std::string(a.status().message()), usage);
+  if (!a->Has("model") || !a->Has("data")) return UsageError("--model and --data are required", usage);
   const std::string format = a->Get("format", "csv");
-  if (format != "csv" && format != "jsonl") return Usage("--format must be csv or jsonl", usage);
+  if (format != "csv" && format != "jsonl") return UsageError("--format must be csv or jsonl", usage);
   auto file = LoadModelFile(a->Get("model"));
   if (!file.ok()) return Fail(file.status());
   auto model = CompiledModel::Create(*std::move(file));
@@ -265,17 +254,17 @@ int RunDemoData(const Argv& argv) {
       FlagHelp(specs);
   if (WantsHelp(argv)) return std::printf("%s", usage.c_str()), kExitOk;
   auto a = Args::Parse(argv, specs);
-  if (!a.ok()) return Usage(std::string(a.status().message()), usage);
-  if (!a->Has("out")) return Usage("--out is required", usage);
+  if (!a.ok()) return UsageError(std::string(a.status().message()), usage);
+  if (!a->Has("out")) return UsageError("--out is required", usage);
   SyntheticOptions o;
   auto rows = a->GetInt("rows", o.rows);
   auto cols = a->GetInt("features", o.cols);
   auto frac = a->GetDouble("anomaly-fraction", o.anomaly_fraction);
   auto seed = a->GetInt("seed", 1);
-  if (!rows.ok() || *rows < 10 || *rows > 100000000) return Usage("--rows must be in [10, 1e8]", usage);
-  if (!cols.ok() || *cols < 1 || *cols > 10000) return Usage("--features must be in [1, 10000]", usage);
-  if (!frac.ok() || *frac < 0 || *frac >= 0.5) return Usage("--anomaly-fraction must be in [0, 0.5)", usage);
-  if (!seed.ok() || *seed < 0) return Usage("--seed must be a non-negative integer", usage);
+  if (!rows.ok() || *rows < 10 || *rows > 100000000) return UsageError("--rows must be in [10, 1e8]", usage);
+  if (!cols.ok() || *cols < 1 || *cols > 10000) return UsageError("--features must be in [1, 10000]", usage);
+  if (!frac.ok() || *frac < 0 || *frac >= 0.5) return UsageError("--anomaly-fraction must be in [0, 0.5)", usage);
+  if (!seed.ok() || *seed < 0) return UsageError("--seed must be a non-negative integer", usage);
   o.rows = *rows;
   o.cols = static_cast<int>(*cols);
   o.anomaly_fraction = *frac;

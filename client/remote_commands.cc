@@ -27,34 +27,18 @@
 namespace anorand::cli {
 namespace {
 
-int Usage(const std::string& msg, const std::string& usage) {
-  std::fprintf(stderr, "anorand: %s\n%s", msg.c_str(), usage.c_str());
-  return kExitUsage;
-}
-
-bool WantsHelp(const Argv& a) {
-  for (const auto& s : a)
-    if (s == "--help" || s == "-h") return true;
-  return false;
-}
-
-std::vector<FlagSpec> With(std::vector<FlagSpec> specs) {
-  for (auto& f : ConnectionFlags()) specs.push_back(f);
-  return specs;
-}
-
 // Parses the command line and connects; on failure prints and sets *exit.
 std::optional<std::pair<Args, Connection>> Setup(const Argv& argv,
                                                  const std::vector<FlagSpec>& specs,
                                                  const std::string& usage, int* exit) {
   auto a = Args::Parse(argv, specs);
   if (!a.ok()) {
-    *exit = Usage(std::string(a.status().message()), usage);
+    *exit = UsageError(std::string(a.status().message()), usage);
     return std::nullopt;
   }
   auto c = Connect(*a);
   if (!c.ok()) {
-    *exit = Usage(std::string(c.status().message()), usage);
+    *exit = UsageError(std::string(c.status().message()), usage);
     return std::nullopt;
   }
   return std::make_pair(*std::move(a), *std::move(c));
@@ -63,7 +47,7 @@ std::optional<std::pair<Args, Connection>> Setup(const Argv& argv,
 }  // namespace
 
 int RunHealth(const Argv& argv) {
-  const auto specs = With({{"service", true, "service to ask about (default: the server as a whole)"}});
+  const auto specs = WithConnectionFlags({{"service", true, "service to ask about (default: the server as a whole)"}});
   const std::string usage =
       "usage: anorand health [--address HOST:PORT] [--service anorand.v1.Scoring]\n"
       "Exit 0 only when the server answers SERVING (a container health check).\n" +
@@ -185,7 +169,7 @@ void PrintResults(const v1::ScoreResponse& r, int64_t first_index, int d, bool c
 }  // namespace
 
 int RunScore(const Argv& argv) {
-  const auto specs = With({{"model", true, "model name"},
+  const auto specs = WithConnectionFlags({{"model", true, "model name"},
                            {"version", true, "model version (default: latest ready)"},
                            {"alias", true, "model alias, e.g. production"},
                            {"data", true, "records: .csv/.tsv/.npy/.npz, or - for CSV on stdin (default)"},
@@ -202,14 +186,14 @@ int RunScore(const Argv& argv) {
   auto setup = Setup(argv, specs, usage, &exit);
   if (!setup) return exit;
   auto& [a, conn] = *setup;
-  if (!a.Has("model")) return Usage("--model is required", usage);
-  if (a.Has("version") && a.Has("alias")) return Usage("give --version or --alias, not both", usage);
+  if (!a.Has("model")) return UsageError("--model is required", usage);
+  if (a.Has("version") && a.Has("alias")) return UsageError("give --version or --alias, not both", usage);
   auto batch = a.GetInt("batch", 1024);
   auto version = a.GetInt("version", 0);
-  if (!batch.ok() || *batch < 1 || *batch > 65536) return Usage("--batch must be in [1, 65536]", usage);
-  if (!version.ok() || *version < 0) return Usage("--version must be a positive integer", usage);
+  if (!batch.ok() || *batch < 1 || *batch > 65536) return UsageError("--batch must be in [1, 65536]", usage);
+  if (!version.ok() || *version < 0) return UsageError("--version must be a positive integer", usage);
   const std::string format = a.Get("format", "csv");
-  if (format != "csv" && format != "jsonl") return Usage("--format must be csv or jsonl", usage);
+  if (format != "csv" && format != "jsonl") return UsageError("--format must be csv or jsonl", usage);
   const bool csv = format == "csv", explain = a.Has("explain");
   const std::string data_path = a.Get("data", "-");
 
@@ -337,7 +321,7 @@ std::string ToJson(const google::protobuf::Message& m) {
 }  // namespace
 
 int RunModels(const Argv& argv) {
-  const auto specs = With({{"version", true, "version number"},
+  const auto specs = WithConnectionFlags({{"version", true, "version number"},
                            {"alias", true, "alias name"},
                            {"force", false, "delete even if an alias points at the version"},
                            {"out", true, "export: file to write"},
@@ -359,12 +343,12 @@ int RunModels(const Argv& argv) {
   if (!setup) return exit;
   auto& [a, conn] = *setup;
   const auto& pos = a.positional();
-  if (pos.empty()) return Usage("missing subcommand", usage);
+  if (pos.empty()) return UsageError("missing subcommand", usage);
   const std::string sub = pos[0];
   const std::string name = pos.size() > 1 ? pos[1] : "";
   const bool json = a.Get("format", "table") == "json";
   auto version = a.GetInt("version", 0);
-  if (!version.ok() || *version < 0) return Usage("--version must be a positive integer", usage);
+  if (!version.ok() || *version < 0) return UsageError("--version must be a positive integer", usage);
   auto stub = v1::Models::NewStub(conn.channel);
   auto ctx = conn.NewContext();
   auto need_name = [&]() { return name.empty(); };
@@ -382,7 +366,7 @@ int RunModels(const Argv& argv) {
     }
     return kExitOk;
   }
-  if (need_name()) return Usage(absl::StrCat("models ", sub, " needs a model NAME"), usage);
+  if (need_name()) return UsageError(absl::StrCat("models ", sub, " needs a model NAME"), usage);
   if (sub == "show") {
     v1::GetModelRequest req;
     req.mutable_model()->set_name(name);
@@ -401,7 +385,7 @@ int RunModels(const Argv& argv) {
     return kExitOk;
   }
   if (sub == "load" || sub == "unload" || sub == "delete") {
-    if (*version == 0) return Usage(absl::StrCat("models ", sub, " needs --version"), usage);
+    if (*version == 0) return UsageError(absl::StrCat("models ", sub, " needs --version"), usage);
     grpc::Status s;
     if (sub == "load") {
       v1::LoadVersionRequest req;
@@ -428,11 +412,11 @@ int RunModels(const Argv& argv) {
     return kExitOk;
   }
   if (sub == "alias" || sub == "unalias") {
-    if (!a.Has("alias")) return Usage(absl::StrCat("models ", sub, " needs --alias"), usage);
+    if (!a.Has("alias")) return UsageError(absl::StrCat("models ", sub, " needs --alias"), usage);
     v1::ModelInfo resp;
     grpc::Status s;
     if (sub == "alias") {
-      if (*version == 0) return Usage("models alias needs --version", usage);
+      if (*version == 0) return UsageError("models alias needs --version", usage);
       v1::SetAliasRequest req;
       req.set_model_name(name);
       req.set_alias(a.Get("alias"));
@@ -450,7 +434,7 @@ int RunModels(const Argv& argv) {
     return kExitOk;
   }
   if (sub == "export") {
-    if (!a.Has("out")) return Usage("models export needs --out FILE", usage);
+    if (!a.Has("out")) return UsageError("models export needs --out FILE", usage);
     v1::ExportVersionRequest req;
     req.mutable_model()->set_name(name);
     if (*version > 0) req.mutable_model()->set_version(*version);
@@ -474,7 +458,7 @@ int RunModels(const Argv& argv) {
     return kExitOk;
   }
   if (sub == "import") {
-    if (!a.Has("file")) return Usage("models import needs --file MODEL", usage);
+    if (!a.Has("file")) return UsageError("models import needs --file MODEL", usage);
     auto bytes = ReadFileBounded(a.Get("file"), kMaxModelBytes + kModelHeaderBytes);
     if (!bytes.ok()) {
       std::fprintf(stderr, "anorand: %s\n", std::string(bytes.status().message()).c_str());
@@ -498,7 +482,7 @@ int RunModels(const Argv& argv) {
     std::printf("imported %s version %lld\n", name.c_str(), static_cast<long long>(resp.version()));
     return kExitOk;
   }
-  return Usage(absl::StrCat("unknown subcommand '", sub, "'"), usage);
+  return UsageError(absl::StrCat("unknown subcommand '", sub, "'"), usage);
 }
 
 }  // namespace anorand::cli

@@ -21,22 +21,6 @@
 namespace anorand::cli {
 namespace {
 
-int Usage(const std::string& msg, const std::string& usage) {
-  std::fprintf(stderr, "anorand: %s\n%s", msg.c_str(), usage.c_str());
-  return kExitUsage;
-}
-
-bool WantsHelp(const Argv& a) {
-  for (const auto& s : a)
-    if (s == "--help" || s == "-h") return true;
-  return false;
-}
-
-std::vector<FlagSpec> With(std::vector<FlagSpec> specs) {
-  for (auto& f : ConnectionFlags()) specs.push_back(f);
-  return specs;
-}
-
 std::string StateName(v1::JobState s) {
   const std::string n = v1::JobState_Name(s);
   return absl::StartsWith(n, "JOB_STATE_") ? n.substr(10) : n;
@@ -172,7 +156,7 @@ int WatchAndConclude(v1::Training::Stub* stub, const Connection& conn, const std
 }  // namespace
 
 int RunTrain(const Argv& argv) {
-  const auto specs = With({{"name", true, "model name (the new version goes there)"},
+  const auto specs = WithConnectionFlags({{"name", true, "model name (the new version goes there)"},
                            {"data", true, "training data file: .csv/.tsv/.npy/.npz, uploaded"},
                            {"data-path", true, "or: a file under the server's --data_dir"},
                            {"label-column", true, "CSV column to drop (labels are not used)"},
@@ -189,11 +173,11 @@ int RunTrain(const Argv& argv) {
       FlagHelp(specs);
   if (WantsHelp(argv)) return std::printf("%s", usage.c_str()), kExitOk;
   auto a = Args::Parse(argv, specs);
-  if (!a.ok()) return Usage(std::string(a.status().message()), usage);
+  if (!a.ok()) return UsageError(std::string(a.status().message()), usage);
   auto conn = Connect(*a);
-  if (!conn.ok()) return Usage(std::string(conn.status().message()), usage);
-  if (!a->Has("name")) return Usage("--name is required", usage);
-  if (a->Has("data") == a->Has("data-path")) return Usage("give one of --data or --data-path", usage);
+  if (!conn.ok()) return UsageError(std::string(conn.status().message()), usage);
+  if (!a->Has("name")) return UsageError("--name is required", usage);
+  if (a->Has("data") == a->Has("data-path")) return UsageError("give one of --data or --data-path", usage);
   v1::JobSpec spec;
   spec.set_model_name(a->Get("name"));
   spec.set_label_column(a->Get("label-column"));
@@ -201,7 +185,7 @@ int RunTrain(const Argv& argv) {
   spec.set_description(a->Get("description"));
   for (const std::string& kv : a->GetAll("param")) {
     if (absl::Status s = SetParamFromString(kv, spec.mutable_params()); !s.ok()) {
-      return Usage(std::string(s.message()), usage);
+      return UsageError(std::string(s.message()), usage);
     }
   }
   std::string bytes;
@@ -244,7 +228,7 @@ int RunTrain(const Argv& argv) {
 }
 
 int RunJobs(const Argv& argv) {
-  const auto specs = With({{"model", true, "list: only jobs of this model"},
+  const auto specs = WithConnectionFlags({{"model", true, "list: only jobs of this model"},
                            {"state", true, "list: only jobs in this state (queued, running, ...)"},
                            {"limit", true, "list: at most this many (default 100)"},
                            {"cancel-on-interrupt", false, "watch: Ctrl-C cancels the job"},
@@ -257,15 +241,15 @@ int RunJobs(const Argv& argv) {
       FlagHelp(specs);
   if (WantsHelp(argv)) return std::printf("%s", usage.c_str()), kExitOk;
   auto a = Args::Parse(argv, specs);
-  if (!a.ok()) return Usage(std::string(a.status().message()), usage);
+  if (!a.ok()) return UsageError(std::string(a.status().message()), usage);
   auto conn = Connect(*a);
-  if (!conn.ok()) return Usage(std::string(conn.status().message()), usage);
+  if (!conn.ok()) return UsageError(std::string(conn.status().message()), usage);
   const auto& pos = a->positional();
-  if (pos.empty()) return Usage("missing subcommand", usage);
+  if (pos.empty()) return UsageError("missing subcommand", usage);
   const std::string sub = pos[0];
   const std::string format = a->Get("format", "table");
   if (format != "table" && format != "json" && format != "jsonl") {
-    return Usage("--format must be table, json or jsonl", usage);
+    return UsageError("--format must be table, json or jsonl", usage);
   }
   auto stub = v1::Training::NewStub(conn->channel);
   if (sub == "list") {
@@ -276,12 +260,12 @@ int RunJobs(const Argv& argv) {
       std::string name = "JOB_STATE_" + a->Get("state");
       for (char& c : name) c = static_cast<char>(toupper(c));
       if (!v1::JobState_Parse(name, &st) || st == v1::JOB_STATE_UNSPECIFIED) {
-        return Usage("--state must be queued, running, succeeded, failed or cancelled", usage);
+        return UsageError("--state must be queued, running, succeeded, failed or cancelled", usage);
       }
       req.add_states(st);
     }
     auto limit = a->GetInt("limit", 100);
-    if (!limit.ok() || *limit < 1 || *limit > 1000) return Usage("--limit must be in [1, 1000]", usage);
+    if (!limit.ok() || *limit < 1 || *limit > 1000) return UsageError("--limit must be in [1, 1000]", usage);
     req.set_page_size(static_cast<int>(*limit));
     auto ctx = conn->NewContext();
     v1::ListJobsResponse resp;
@@ -304,7 +288,7 @@ int RunJobs(const Argv& argv) {
     }
     return kExitOk;
   }
-  if (pos.size() < 2) return Usage(absl::StrCat("jobs ", sub, " needs a JOB_ID"), usage);
+  if (pos.size() < 2) return UsageError(absl::StrCat("jobs ", sub, " needs a JOB_ID"), usage);
   const std::string id = pos[1];
   if (sub == "show") {
     auto ctx = conn->NewContext();
@@ -325,7 +309,7 @@ int RunJobs(const Argv& argv) {
                 job.state() == v1::JOB_STATE_CANCELLED ? "CANCELLED" : "cancel requested");
     return kExitOk;
   }
-  return Usage(absl::StrCat("unknown subcommand '", sub, "'"), usage);
+  return UsageError(absl::StrCat("unknown subcommand '", sub, "'"), usage);
 }
 
 }  // namespace anorand::cli

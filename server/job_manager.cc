@@ -104,6 +104,10 @@ void JobManager::Stop() {
 
 absl::Status JobManager::CheckQueueRoom() const {
   std::lock_guard lock(mu_);
+  return QueueRoomLocked();
+}
+
+absl::Status JobManager::QueueRoomLocked() const {
   if (stopping_) return absl::UnavailableError("the server is shutting down; retry later");
   if (static_cast<int>(queue_.size()) >= options_.max_queued_jobs) {
     return absl::ResourceExhaustedError(
@@ -134,12 +138,7 @@ absl::StatusOr<v1::Job> JobManager::Submit(v1::JobSpec spec, Dataset data) {
   entry->data = std::move(data);
   {
     std::lock_guard lock(mu_);
-    if (stopping_) return absl::UnavailableError("the server is shutting down; retry later");
-    if (static_cast<int>(queue_.size()) >= options_.max_queued_jobs) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("the training queue is full (", options_.max_queued_jobs,
-                       " queued jobs, --max_queued_jobs); retry when a job has started"));
-    }
+    if (absl::Status room = QueueRoomLocked(); !room.ok()) return room;
     jobs_.emplace(job.id(), entry);
     queue_.push_back(entry);
   }

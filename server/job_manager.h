@@ -94,6 +94,7 @@ class JobManager {
   void Update(const std::shared_ptr<Entry>& entry, const std::function<void(v1::Job&)>& change);
   void Persist(const v1::Job& job) const;
   void NotifyCounts();
+  absl::Status QueueRoomLocked() const;  // requires mu_
 
   ModelManager* models_;
   JobOptions options_;

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/names.h"
+#include "server/refused_call.h"
 #include "server/status_util.h"
 
 namespace anorand {
@@ -181,7 +182,6 @@ class ExportWriter final : public grpc::ServerWriteReactor<v1::ExportChunk> {
   ExportWriter(std::string bytes, int64_t version) : bytes_(std::move(bytes)), version_(version) {
     Next();
   }
-  ExportWriter(grpc::Status error) { Finish(error); }
   void OnWriteDone(bool ok) override {
     if (!ok) {
       Finish(grpc::Status(grpc::StatusCode::CANCELLED, "export cancelled by the client"));
@@ -278,23 +278,22 @@ class ImportReader final : public grpc::ServerReadReactor<v1::ImportChunk> {
 
 grpc::ServerWriteReactor<v1::ExportChunk>* ModelsService::ExportVersion(
     grpc::CallbackServerContext* ctx, const v1::ExportVersionRequest* req) {
-  if (grpc::Status s = auth_->Check(*ctx); !s.ok()) return new ExportWriter(s);
+  if (grpc::Status s = auth_->Check(*ctx); !s.ok()) {
+    return RefusedCall<grpc::ServerWriteReactor<v1::ExportChunk>>(s);
+  }
   const v1::ModelSpec& spec = req->model();
   int64_t version = 0;
   auto bytes = manager_->Export(spec.name(), spec.version(), spec.alias(), &version);
-  if (!bytes.ok()) return new ExportWriter(ToGrpcStatus(bytes.status()));
+  if (!bytes.ok()) {
+    return RefusedCall<grpc::ServerWriteReactor<v1::ExportChunk>>(ToGrpcStatus(bytes.status()));
+  }
   return new ExportWriter(*std::move(bytes), version);
 }
 
 grpc::ServerReadReactor<v1::ImportChunk>* ModelsService::ImportVersion(
     grpc::CallbackServerContext* ctx, v1::VersionInfo* response) {
   if (grpc::Status s = auth_->Check(*ctx); !s.ok()) {
-    class Refused final : public grpc::ServerReadReactor<v1::ImportChunk> {
-     public:
-      explicit Refused(grpc::Status s) { Finish(s); }
-      void OnDone() override { delete this; }
-    };
-    return new Refused(s);
+    return RefusedCall<grpc::ServerReadReactor<v1::ImportChunk>>(s);
   }
   return new ImportReader(this, manager_, response, max_upload_bytes_,
                           [this](const std::string& n, int64_t v, v1::VersionInfo* info) {

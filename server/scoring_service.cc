@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "server/refused_call.h"
 #include "server/status_util.h"
 
 namespace anorand {
@@ -104,25 +105,15 @@ class ScoringService::StreamReactor final
   grpc::Status final_status_ = grpc::Status::OK;
 };
 
-namespace {
-
-class RefusedStream final : public grpc::ServerBidiReactor<v1::ScoreRequest, v1::ScoreResponse> {
- public:
-  explicit RefusedStream(int limit) {
-    Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                        absl::StrCat("too many open streams (limit ", limit,
-                                     ", --max_streams); close one or retry later")));
-  }
-  void OnDone() override { delete this; }
-};
-
-}  // namespace
 
 grpc::ServerBidiReactor<v1::ScoreRequest, v1::ScoreResponse>* ScoringService::StreamScore(
     grpc::CallbackServerContext* /*context*/) {
   if (active_streams_.fetch_add(1) >= max_streams_) {
     active_streams_.fetch_sub(1);
-    return new RefusedStream(max_streams_);
+    return RefusedCall<grpc::ServerBidiReactor<v1::ScoreRequest, v1::ScoreResponse>>(
+        grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                     absl::StrCat("too many open streams (limit ", max_streams_,
+                                  ", --max_streams); close one or retry later")));
   }
   if (on_stream_change_) on_stream_change_(+1);
   return new StreamReactor(this);

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "model/data/data_loader.h"
 #include "server/names.h"
+#include "server/refused_call.h"
 #include "server/status_util.h"
 
 namespace anorand {
@@ -202,12 +203,7 @@ class TrainingService::SubmitReader final : public grpc::ServerReadReactor<v1::S
 grpc::ServerReadReactor<v1::SubmitJobRequest>* TrainingService::SubmitJob(
     grpc::CallbackServerContext* ctx, v1::Job* response) {
   if (grpc::Status s = auth_->Check(*ctx); !s.ok()) {
-    class Refused final : public grpc::ServerReadReactor<v1::SubmitJobRequest> {
-     public:
-      explicit Refused(grpc::Status s) { Finish(s); }
-      void OnDone() override { delete this; }
-    };
-    return new Refused(s);
+    return RefusedCall<grpc::ServerReadReactor<v1::SubmitJobRequest>>(s);
   }
   return new SubmitReader(this, response);
 }
@@ -331,12 +327,7 @@ class TrainingService::Watcher final : public grpc::ServerWriteReactor<v1::JobPr
 grpc::ServerWriteReactor<v1::JobProgress>* TrainingService::WatchJob(
     grpc::CallbackServerContext* ctx, const v1::WatchJobRequest* req) {
   if (grpc::Status s = auth_->Check(*ctx); !s.ok()) {
-    class Refused final : public grpc::ServerWriteReactor<v1::JobProgress> {
-     public:
-      explicit Refused(grpc::Status s) { Finish(s); }
-      void OnDone() override { delete this; }
-    };
-    return new Refused(s);
+    return RefusedCall<grpc::ServerWriteReactor<v1::JobProgress>>(s);
   }
   return new Watcher(jobs_, req->job_id());
 }

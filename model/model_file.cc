@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -220,7 +221,9 @@ absl::StatusOr<std::string> ReadFileBounded(const std::string& path, uint64_t ma
 absl::Status WriteFileAtomic(const std::string& path, absl::string_view bytes) {
   const size_t slash = path.rfind('/');
   const std::string dir = slash == std::string::npos ? "." : path.substr(0, std::max<size_t>(slash, 1));
-  const std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
+  // Unique per write: two writers of one path never share a temp file.
+  static std::atomic<uint64_t> counter{0};
+  const std::string tmp = absl::StrCat(path, ".tmp.", ::getpid(), ".", counter.fetch_add(1));
   auto os_error = [&](const char* what) {
     const int err = errno;
     ::unlink(tmp.c_str());

@@ -136,13 +136,19 @@ absl::StatusOr<v1::Job> JobManager::Submit(v1::JobSpec spec, Dataset data) {
   job.mutable_progress()->set_max_epochs(job.spec().params().max_epochs());
   *job.mutable_progress() = ProgressOf(job);
   entry->data = std::move(data);
+  // The QUEUED record is on disk before a worker can take the job, so it
+  // never overwrites a newer one.
+  Persist(job);
   {
     std::lock_guard lock(mu_);
-    if (absl::Status room = QueueRoomLocked(); !room.ok()) return room;
+    if (absl::Status room = QueueRoomLocked(); !room.ok()) {
+      std::error_code ec;
+      fs::remove(absl::StrCat(options_.jobs_dir, "/", job.id(), ".json"), ec);
+      return room;
+    }
     jobs_.emplace(job.id(), entry);
     queue_.push_back(entry);
   }
-  Persist(job);
   cv_.notify_one();
   NotifyCounts();
   return job;

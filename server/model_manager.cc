@@ -161,6 +161,7 @@ absl::Status ModelManager::UnloadVersion(const std::string& name, int64_t versio
   if (absl::Status s = CheckKnownModel(name); !s.ok()) return s;
   std::lock_guard admin(admin_mu_);
   auto model = registry_->GetModel(name);
+  if (!model) return absl::NotFoundError(absl::StrCat("model '", name, "' not found"));
   auto it = model->versions.find(version);
   if (it == model->versions.end()) {
     return absl::NotFoundError(absl::StrCat("model '", name, "' has no version ", version));
@@ -186,7 +187,7 @@ absl::Status ModelManager::DeleteVersion(const std::string& name, int64_t versio
   if (absl::Status s = CheckKnownModel(name); !s.ok()) return s;
   std::lock_guard admin(admin_mu_);
   auto model = registry_->GetModel(name);
-  if (!model->versions.count(version)) {
+  if (!model || !model->versions.count(version)) {
     return absl::NotFoundError(absl::StrCat("model '", name, "' has no version ", version));
   }
   std::map<std::string, int64_t> aliases = model->aliases;

@@ -38,6 +38,7 @@ class ScoringService::StreamReactor final
 
   void OnReadDone(bool ok) override {
     std::lock_guard lock(mu_);
+    if (finished_) return;  // a failed write already ended the call
     if (!ok) {  // the client finished writing (or the call ended)
       reads_done_ = true;
       MaybeFinishLocked();

@@ -65,7 +65,10 @@ class ServerImpl final : public AnorandServer {
     builder.RegisterService(&scoring_);
     builder.RegisterService(&models_);
     builder.RegisterService(&training_);
-    server_ = builder.BuildAndStart();
+    {
+      std::lock_guard lock(health_mu_);  // the store poller may call UpdateHealth already
+      server_ = builder.BuildAndStart();
+    }
     if (!server_ || port_ == 0) {
       return absl::UnavailableError(absl::StrCat(
           "cannot listen on ", options_.grpc_address,
@@ -81,15 +84,20 @@ class ServerImpl final : public AnorandServer {
   void Shutdown() override {
     std::call_once(shutdown_once_, [this] {
       draining_ = true;
+      // Health first, then jobs: a running job is cancelled within a
+      // mini-batch, queued ones fail, and every WatchJob stream gets its
+      // final message before the drain deadline instead of being cut at it.
+      {
+        std::lock_guard health_lock(health_mu_);  // not held while draining below
+        if (server_) server_->GetHealthCheckService()->Shutdown();  // NOT_SERVING, for good
+      }
+      jobs_.Stop();
       if (server_) {
-        auto* health = server_->GetHealthCheckService();
-        health->SetServingStatus(false);
         const auto deadline = std::chrono::system_clock::now() +
                               std::chrono::milliseconds(
                                   static_cast<int64_t>(options_.drain_seconds * 1000));
         server_->Shutdown(deadline);
       }
-      jobs_.Stop();
       manager_.Stop();
     });
   }
@@ -128,6 +136,7 @@ class ServerImpl final : public AnorandServer {
   }
 
   void UpdateHealth() {
+    std::lock_guard lock(health_mu_);
     if (!server_ || draining_) return;
     bool ready = true;
     for (const std::string& name : options_.required_models) {
@@ -154,6 +163,7 @@ class ServerImpl final : public AnorandServer {
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   std::atomic<bool> draining_{false};
+  std::mutex health_mu_;  // guards server_ assignment against UpdateHealth
   std::once_flag shutdown_once_;
 };
 

@@ -269,7 +269,7 @@ class TrainingService::Watcher final : public grpc::ServerWriteReactor<v1::JobPr
   void OnWriteDone(bool ok) override {
     std::lock_guard lock(state_->mu);
     writing_ = false;
-    if (!ok) {
+    if (!ok || cancelled_) {
       FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "watcher went away"));
       return;
     }
@@ -282,6 +282,8 @@ class TrainingService::Watcher final : public grpc::ServerWriteReactor<v1::JobPr
 
   void OnCancel() override {
     std::lock_guard lock(state_->mu);
+    // With a write in flight, OnWriteDone finishes the call (it sees the flag).
+    cancelled_ = true;
     if (!writing_) FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled"));
   }
 
@@ -297,7 +299,12 @@ class TrainingService::Watcher final : public grpc::ServerWriteReactor<v1::JobPr
  private:
   // Called with state_->mu held.
   void Push(const v1::JobProgress& p) {
-    if (finished_) return;
+    // Nothing after a terminal message: the snapshot taken at Watch() can
+    // arrive after the final update it predates.
+    if (finished_ || cancelled_ || terminal_seen_) return;
+    const v1::JobState s = p.state();
+    terminal_seen_ = s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED ||
+                     s == v1::JOB_STATE_CANCELLED;
     pending_ = p;
     has_pending_ = true;
     if (!writing_) WriteLocked();
@@ -322,6 +329,7 @@ class TrainingService::Watcher final : public grpc::ServerWriteReactor<v1::JobPr
   uint64_t token_ = 0;
   v1::JobProgress pending_, current_;
   bool has_pending_ = false, writing_ = false, final_written_ = false, finished_ = false;
+  bool cancelled_ = false, terminal_seen_ = false;
 };
 
 grpc::ServerWriteReactor<v1::JobProgress>* TrainingService::WatchJob(

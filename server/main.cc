@@ -49,6 +49,8 @@ ABSL_FLAG(int32_t, training_omp_threads, 1,
 ABSL_FLAG(std::string, admin_token_file, "",
           "File holding the bearer token for Models and Training (whitespace trimmed); "
           "overrides --auth_token.");
+ABSL_FLAG(bool, require_token_for_scoring, false,
+          "Require the bearer token on the Scoring service as well.");
 ABSL_FLAG(std::string, auth_token, "",
           "Bearer token required on the Models and Training services (default: the "
           "ANORAND_AUTH_TOKEN environment variable; empty = no check).");
@@ -89,6 +91,7 @@ int main(int argc, char** argv) {
   o.data_dir = absl::GetFlag(FLAGS_data_dir);
   o.max_queued_jobs = absl::GetFlag(FLAGS_max_queued_jobs);
   o.jobs_dir = absl::GetFlag(FLAGS_jobs_dir);
+  o.require_token_for_scoring = absl::GetFlag(FLAGS_require_token_for_scoring);
   o.training_threads = absl::GetFlag(FLAGS_training_threads);
   o.training_omp_threads = absl::GetFlag(FLAGS_training_omp_threads);
   o.auth_token = absl::GetFlag(FLAGS_auth_token);

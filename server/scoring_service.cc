@@ -25,6 +25,12 @@ grpc::ServerUnaryReactor* ScoringService::Score(grpc::CallbackServerContext* con
                                                 const v1::ScoreRequest* request,
                                                 v1::ScoreResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (auth_ != nullptr) {
+    if (grpc::Status s = auth_->Check(*context); !s.ok()) {
+      reactor->Finish(s);
+      return reactor;
+    }
+  }
   reactor->Finish(ToGrpcStatus(Handle(ScoreMethod::kScore, *request, response)));
   return reactor;
 }
@@ -108,7 +114,12 @@ class ScoringService::StreamReactor final
 
 
 grpc::ServerBidiReactor<v1::ScoreRequest, v1::ScoreResponse>* ScoringService::StreamScore(
-    grpc::CallbackServerContext* /*context*/) {
+    grpc::CallbackServerContext* context) {
+  if (auth_ != nullptr) {
+    if (grpc::Status s = auth_->Check(*context); !s.ok()) {
+      return RefusedCall<grpc::ServerBidiReactor<v1::ScoreRequest, v1::ScoreResponse>>(s);
+    }
+  }
   if (active_streams_.fetch_add(1) >= max_streams_) {
     active_streams_.fetch_sub(1);
     return RefusedCall<grpc::ServerBidiReactor<v1::ScoreRequest, v1::ScoreResponse>>(

@@ -14,6 +14,7 @@
 #include <functional>
 
 #include "anorand/v1/scoring.grpc.pb.h"
+#include "server/auth.h"
 #include "server/score_handler.h"
 
 namespace anorand {
@@ -29,6 +30,10 @@ class ScoringService final : public v1::Scoring::CallbackService {
       : handler_(handler),
         stream_handler_(stream_handler ? stream_handler : handler),
         max_streams_(max_streams) {}
+
+  // Require the bearer token on scoring too (--require_token_for_scoring);
+  // null (the default) leaves scoring open. Set before serving.
+  void set_auth(const TokenAuth* auth) { auth_ = auth; }
 
   // Called with +1 / -1 as streams open and close (metrics).
   void set_on_stream_change(std::function<void(int)> f) { on_stream_change_ = std::move(f); }
@@ -54,6 +59,7 @@ class ScoringService final : public v1::Scoring::CallbackService {
   const ScoreHandler* stream_handler_;
   const int max_streams_;
   std::atomic<int> active_streams_{0};
+  const TokenAuth* auth_ = nullptr;
   std::function<void(int)> on_stream_change_;
   std::function<void(ScoreMethod, const v1::ScoreRequest&, double)> on_scored_;
 };

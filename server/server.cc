@@ -45,6 +45,7 @@ class ServerImpl final : public AnorandServer {
 
   absl::Status Init() {
     if (!options_.metrics_address.empty()) InitMetrics();
+    if (options_.require_token_for_scoring) scoring_.set_auth(&auth_);
     manager_.set_on_load([this](const LoadEvent& e) {
       if (!e.ok) {
         fprintf(stderr, "anorand-server: model %s version %lld failed to load: %s\n",
@@ -183,6 +184,8 @@ absl::Status ValidateServerOptions(const ServerOptions& o) {
   if (o.max_upload_bytes < 1024) return bad("--max_upload_bytes must be at least 1024");
   if (!(o.drain_seconds >= 0 && o.drain_seconds <= 3600))
     return bad("--drain_seconds must be in [0, 3600]");
+  if (o.require_token_for_scoring && o.auth_token.empty())
+    return bad("--require_token_for_scoring needs a token (--auth_token or --admin_token_file)");
   if (o.max_queued_jobs < 0 || o.max_queued_jobs > 100000)
     return bad("--max_queued_jobs must be in [0, 100000]");
   if (o.training_threads < 1 || o.training_threads > 64)

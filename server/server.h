@@ -29,6 +29,7 @@ struct ServerOptions {
   double drain_seconds = 10;
   std::vector<std::string> required_models;
   std::string auth_token;
+  bool require_token_for_scoring = false;  // scoring needs the token too
   // Training.
   std::string data_dir;          // "" = uploads only
   std::string jobs_dir;          // "" = <model_dir>/.jobs

@@ -264,5 +264,30 @@ TEST_F(ModelsTest, TokenIsRequiredWhenConfigured) {
   EXPECT_TRUE(Score(env, "", &v).ok());
 }
 
+TEST_F(ModelsTest, ScoringCanRequireTheTokenToo) {
+  ServerOptions o;
+  o.poll_seconds = 0;
+  o.auth_token = "s3cret";
+  o.require_token_for_scoring = true;
+  ServerEnv env(o);
+  env.token = "s3cret";
+  ASSERT_TRUE(env.Import("m", *m1_).ok());
+  int64_t v = 0;
+  grpc::Status anonymous = Score(env, "", &v);
+  EXPECT_EQ(anonymous.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  grpc::ClientContext sctx;
+  auto stream = env.scoring()->StreamScore(&sctx);
+  v1::ScoreResponse resp;
+  stream->Write(MakeRequest("m", 1, kD));
+  EXPECT_FALSE(stream->Read(&resp));
+  EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Bearer s3cret");
+  v1::ScoreRequest req = MakeRequest("m", 2, kD);
+  EXPECT_TRUE(env.scoring()->Score(&ctx, req, &resp).ok());
+  o.auth_token = "";
+  EXPECT_FALSE(ValidateServerOptions(o).ok());
+}
+
 }  // namespace
 }  // namespace anorand::testing

@@ -1,6 +1,6 @@
 // File: metrics.h
 //
-// Prometheus metrics for the server (docs/OPERATIONS.md, "Metrics and
+// Prometheus metrics for the server (docs/OBSERVABILITY.md, "Metrics and
 // alerts", lists every family). One prometheus::Registry; every family is
 // created once, in the constructor. Serve() adds the HTTP endpoint
 // (GET /metrics) with one prometheus::Exposer.

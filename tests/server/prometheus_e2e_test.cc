@@ -368,7 +368,7 @@ TEST(PromtoolTest, AlertsFireOnSyntheticSeries) {
 // ---------------------------------------------------------------------------
 // Grafana.
 
-// Every family the server exports (server/metrics.h, docs/OPERATIONS.md).
+// Every family the server exports (server/metrics.h, docs/OBSERVABILITY.md).
 const std::set<std::string>& ExportedMetrics() {
   static const std::set<std::string> names = [] {
     std::set<std::string> n = {"anorand_score_requests_total",

@@ -109,6 +109,22 @@ absl::StatusOr<Connection> Connect(const Args& a) {
   return c;
 }
 
+std::optional<std::pair<Args, Connection>> ParseAndConnect(const std::vector<std::string>& argv,
+                                                           const std::vector<FlagSpec>& specs,
+                                                           const std::string& usage, int* exit) {
+  auto a = Args::Parse(argv, specs);
+  if (!a.ok()) {
+    *exit = UsageError(std::string(a.status().message()), usage);
+    return std::nullopt;
+  }
+  auto c = Connect(*a);
+  if (!c.ok()) {
+    *exit = UsageError(std::string(c.status().message()), usage);
+    return std::nullopt;
+  }
+  return std::make_pair(*std::move(a), *std::move(c));
+}
+
 int ReportRpcError(const grpc::Status& status) {
   std::fprintf(stderr, "anorand: %s: %s\n", CodeName(status.error_code()),
                status.error_message().c_str());

@@ -8,6 +8,8 @@
 #define ANORAND_CLIENT_CONNECTION_H_
 
 #include <memory>
+#include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -36,6 +38,12 @@ struct Connection {
 // Reads the flags (and ANORAND_ADDRESS / ANORAND_TOKEN) and builds the
 // channel. INVALID_ARGUMENT for bad flags or unreadable certificate files.
 absl::StatusOr<Connection> Connect(const Args& args);
+
+// Parses a remote command's arguments and connects. On a usage error
+// prints it with `usage`, sets *exit (2) and returns nullopt.
+std::optional<std::pair<Args, Connection>> ParseAndConnect(const std::vector<std::string>& argv,
+                                                           const std::vector<FlagSpec>& specs,
+                                                           const std::string& usage, int* exit);
 
 // Prints "anorand: CODE: message" and returns the exit code for it:
 // 3 for UNAVAILABLE and DEADLINE_EXCEEDED, 1 otherwise.

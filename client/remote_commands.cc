@@ -27,22 +27,6 @@
 namespace anorand::cli {
 namespace {
 
-// Parses the command line and connects; on failure prints and sets *exit.
-std::optional<std::pair<Args, Connection>> Setup(const Argv& argv,
-                                                 const std::vector<FlagSpec>& specs,
-                                                 const std::string& usage, int* exit) {
-  auto a = Args::Parse(argv, specs);
-  if (!a.ok()) {
-    *exit = UsageError(std::string(a.status().message()), usage);
-    return std::nullopt;
-  }
-  auto c = Connect(*a);
-  if (!c.ok()) {
-    *exit = UsageError(std::string(c.status().message()), usage);
-    return std::nullopt;
-  }
-  return std::make_pair(*std::move(a), *std::move(c));
-}
 
 }  // namespace
 
@@ -54,7 +38,7 @@ int RunHealth(const Argv& argv) {
       FlagHelp(specs);
   if (WantsHelp(argv)) return std::printf("%s", usage.c_str()), kExitOk;
   int exit = 0;
-  auto setup = Setup(argv, specs, usage, &exit);
+  auto setup = ParseAndConnect(argv, specs, usage, &exit);
   if (!setup) return exit;
   auto& [a, conn] = *setup;
   auto stub = grpc::health::v1::Health::NewStub(conn.channel);
@@ -183,7 +167,7 @@ int RunScore(const Argv& argv) {
       FlagHelp(specs);
   if (WantsHelp(argv)) return std::printf("%s", usage.c_str()), kExitOk;
   int exit = 0;
-  auto setup = Setup(argv, specs, usage, &exit);
+  auto setup = ParseAndConnect(argv, specs, usage, &exit);
   if (!setup) return exit;
   auto& [a, conn] = *setup;
   if (!a.Has("model")) return UsageError("--model is required", usage);
@@ -339,7 +323,7 @@ int RunModels(const Argv& argv) {
       FlagHelp(specs);
   if (WantsHelp(argv)) return std::printf("%s", usage.c_str()), kExitOk;
   int exit = 0;
-  auto setup = Setup(argv, specs, usage, &exit);
+  auto setup = ParseAndConnect(argv, specs, usage, &exit);
   if (!setup) return exit;
   auto& [a, conn] = *setup;
   const auto& pos = a.positional();

@@ -172,10 +172,11 @@ int RunTrain(const Argv& argv) {
       "it succeeded, 1 when it failed or was cancelled.\n" +
       FlagHelp(specs);
   if (WantsHelp(argv)) return std::printf("%s", usage.c_str()), kExitOk;
-  auto a = Args::Parse(argv, specs);
-  if (!a.ok()) return UsageError(std::string(a.status().message()), usage);
-  auto conn = Connect(*a);
-  if (!conn.ok()) return UsageError(std::string(conn.status().message()), usage);
+  int exit = kExitOk;
+  auto setup = ParseAndConnect(argv, specs, usage, &exit);
+  if (!setup) return exit;
+  Args* a = &setup->first;
+  Connection* conn = &setup->second;
   if (!a->Has("name")) return UsageError("--name is required", usage);
   if (a->Has("data") == a->Has("data-path")) return UsageError("give one of --data or --data-path", usage);
   v1::JobSpec spec;
@@ -240,10 +241,11 @@ int RunJobs(const Argv& argv) {
       "       anorand jobs cancel JOB_ID\n" +
       FlagHelp(specs);
   if (WantsHelp(argv)) return std::printf("%s", usage.c_str()), kExitOk;
-  auto a = Args::Parse(argv, specs);
-  if (!a.ok()) return UsageError(std::string(a.status().message()), usage);
-  auto conn = Connect(*a);
-  if (!conn.ok()) return UsageError(std::string(conn.status().message()), usage);
+  int exit = kExitOk;
+  auto setup = ParseAndConnect(argv, specs, usage, &exit);
+  if (!setup) return exit;
+  Args* a = &setup->first;
+  Connection* conn = &setup->second;
   const auto& pos = a->positional();
   if (pos.empty()) return UsageError("missing subcommand", usage);
   const std::string sub = pos[0];

@@ -24,6 +24,7 @@
 #include "model/compiled_model.h"
 #include "model/data/synthetic_data.h"
 #include "tests/server/server_env.h"
+#include "tests/support/http_get.h"
 #include "tests/support/subprocess.h"
 
 namespace anorand::testing {
@@ -68,26 +69,7 @@ std::vector<std::string> SeriesOf(const Samples& s, const std::string& name) {
 
 // GET http://127.0.0.1:port/path; returns the whole response (status
 // line, headers, body), "" on connection failure.
-std::string HttpGet(int port, const std::string& path) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return "";
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{10, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  std::string out;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    const std::string req = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-    if (send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
-      char buf[65536];
-      for (ssize_t n; (n = recv(fd, buf, sizeof buf, 0)) > 0;) out.append(buf, n);
-    }
-  }
-  close(fd);
-  return out;
-}
+std::string HttpGet(int port, const std::string& path) { return HttpGetRaw(port, path); }
 
 std::string Body(const std::string& response) {
   const size_t at = response.find("\r\n\r\n");

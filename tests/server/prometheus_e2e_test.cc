@@ -33,6 +33,7 @@
 #include "model/model_file.h"
 #include "nlohmann/json.hpp"
 #include "tests/server/server_env.h"
+#include "tests/support/http_get.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/test_util.h"
 
@@ -75,23 +76,7 @@ void WriteFile(const std::string& path, const std::string& text) {
 // (0 on connection failure).
 int HttpGet(int port, const std::string& target, std::string* body) {
   body->clear();
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return 0;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{10, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  std::string response;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    const std::string req = "GET " + target + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-    if (send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
-      char buf[65536];
-      for (ssize_t n; (n = recv(fd, buf, sizeof buf, 0)) > 0;) response.append(buf, n);
-    }
-  }
-  close(fd);
+  const std::string response = HttpGetRaw(port, target);
   const size_t head = response.find("\r\n\r\n");
   if (response.compare(0, 5, "HTTP/") != 0 || head == std::string::npos) return 0;
   *body = response.substr(head + 4);

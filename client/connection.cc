@@ -49,6 +49,9 @@ std::vector<FlagSpec> ConnectionFlags() {
           {"tls-ca", true, "PEM file of the CA that signed the server certificate (enables TLS)"},
           {"tls-cert", true, "PEM client certificate (mutual TLS)"},
           {"tls-key", true, "PEM client private key (mutual TLS)"},
+          {"tls-server-name", true,
+           "name to check the server certificate against, when --address is an IP or "
+           "another name (TLS)"},
           {"token", true, "bearer token (default $ANORAND_TOKEN)"},
           {"timeout", true, "deadline of each call in seconds (default 30)"}};
 }
@@ -80,7 +83,12 @@ absl::StatusOr<Connection> Connect(const Args& a) {
   }
   c.timeout_seconds = *timeout;
   std::shared_ptr<grpc::ChannelCredentials> creds;
-  if (a.Has("tls-ca") || a.Has("tls-cert") || a.Has("tls-key")) {
+  const bool tls = a.Has("tls-ca") || a.Has("tls-cert") || a.Has("tls-key");
+  if (a.Has("tls-server-name") && !tls) {
+    return absl::InvalidArgumentError("--tls-server-name needs TLS: add --tls-ca (or --tls-cert "
+                                      "and --tls-key)");
+  }
+  if (tls) {
     if (a.Has("tls-cert") != a.Has("tls-key")) {
       return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
     }
@@ -105,6 +113,7 @@ absl::StatusOr<Connection> Connect(const Args& a) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(256 << 20);
   args.SetMaxSendMessageSize(256 << 20);
+  if (a.Has("tls-server-name")) args.SetSslTargetNameOverride(a.Get("tls-server-name"));
   c.channel = grpc::CreateCustomChannel(c.address, creds, args);
   return c;
 }

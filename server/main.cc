@@ -55,6 +55,17 @@ ABSL_FLAG(std::string, auth_token, "",
           "Bearer token required on the Models and Training services (default: the "
           "ANORAND_AUTH_TOKEN environment variable; empty = no check).");
 
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain the gRPC port presents; with --tls_key turns TLS on "
+          "(plaintext is then refused).");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert (unencrypted).");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA bundle: when set, clients must present a certificate signed by it (mutual "
+          "TLS).");
+ABSL_FLAG(int32_t, tls_reload_seconds, 60,
+          "How often the TLS files are re-read, so renewed certificates are used without a "
+          "restart.");
+
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "AnoRand anomaly-scoring gRPC server.\n"
@@ -95,6 +106,10 @@ int main(int argc, char** argv) {
   o.training_threads = absl::GetFlag(FLAGS_training_threads);
   o.training_omp_threads = absl::GetFlag(FLAGS_training_omp_threads);
   o.auth_token = absl::GetFlag(FLAGS_auth_token);
+  o.tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
+  o.tls.key_file = absl::GetFlag(FLAGS_tls_key);
+  o.tls.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
+  o.tls.reload_seconds = absl::GetFlag(FLAGS_tls_reload_seconds);
   if (const std::string file = absl::GetFlag(FLAGS_admin_token_file); !file.empty()) {
     auto token = anorand::ReadFileBounded(file, 4096);
     if (!token.ok()) {
@@ -117,7 +132,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "anorand-server: %s\n", std::string(server.status().message()).c_str());
     return 2;
   }
-  std::printf("anorand-server listening on port %d (model_dir %s)\n", (*server)->port(),
+  std::printf("anorand-server listening on port %d (%s, model_dir %s)\n", (*server)->port(),
+              o.tls.client_ca_file.empty() ? (o.tls.enabled() ? "TLS" : "plaintext")
+                                           : "mutual TLS",
               o.model_dir.c_str());
   if ((*server)->metrics_port() > 0) {
     std::printf("anorand-server metrics on port %d (GET /metrics)\n", (*server)->metrics_port());

@@ -59,8 +59,10 @@ class ServerImpl final : public AnorandServer {
 
     grpc::EnableDefaultHealthCheckService(true);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+    auto credentials = MakeServerCredentials(options_.tls);
+    if (!credentials.ok()) return credentials.status();
     grpc::ServerBuilder builder;
-    builder.AddListeningPort(options_.grpc_address, grpc::InsecureServerCredentials(), &port_);
+    builder.AddListeningPort(options_.grpc_address, *credentials, &port_);
     builder.SetMaxReceiveMessageSize(static_cast<int>(options_.max_message_bytes));
     builder.SetMaxSendMessageSize(static_cast<int>(options_.max_message_bytes));
     builder.RegisterService(&scoring_);
@@ -201,7 +203,7 @@ absl::Status ValidateServerOptions(const ServerOptions& o) {
                  "empty = no metrics");
     }
   }
-  return absl::OkStatus();
+  return ValidateTlsOptions(o.tls);
 }
 
 absl::StatusOr<std::unique_ptr<AnorandServer>> AnorandServer::Start(const ServerOptions& options) {

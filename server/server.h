@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "server/tls.h"
 
 namespace anorand {
 
@@ -40,6 +41,8 @@ struct ServerOptions {
   // Empty = no metrics. anorand-server's --metrics_address defaults to
   // 0.0.0.0:9464; embedders and tests opt in here.
   std::string metrics_address;
+  // TLS on the gRPC port (off when every file is empty); see tls.h.
+  TlsOptions tls;
 };
 
 // Checks ranges; INVALID_ARGUMENT names the flag.

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <deque>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -199,74 +200,98 @@ int RunScore(const Argv& argv) {
     whole = *std::move(d);
   }
 
+  v1::ScoreRequest base;
+  base.mutable_model()->set_name(a.Get("model"));
+  if (*version > 0) base.mutable_model()->set_version(*version);
+  if (a.Has("alias")) base.mutable_model()->set_alias(a.Get("alias"));
+  base.set_explain(explain);
+
+  // One stream, or several from stdin: the server closes a stream that sat
+  // idle for --stream_idle_seconds; the next input then opens a new one and
+  // the requests it had not answered are sent again, in order.
   auto stub = v1::Scoring::NewStub(conn.channel);
-  grpc::ClientContext ctx;
-  if (!conn.token.empty()) ctx.AddMetadata("authorization", "Bearer " + conn.token);
-  // A stream lives as long as its input; --timeout bounds it only for files.
-  if (whole) {
-    ctx.set_deadline(std::chrono::system_clock::now() +
-                     std::chrono::microseconds(static_cast<int64_t>(conn.timeout_seconds * 1e6)));
-  }
-  auto rw = stub->StreamScore(&ctx);
   const auto start = std::chrono::steady_clock::now();
   std::mutex mu;
-  std::vector<int64_t> batch_rows;  // rows of each request sent, in order
+  std::deque<v1::ScoreRequest> unanswered;  // sent or to send, oldest first
   std::string read_error;
-  int d_features = 0;
-  std::thread writer([&] {
-    v1::ScoreRequest req;
-    req.mutable_model()->set_name(a.Get("model"));
-    if (*version > 0) req.mutable_model()->set_version(*version);
-    if (a.Has("alias")) req.mutable_model()->set_alias(a.Get("alias"));
-    req.set_explain(explain);
-    int64_t at = 0;
-    while (true) {
-      req.mutable_batch()->clear_values();
-      int64_t rows = 0;
-      if (whole) {
-        rows = std::min<int64_t>(*batch, whole->rows - at);
-        if (rows <= 0) break;
-        req.mutable_batch()->set_num_features(static_cast<int>(whole->cols));
-        req.mutable_batch()->mutable_values()->Add(whole->x.begin() + at * whole->cols,
-                                                   whole->x.begin() + (at + rows) * whole->cols);
-        at += rows;
-      } else {
-        auto next = stream_reader->Next();
-        if (!next.ok()) {
-          std::lock_guard lock(mu);
-          read_error = std::string(next.status().message());
-          break;
-        }
-        if (next->rows == 0) break;
-        rows = next->rows;
-        req.mutable_batch()->set_num_features(static_cast<int>(next->cols));
-        req.mutable_batch()->mutable_values()->Add(next->x.begin(), next->x.end());
+  bool input_done = false;
+  int64_t at = 0, records = 0, anomalies = 0;
+  grpc::Status s;
+  while (true) {
+    grpc::ClientContext ctx;
+    if (!conn.token.empty()) ctx.AddMetadata("authorization", "Bearer " + conn.token);
+    // A stream lives as long as its input; --timeout bounds it only for files.
+    if (whole) {
+      ctx.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::microseconds(
+                           static_cast<int64_t>(conn.timeout_seconds * 1e6)));
+    }
+    auto rw = stub->StreamScore(&ctx);
+    std::thread writer([&] {
+      std::unique_lock lock(mu);
+      // First what the previous stream left unanswered.
+      std::vector<v1::ScoreRequest> again(unanswered.begin(), unanswered.end());
+      lock.unlock();
+      for (const v1::ScoreRequest& req : again) {
+        if (!rw->Write(req)) return;
       }
+      v1::ScoreRequest req = base;
+      while (true) {
+        req.mutable_batch()->clear_values();
+        if (whole) {
+          const int64_t rows = std::min<int64_t>(*batch, whole->rows - at);
+          if (rows <= 0) break;
+          req.mutable_batch()->set_num_features(static_cast<int>(whole->cols));
+          req.mutable_batch()->mutable_values()->Add(
+              whole->x.begin() + at * whole->cols, whole->x.begin() + (at + rows) * whole->cols);
+          at += rows;
+        } else {
+          auto next = stream_reader->Next();
+          if (!next.ok()) {
+            lock.lock();
+            read_error = std::string(next.status().message());
+            input_done = true;
+            lock.unlock();
+            break;
+          }
+          if (next->rows == 0) break;
+          req.mutable_batch()->set_num_features(static_cast<int>(next->cols));
+          req.mutable_batch()->mutable_values()->Add(next->x.begin(), next->x.end());
+        }
+        lock.lock();
+        unanswered.push_back(req);
+        lock.unlock();
+        if (!rw->Write(req)) return;  // closed: stays in `unanswered`
+      }
+      lock.lock();
+      input_done = true;
+      lock.unlock();
+      rw->WritesDone();
+    });
+    v1::ScoreResponse resp;
+    while (rw->Read(&resp)) {
+      int d = 0;
       {
         std::lock_guard lock(mu);
-        batch_rows.push_back(rows);
-        d_features = req.batch().num_features();
+        if (!unanswered.empty()) {
+          d = unanswered.front().batch().num_features();
+          unanswered.pop_front();
+        }
       }
-      if (!rw->Write(req)) break;
+      PrintResults(resp, records, d, csv, explain);
+      records += resp.scores_size();
+      for (bool f : resp.is_anomaly()) anomalies += f;
     }
-    rw->WritesDone();
-  });
-  v1::ScoreResponse resp;
-  int64_t records = 0, anomalies = 0;
-  size_t index = 0;
-  while (rw->Read(&resp)) {
-    int d;
-    {
-      std::lock_guard lock(mu);
-      d = d_features;
-      ++index;
+    writer.join();
+    s = rw->Finish();
+    const bool idle_closed = s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED &&
+                             s.error_message().find("--stream_idle_seconds") != std::string::npos;
+    std::lock_guard lock(mu);
+    if (!(idle_closed && !whole && read_error.empty() &&
+          (!input_done || !unanswered.empty()))) {
+      break;
     }
-    PrintResults(resp, records, d, csv, explain);
-    records += resp.scores_size();
-    for (bool f : resp.is_anomaly()) anomalies += f;
   }
-  writer.join();
-  grpc::Status s = rw->Finish();
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::fprintf(stderr, "records %lld, anomalies %lld, %.0f records/s\n",

@@ -30,6 +30,12 @@ ABSL_FLAG(int32_t, max_streams, 1024, "Most StreamScore streams open at once.");
 ABSL_FLAG(int64_t, max_upload_bytes, 1ll << 30, "Largest model import or dataset upload, bytes.");
 ABSL_FLAG(double, drain_seconds, 10,
           "On SIGTERM/SIGINT: how long calls in flight may run before they are cancelled.");
+ABSL_FLAG(double, stream_idle_seconds, 600,
+          "Close a StreamScore stream after this long without a request read or a response "
+          "written (a client that stopped reading is cut off). 0 = never.");
+ABSL_FLAG(int64_t, max_loaded_model_bytes, 0,
+          "Cap on the total model-file bytes of loaded versions; a load or import past it fails "
+          "with RESOURCE_EXHAUSTED and the versions serving are kept. 0 = no cap.");
 ABSL_FLAG(std::string, require_models, "",
           "Comma-separated model names that must have a ready version before the Scoring "
           "service reports SERVING on grpc.health.v1.");
@@ -94,6 +100,8 @@ int main(int argc, char** argv) {
   o.max_streams = absl::GetFlag(FLAGS_max_streams);
   o.max_upload_bytes = absl::GetFlag(FLAGS_max_upload_bytes);
   o.drain_seconds = absl::GetFlag(FLAGS_drain_seconds);
+  o.stream_idle_seconds = absl::GetFlag(FLAGS_stream_idle_seconds);
+  o.max_loaded_model_bytes = absl::GetFlag(FLAGS_max_loaded_model_bytes);
   for (absl::string_view name :
        absl::StrSplit(absl::GetFlag(FLAGS_require_models), ',', absl::SkipWhitespace())) {
     o.required_models.emplace_back(name);

@@ -1,6 +1,7 @@
 #include "server/model_manager.h"
 
 #include <chrono>
+#include <filesystem>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -57,6 +58,9 @@ void ModelManager::LoadFromStore(const std::string& name, int64_t version) {
   absl::Status status = bytes.status();
   if (bytes.ok()) {
     entry.file_bytes = static_cast<int64_t>(bytes->size());
+    status = CheckLoadBudget(name, version, entry.file_bytes);
+  }
+  if (status.ok()) {
     auto file = ParseModel(*bytes, path);
     status = file.status();
     if (file.ok()) {
@@ -116,6 +120,10 @@ absl::StatusOr<int64_t> ModelManager::Import(const std::string& name, int64_t ve
   auto compiled = CompiledModel::Create(*std::move(file));
   if (!compiled.ok()) return compiled.status();
   std::lock_guard admin(admin_mu_);
+  if (absl::Status s = CheckLoadBudget(name, version, static_cast<int64_t>(bytes.size()));
+      !s.ok()) {
+    return s;
+  }
   auto published = store_.Publish(name, version, bytes);
   if (!published.ok()) return published.status();
   VersionEntry entry;
@@ -134,6 +142,25 @@ absl::StatusOr<int64_t> ModelManager::Import(const std::string& name, int64_t ve
   return *published;
 }
 
+absl::Status ModelManager::CheckLoadBudget(const std::string& name, int64_t version,
+                                           int64_t bytes) const {
+  if (max_loaded_bytes_ <= 0) return absl::OkStatus();
+  int64_t loaded = 0;
+  for (const auto& [n, model] : registry_->Snapshot()) {
+    for (const auto& [v, entry] : model.versions) {
+      if (entry.state == VersionState::kReady && !(n == name && v == version)) {
+        loaded += entry.file_bytes;
+      }
+    }
+  }
+  if (loaded + bytes <= max_loaded_bytes_) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "loading model '", name, "'", version > 0 ? absl::StrCat(" version ", version) : "", " (",
+      bytes, " bytes) would hold ", loaded + bytes, " bytes of loaded models, over ",
+      "--max_loaded_model_bytes=", max_loaded_bytes_,
+      "; unload or delete versions no longer needed, or raise the limit"));
+}
+
 absl::Status ModelManager::CheckKnownModel(const std::string& name) const {
   if (absl::Status s = ValidateModelName(name); !s.ok()) return s;
   if (!registry_->GetModel(name)) {
@@ -148,6 +175,13 @@ absl::Status ModelManager::LoadVersion(const std::string& name, int64_t version)
   auto v = registry_->GetVersion(name, version);
   if (!v) return absl::NotFoundError(absl::StrCat("model '", name, "' has no version ", version));
   if (v->state == VersionState::kReady) return absl::OkStatus();
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(store_.VersionFile(name, version), ec);
+  if (!ec) {
+    if (absl::Status s = CheckLoadBudget(name, version, static_cast<int64_t>(size)); !s.ok()) {
+      return s;
+    }
+  }
   LoadFromStore(name, version);
   auto after = registry_->GetVersion(name, version);
   if (!after || after->state != VersionState::kReady) {

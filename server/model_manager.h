@@ -42,6 +42,11 @@ class ModelManager {
   ModelManager(ModelStore store, Registry* registry);
   ~ModelManager();  // stops the poller
 
+  // Cap on the bytes of model files held by ready versions (0 = none). A
+  // load or import that would pass it fails with RESOURCE_EXHAUSTED and
+  // loads nothing; versions already serving are untouched. Set before Start().
+  void set_max_loaded_bytes(int64_t bytes) { max_loaded_bytes_ = bytes; }
+
   // Called after every load attempt (metrics, logs). Set before Start().
   void set_on_load(std::function<void(const LoadEvent&)> f) { on_load_ = std::move(f); }
 
@@ -74,10 +79,13 @@ class ModelManager {
  private:
   void LoadFromStore(const std::string& name, int64_t version);
   absl::Status CheckKnownModel(const std::string& name) const;
+  // Under admin_mu_: would `bytes` more for name/version stay within the cap?
+  absl::Status CheckLoadBudget(const std::string& name, int64_t version, int64_t bytes) const;
 
   ModelStore store_;
   Registry* registry_;
   std::function<void(const LoadEvent&)> on_load_;
+  int64_t max_loaded_bytes_ = 0;
   std::mutex admin_mu_;  // serialises Sync and administrative writes
 
   std::mutex poll_mu_;

@@ -9,6 +9,15 @@
 #include "server/status_util.h"
 
 namespace anorand {
+namespace {
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
 
 absl::Status ScoringService::Handle(ScoreMethod method, const v1::ScoreRequest& request,
                                     v1::ScoreResponse* response) const {
@@ -31,6 +40,12 @@ grpc::ServerUnaryReactor* ScoringService::Score(grpc::CallbackServerContext* con
       return reactor;
     }
   }
+  if (context->deadline() < std::chrono::system_clock::now()) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                                 "the call's deadline passed before scoring started; give "
+                                 "the call more time"));
+    return reactor;
+  }
   reactor->Finish(ToGrpcStatus(Handle(ScoreMethod::kScore, *request, response)));
   return reactor;
 }
@@ -38,13 +53,41 @@ grpc::ServerUnaryReactor* ScoringService::Score(grpc::CallbackServerContext* con
 class ScoringService::StreamReactor final
     : public grpc::ServerBidiReactor<v1::ScoreRequest, v1::ScoreResponse> {
  public:
-  explicit StreamReactor(ScoringService* service) : service_(service) {
+  StreamReactor(ScoringService* service, grpc::CallbackServerContext* context)
+      : service_(service), context_(context) {
+    Touch();
     StartRead(&request_);
   }
 
-  void OnReadDone(bool ok) override {
+  // The reaper, under streams_mu_ (so `this` is alive): ends the stream if
+  // nothing completed for idle_ns. A stream that cannot even deliver its
+  // end (the client stopped reading, so the status is queued behind
+  // responses it will never take) is cancelled one idle period later.
+  void ExpireIfIdle(int64_t now_ns, int64_t idle_ns, double idle_seconds) {
+    if (now_ns - last_activity_ns_.load() < idle_ns) return;
     std::lock_guard lock(mu_);
-    if (finished_) return;  // a failed write already ended the call
+    if (cancelled_ || now_ns - last_activity_ns_.load() < idle_ns) return;
+    if (finished_ || writing_) {
+      // The write cannot complete or the end cannot be delivered: cancel;
+      // pending operations then fail and OnDone follows.
+      if (writing_ || now_ns - finished_ns_ >= idle_ns) {
+        cancelled_ = true;
+        context_->TryCancel();
+      }
+      return;
+    }
+    finished_ = true;
+    finished_ns_ = now_ns;
+    Finish(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                        absl::StrCat("no request for ", idle_seconds,
+                                     " s (--stream_idle_seconds); open a new stream when "
+                                     "there are records to score")));
+  }
+
+  void OnReadDone(bool ok) override {
+    Touch();
+    std::lock_guard lock(mu_);
+    if (finished_) return;  // a failed write or the reaper already ended the call
     if (!ok) {  // the client finished writing (or the call ended)
       reads_done_ = true;
       MaybeFinishLocked();
@@ -66,8 +109,10 @@ class ScoringService::StreamReactor final
   }
 
   void OnWriteDone(bool ok) override {
+    Touch();
     std::lock_guard lock(mu_);
     writing_ = false;
+    if (finished_) return;
     if (!ok) {  // the client went away
       final_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "stream closed by the client");
       reads_done_ = true;
@@ -81,6 +126,10 @@ class ScoringService::StreamReactor final
   }
 
   void OnDone() override {
+    {
+      std::lock_guard lock(service_->streams_mu_);
+      service_->streams_.erase(this);
+    }
     service_->active_streams_.fetch_sub(1);
     if (service_->on_stream_change_) service_->on_stream_change_(-1);
     delete this;
@@ -100,14 +149,21 @@ class ScoringService::StreamReactor final
   void MaybeFinishLocked() {
     if (finished_ || writing_ || has_pending_ || !reads_done_) return;
     finished_ = true;
+    finished_ns_ = NowNs();
     Finish(final_status_);
   }
 
+  void Touch() { last_activity_ns_ = NowNs(); }
+
   ScoringService* service_;
+  grpc::CallbackServerContext* context_;
+  std::atomic<int64_t> last_activity_ns_{0};
   std::mutex mu_;
   v1::ScoreRequest request_;
   v1::ScoreResponse pending_, writing_response_;
   bool has_pending_ = false, writing_ = false, reads_done_ = false, finished_ = false;
+  bool cancelled_ = false;   // by the reaper
+  int64_t finished_ns_ = 0;  // when Finish was called
   int64_t index_ = 0;
   grpc::Status final_status_ = grpc::Status::OK;
 };
@@ -128,7 +184,35 @@ grpc::ServerBidiReactor<v1::ScoreRequest, v1::ScoreResponse>* ScoringService::St
                                   ", --max_streams); close one or retry later")));
   }
   if (on_stream_change_) on_stream_change_(+1);
-  return new StreamReactor(this);
+  auto* reactor = new StreamReactor(this, context);
+  std::lock_guard lock(streams_mu_);
+  streams_.insert(reactor);
+  return reactor;
+}
+
+ScoringService::~ScoringService() {
+  {
+    std::lock_guard lock(streams_mu_);
+    stopping_ = true;
+  }
+  reaper_cv_.notify_all();
+  if (reaper_.joinable()) reaper_.join();
+}
+
+void ScoringService::set_stream_idle_seconds(double seconds) {
+  idle_seconds_ = seconds;
+  if (seconds > 0 && !reaper_.joinable()) reaper_ = std::thread([this] { ReapIdleStreams(); });
+}
+
+void ScoringService::ReapIdleStreams() {
+  const int64_t idle_ns = static_cast<int64_t>(idle_seconds_ * 1e9);
+  // Check a few times per idle period, at most once per 10 ms.
+  const auto period = std::chrono::nanoseconds(std::max<int64_t>(idle_ns / 4, 10'000'000));
+  std::unique_lock lock(streams_mu_);
+  while (!reaper_cv_.wait_for(lock, period, [this] { return stopping_; })) {
+    const int64_t now = NowNs();
+    for (StreamReactor* r : streams_) r->ExpireIfIdle(now, idle_ns, idle_seconds_);
+  }
 }
 
 }  // namespace anorand

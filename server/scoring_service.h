@@ -6,12 +6,21 @@
 // request i+1 is read and scored; the model is resolved per message, so a
 // hot swap takes effect mid-stream. A stream beyond --max_streams is
 // refused with RESOURCE_EXHAUSTED; an error in request i ends the stream
-// with that status and "request i: " before the message.
+// with that status and "request i: " before the message. A stream with no
+// completed read or write for idle_seconds (--stream_idle_seconds) is
+// closed: DEADLINE_EXCEEDED when the server was waiting for a request, a
+// cancel when the client stopped reading responses, so a stalled client
+// holds no server resources for long. Score honours the caller's deadline:
+// a request whose deadline passed before scoring is not scored.
 #ifndef ANORAND_SERVER_SCORING_SERVICE_H_
 #define ANORAND_SERVER_SCORING_SERVICE_H_
 
 #include <atomic>
+#include <condition_variable>
 #include <functional>
+#include <mutex>
+#include <set>
+#include <thread>
 
 #include "anorand/v1/scoring.grpc.pb.h"
 #include "server/auth.h"
@@ -30,6 +39,11 @@ class ScoringService final : public v1::Scoring::CallbackService {
       : handler_(handler),
         stream_handler_(stream_handler ? stream_handler : handler),
         max_streams_(max_streams) {}
+  ~ScoringService() override;
+
+  // Close streams idle this long (0 = never). Call before serving; starts
+  // the thread that watches them.
+  void set_stream_idle_seconds(double seconds);
 
   // Require the bearer token on scoring too (--require_token_for_scoring);
   // null (the default) leaves scoring open. Set before serving.
@@ -52,6 +66,7 @@ class ScoringService final : public v1::Scoring::CallbackService {
 
  private:
   class StreamReactor;
+  void ReapIdleStreams();
   absl::Status Handle(ScoreMethod method, const v1::ScoreRequest& request,
                       v1::ScoreResponse* response) const;
 
@@ -62,6 +77,15 @@ class ScoringService final : public v1::Scoring::CallbackService {
   const TokenAuth* auth_ = nullptr;
   std::function<void(int)> on_stream_change_;
   std::function<void(ScoreMethod, const v1::ScoreRequest&, double)> on_scored_;
+
+  // Idle-stream reaper: streams register while alive (streams_mu_ also
+  // keeps a reactor from being deleted while the reaper looks at it).
+  double idle_seconds_ = 0;
+  std::mutex streams_mu_;
+  std::set<StreamReactor*> streams_;
+  std::condition_variable reaper_cv_;
+  bool stopping_ = false;  // guarded by streams_mu_
+  std::thread reaper_;
 };
 
 }  // namespace anorand

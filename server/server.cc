@@ -46,6 +46,8 @@ class ServerImpl final : public AnorandServer {
   absl::Status Init() {
     if (!options_.metrics_address.empty()) InitMetrics();
     if (options_.require_token_for_scoring) scoring_.set_auth(&auth_);
+    scoring_.set_stream_idle_seconds(options_.stream_idle_seconds);
+    manager_.set_max_loaded_bytes(options_.max_loaded_model_bytes);
     manager_.set_on_load([this](const LoadEvent& e) {
       if (!e.ok) {
         fprintf(stderr, "anorand-server: model %s version %lld failed to load: %s\n",
@@ -186,6 +188,10 @@ absl::Status ValidateServerOptions(const ServerOptions& o) {
   if (o.max_upload_bytes < 1024) return bad("--max_upload_bytes must be at least 1024");
   if (!(o.drain_seconds >= 0 && o.drain_seconds <= 3600))
     return bad("--drain_seconds must be in [0, 3600]");
+  if (!(o.stream_idle_seconds >= 0 && o.stream_idle_seconds <= 86400 * 7))
+    return bad("--stream_idle_seconds must be in [0, 604800] (0 = never close idle streams)");
+  if (o.max_loaded_model_bytes < 0)
+    return bad("--max_loaded_model_bytes must be >= 0 (0 = no cap)");
   if (o.require_token_for_scoring && o.auth_token.empty())
     return bad("--require_token_for_scoring needs a token (--auth_token or --admin_token_file)");
   if (o.max_queued_jobs < 0 || o.max_queued_jobs > 100000)

@@ -28,6 +28,10 @@ struct ServerOptions {
   int max_streams = 1024;
   int64_t max_upload_bytes = 1ll << 30;
   double drain_seconds = 10;
+  // Streams with no completed read or write for this long are closed (0 = never).
+  double stream_idle_seconds = 600;
+  // Cap on the model-file bytes of loaded versions (0 = no cap).
+  int64_t max_loaded_model_bytes = 0;
   std::vector<std::string> required_models;
   std::string auth_token;
   bool require_token_for_scoring = false;  // scoring needs the token too

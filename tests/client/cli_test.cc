@@ -3,8 +3,12 @@
 // deadline, a wrong token, and `score` keeping order and count on 100,000
 // rows.
 #include <algorithm>
+#include <csignal>
 #include <fstream>
 #include <sstream>
+#include <thread>
+
+#include <sys/stat.h>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -99,6 +103,42 @@ TEST_F(CliTest, ScoreReadsCsvFromStdinAndExplains) {
       << err;
   EXPECT_THAT(out, HasSubstr("\"contributions\""));
   EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 20);
+}
+
+// `tail -f records.csv | anorand score`: when the server closes the stream
+// for being idle (--stream_idle_seconds), the next input opens a new one.
+TEST_F(CliTest, ScoreFromStdinSurvivesTheServersIdleClose) {
+  ServerOptions o;
+  o.poll_seconds = 0;
+  o.stream_idle_seconds = 0.3;
+  ServerEnv env(o);
+  ASSERT_TRUE(env.Import("m", TinyModel(kD, 1)).ok());
+  Dataset d = DemoData(12, kD, 3);
+  ASSERT_TRUE(WriteCsv(d, dir_.File("rows.csv"), false).ok());
+  std::vector<std::string> lines;
+  {
+    std::ifstream in(dir_.File("rows.csv"));
+    for (std::string line; std::getline(in, line);) lines.push_back(line + "\n");
+  }
+  std::signal(SIGPIPE, SIG_IGN);  // a client that exits early fails the test, not kills it
+  const std::string fifo = dir_.File("stdin.fifo");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  std::thread feeder([&] {
+    std::ofstream out(fifo);
+    for (size_t i = 0; i < lines.size(); ++i) {
+      out << lines[i] << std::flush;
+      // Two pauses of several idle periods: the server closes the stream.
+      if (i == 4 || i == 8) std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    }
+  });
+  std::string out, err;
+  const int code = Run({"score", "--model", "m", "--address",
+                        "127.0.0.1:" + std::to_string(env.server().port())},
+                       &out, &err, fifo);
+  feeder.join();
+  ASSERT_EQ(code, 0) << err;
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 12) << out;
+  EXPECT_THAT(err, HasSubstr("records 12"));
 }
 
 TEST_F(CliTest, ServerErrorsArePrintedAsOneLineWithExitOne) {

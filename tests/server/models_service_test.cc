@@ -247,6 +247,60 @@ TEST_F(ModelsTest, CorruptFileDroppedIntoTheStoreIsRefusedAndThePreviousVersionS
   EXPECT_EQ(v, 1);
 }
 
+// --max_loaded_model_bytes: a load or import past the cap fails cleanly,
+// writes nothing, and the versions already serving keep serving.
+TEST_F(ModelsTest, LoadedModelBytesAreCapped) {
+  const int64_t size = static_cast<int64_t>(SerializeModel(*m1_).size());
+  ServerOptions o;
+  o.poll_seconds = 0.05;
+  o.max_loaded_model_bytes = size + size / 2;  // room for one version
+  ServerEnv env(o);
+  ASSERT_TRUE(env.Import("m", *m1_).ok());
+  grpc::Status s = env.Import("m", *m2_);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(s.error_message(), HasSubstr("--max_loaded_model_bytes"));
+  EXPECT_FALSE(std::filesystem::exists(env.model_dir() + "/m/2"));
+  int64_t v = 0;
+  ASSERT_TRUE(Score(env, "", &v).ok());
+  EXPECT_EQ(v, 1);
+
+  auto call = [&](auto method, auto request) {
+    grpc::ClientContext ctx;
+    v1::VersionInfo info;
+    return (env.models().get()->*method)(&ctx, request, &info);
+  };
+  v1::UnloadVersionRequest unload;
+  unload.set_model_name("m");
+  unload.set_version(1);
+  ASSERT_TRUE(call(&v1::Models::Stub::UnloadVersion, unload).ok());
+  ASSERT_TRUE(env.Import("m", *m2_).ok()) << "unloading made room";
+  v1::LoadVersionRequest load;
+  load.set_model_name("m");
+  load.set_version(1);
+  s = call(&v1::Models::Stub::LoadVersion, load);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(s.error_message(), HasSubstr("--max_loaded_model_bytes"));
+
+  // A version another process drops into the store is marked failed, with
+  // the reason, and version 2 keeps serving.
+  const std::string dir = env.model_dir() + "/m/3";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/model.anorand", std::ios::binary) << SerializeModel(*m1_);
+  v1::ModelInfo info;
+  for (int i = 0; i < 200 && info.versions_size() < 3; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    grpc::ClientContext ctx;
+    v1::GetModelRequest req;
+    req.mutable_model()->set_name("m");
+    ASSERT_TRUE(env.models()->GetModel(&ctx, req, &info).ok());
+  }
+  ASSERT_EQ(info.versions_size(), 3);
+  EXPECT_EQ(info.versions(2).state(), v1::VERSION_STATE_FAILED);
+  EXPECT_THAT(info.versions(2).error(), HasSubstr("--max_loaded_model_bytes"));
+  ASSERT_TRUE(Score(env, "", &v).ok());
+  EXPECT_EQ(v, 2);
+}
+
 TEST_F(ModelsTest, TokenIsRequiredWhenConfigured) {
   ServerOptions o;
   o.poll_seconds = 0;

@@ -204,5 +204,82 @@ TEST_F(ScoringTest, StreamsBeyondTheLimitAreRefused) {
   }
 }
 
+// Resource safety: an idle stream is closed, a client that stops reading
+// is cut off (its stream slot comes back), an expired deadline is not scored.
+class StreamIdleTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ServerOptions o;
+    o.max_streams = 1;
+    o.poll_seconds = 0;
+    o.stream_idle_seconds = 0.5;
+    env_ = std::make_unique<ServerEnv>(o);
+    ASSERT_TRUE(env_->Import("fraud", TinyModel(kD, 1)).ok());
+  }
+  // Opens a stream and checks that it answers (the one slot is free).
+  void ExpectStreamServes() {
+    grpc::ClientContext ctx;
+    auto stream = env_->scoring()->StreamScore(&ctx);
+    ASSERT_TRUE(stream->Write(MakeRequest("fraud", 2, kD)));
+    v1::ScoreResponse resp;
+    ASSERT_TRUE(stream->Read(&resp));
+    EXPECT_EQ(resp.scores_size(), 2);
+    stream->WritesDone();
+    EXPECT_TRUE(stream->Finish().ok());
+  }
+  std::unique_ptr<ServerEnv> env_;
+};
+
+TEST_F(StreamIdleTest, IdleStreamIsClosedWithDeadlineExceededAndItsSlotFreed) {
+  grpc::ClientContext ctx;
+  auto stream = env_->scoring()->StreamScore(&ctx);
+  // Active: requests every 100 ms for 1.5 s (three idle periods) keep it open.
+  for (int i = 0; i < 15; ++i) {
+    ASSERT_TRUE(stream->Write(MakeRequest("fraud", 1, kD))) << i;
+    v1::ScoreResponse resp;
+    ASSERT_TRUE(stream->Read(&resp)) << i;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  // Then silent: the server ends it.
+  v1::ScoreResponse resp;
+  EXPECT_FALSE(stream->Read(&resp));
+  grpc::Status s = stream->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_THAT(s.error_message(), HasSubstr("--stream_idle_seconds"));
+  ExpectStreamServes();
+}
+
+TEST_F(StreamIdleTest, ClientThatStopsReadingIsCutOff) {
+  grpc::ClientContext ctx;
+  auto stream = env_->scoring()->StreamScore(&ctx);
+  // Large responses that are never read fill the flow-control windows; the
+  // server then cannot write (or cannot deliver its end) and cancels the
+  // stream within two idle periods, which makes the client's writes fail.
+  const v1::ScoreRequest big = MakeRequest("fraud", 1000, kD);
+  bool writes_failed = false;
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < give_up) {
+    if (!stream->Write(big)) {
+      writes_failed = true;
+      break;
+    }
+  }
+  ASSERT_TRUE(writes_failed) << "the stalled stream was never cut off";
+  v1::ScoreResponse resp;
+  while (stream->Read(&resp)) {  // what the transport had buffered
+  }
+  EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  ExpectStreamServes();
+}
+
+TEST_F(StreamIdleTest, ScoreWhoseDeadlineHasPassedIsNotScored) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() - std::chrono::seconds(1));
+  v1::ScoreResponse resp;
+  grpc::Status s = env_->scoring()->Score(&ctx, MakeRequest("fraud", 1, kD), &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_EQ(resp.scores_size(), 0);
+}
+
 }  // namespace
 }  // namespace anorand::testing

@@ -20,12 +20,26 @@ int64_t CompiledModel::LiveCount() { return live_models.load(); }
 
 absl::StatusOr<std::shared_ptr<const CompiledModel>> CompiledModel::Create(v1::ModelFile file) {
   if (absl::Status s = ValidateModel(file); !s.ok()) return s;
-  auto plan = InferencePlan::Compile(file.network());
-  if (!plan.ok()) return plan.status();
   std::shared_ptr<CompiledModel> m(new CompiledModel());
-  m->plan_ = std::move(plan).value();
+  auto add = [&](const v1::Network& net, const v1::ScoreStats& stats) -> absl::Status {
+    auto plan = InferencePlan::Compile(net, /*head_sigmoid=*/!stats.noise_logit());
+    if (!plan.ok()) return plan.status();
+    m->plans_.push_back(std::move(plan).value());
+    return absl::OkStatus();
+  };
+  if (absl::Status s = add(file.network(), file.score_stats()); !s.ok()) return s;
+  for (const auto& member : file.ensemble()) {
+    if (absl::Status s = add(member.network(), member.score_stats()); !s.ok()) return s;
+  }
   file.clear_network();
+  for (auto& member : *file.mutable_ensemble()) member.clear_network();
   m->info_ = std::move(file);
+  m->stats_.push_back(&m->info_.score_stats());
+  m->norms_.push_back(nullptr);
+  for (const auto& member : m->info_.ensemble()) {
+    m->stats_.push_back(&member.score_stats());
+    m->norms_.push_back(member.has_normalizer() ? &member.normalizer() : nullptr);
+  }
   return std::shared_ptr<const CompiledModel>(std::move(m));
 }
 
@@ -40,26 +54,69 @@ absl::Status CompiledModel::Score(const float* x, int64_t rows, const ScoreOutpu
   }
   std::vector<float> xn(static_cast<size_t>(rows) * d), xhat(xn.size()), yhat(rows);
   ApplyNormalizer(info_.normalizer(), x, rows, d, xn.data());
-  if (absl::Status s = plan_->Run(xn.data(), rows, yhat.data(), xhat.data()); !s.ok()) return s;
   const v1::ScoreStats& stats = info_.score_stats();
+  const int members = static_cast<int>(plans_.size());
+  if (members == 1) {
+    if (absl::Status s = plans_[0]->Run(xn.data(), rows, yhat.data(), xhat.data()); !s.ok())
+      return s;
+    std::vector<double> terms(d);
+    for (int64_t r = 0; r < rows; ++r) {
+      const float e = RowError(stats, &xn[r * d], &xhat[r * d], d, terms.data());
+      const float score = CombineScore(stats, yhat[r], e);
+      if (out.score) out.score[r] = score;
+      if (out.is_anomaly) out.is_anomaly[r] = score >= stats.threshold();
+      if (out.noise_probability)
+        out.noise_probability[r] = stats.noise_logit() ? Sigmoid(yhat[r]) : yhat[r];
+      if (out.reconstruction_probability) out.reconstruction_probability[r] = Sigmoid(e);
+      if (out.reconstruction_error) out.reconstruction_error[r] = e;
+      if (out.contributions) {
+        double sum = 0;
+        for (int c = 0; c < d; ++c) sum += terms[c];
+        float* c_out = out.contributions + r * d;
+        for (int c = 0; c < d; ++c) c_out[c] = sum > 0 ? static_cast<float>(terms[c] / sum) : 1.0f / d;
+      }
+    }
+    return absl::OkStatus();
+  }
+  // Ensemble (calibrated rule only, ValidateModel checks): the mean of the
+  // members' surprisals; the block outputs reported are member means.
+  std::vector<double> surprisal(rows, 0.0), prob(rows, 0.0), err(rows, 0.0);
+  std::vector<double> contrib(out.contributions ? static_cast<size_t>(rows) * d : 0, 0.0);
+  std::vector<double> terms(d);
+  std::vector<float> own;  // a member's own scaling of the records
+  for (int m = 0; m < members; ++m) {
+    const v1::ScoreStats& ms = *stats_[m];
+    const float* in = xn.data();
+    if (norms_[m] != nullptr) {
+      own.resize(xn.size());
+      ApplyNormalizer(*norms_[m], x, rows, d, own.data());
+      in = own.data();
+    }
+    if (absl::Status s = plans_[m]->Run(in, rows, yhat.data(), xhat.data()); !s.ok())
+      return s;
+    for (int64_t r = 0; r < rows; ++r) {
+      const float e = RowError(ms, &in[r * d], &xhat[r * d], d, terms.data());
+      surprisal[r] += MemberSurprisal(ms, yhat[r], e);
+      prob[r] += ms.noise_logit() ? Sigmoid(yhat[r]) : yhat[r];
+      err[r] += e;
+      if (out.contributions) {
+        double sum = 0;
+        for (int c = 0; c < d; ++c) sum += terms[c];
+        for (int c = 0; c < d; ++c) contrib[r * d + c] += sum > 0 ? terms[c] / sum : 1.0 / d;
+      }
+    }
+  }
   for (int64_t r = 0; r < rows; ++r) {
-    const float* a = &xn[r * d];
-    const float* b = &xhat[r * d];
-    double sum = 0;
-    for (int c = 0; c < d; ++c) sum += (a[c] - b[c]) * static_cast<double>(a[c] - b[c]);
-    const float e = static_cast<float>(sum / d);
-    const float score = CombineScore(stats, yhat[r], e);
+    const float score = SurprisalToScore(surprisal[r] / members);
+    const float e = static_cast<float>(err[r] / members);
     if (out.score) out.score[r] = score;
     if (out.is_anomaly) out.is_anomaly[r] = score >= stats.threshold();
-    if (out.noise_probability) out.noise_probability[r] = yhat[r];
+    if (out.noise_probability) out.noise_probability[r] = static_cast<float>(prob[r] / members);
     if (out.reconstruction_probability) out.reconstruction_probability[r] = Sigmoid(e);
     if (out.reconstruction_error) out.reconstruction_error[r] = e;
     if (out.contributions) {
-      float* c_out = out.contributions + r * d;
-      for (int c = 0; c < d; ++c) {
-        const double sq = (a[c] - b[c]) * static_cast<double>(a[c] - b[c]);
-        c_out[c] = sum > 0 ? static_cast<float>(sq / sum) : 1.0f / d;
-      }
+      for (int c = 0; c < d; ++c)
+        out.contributions[r * d + c] = static_cast<float>(contrib[r * d + c] / members);
     }
   }
   return absl::OkStatus();

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "anorand/v1/model.pb.h"
@@ -21,9 +22,11 @@ namespace anorand {
 struct ScoreOutputs {
   float* score = nullptr;
   bool* is_anomaly = nullptr;
+  // An ensemble reports the mean over its members of y_hat, e and the
+  // contributions.
   float* noise_probability = nullptr;           // y_hat
   float* reconstruction_probability = nullptr;  // y0_hat = sigmoid(e)
-  float* reconstruction_error = nullptr;        // e
+  float* reconstruction_error = nullptr;        // e (score_rule.h RowError)
   float* contributions = nullptr;               // each row sums to 1
 };
 
@@ -37,9 +40,11 @@ class CompiledModel {
   // INVALID_ARGUMENT names the first NaN or infinite value (row, column).
   absl::Status Score(const float* x, int64_t rows, const ScoreOutputs& out) const;
 
-  // Block outputs on already-normalised rows (training statistics, tests).
+  // Block outputs of the first network on already-normalised rows
+  // (training statistics, tests, the forward benchmark). y_hat is the
+  // logit when score_stats().noise_logit().
   absl::Status Forward(const float* x_norm, int64_t rows, float* y_hat, float* x_hat) const {
-    return plan_->Run(x_norm, rows, y_hat, x_hat);
+    return plans_[0]->Run(x_norm, rows, y_hat, x_hat);
   }
 
   // Compiled models alive in this process (tests check that retired
@@ -47,8 +52,10 @@ class CompiledModel {
   static int64_t LiveCount();
   ~CompiledModel();
 
-  int input_features() const { return plan_->input_features(); }
-  const InferencePlan& plan() const { return *plan_; }
+  int input_features() const { return plans_[0]->input_features(); }
+  // The first network's plan; an ensemble has members() of them.
+  const InferencePlan& plan() const { return *plans_[0]; }
+  int members() const { return static_cast<int>(plans_.size()); }
   // The model's metadata (everything but the network weights, dropped
   // after compilation to halve memory).
   const v1::ModelFile& info() const { return info_; }
@@ -57,7 +64,9 @@ class CompiledModel {
  private:
   CompiledModel();
   v1::ModelFile info_;
-  std::unique_ptr<InferencePlan> plan_;
+  std::vector<std::unique_ptr<InferencePlan>> plans_;  // one per ensemble member
+  std::vector<const v1::ScoreStats*> stats_;           // into info_, same order
+  std::vector<const v1::Normalizer*> norms_;           // a member's own, or null
 };
 
 }  // namespace anorand

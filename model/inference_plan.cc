@@ -71,7 +71,8 @@ std::vector<float> Columns(const Folded& f, int from, int count) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<InferencePlan>> InferencePlan::Compile(const v1::Network& net) {
+absl::StatusOr<std::unique_ptr<InferencePlan>> InferencePlan::Compile(const v1::Network& net,
+                                                                     bool head_sigmoid) {
   // oneDNN fixes a primitive's thread count when it is created (an explicit
   // num_threads on its parallel region), whatever the caller's setting at
   // execution. A plan runs one thread per call (requests run in parallel
@@ -138,7 +139,7 @@ absl::StatusOr<std::unique_ptr<InferencePlan>> InferencePlan::Compile(const v1::
   plan->yhat_buffer_ = new_buffer(1);
   Folded head = Plain(net.noise_head());
   add_op(z1.buf, z1.col, plan->yhat_buffer_, 0, std::move(head.w), std::move(head.b), z1.width, 1)
-      .sigmoid = true;
+      .sigmoid = head_sigmoid;
 
   // Decoder layer 1 on concat(z0, z1): z0 W_a^T + b, then += z1 W_b^T, relu.
   Folded dec1 = FoldHidden(net.decoder(0));

@@ -37,7 +37,10 @@ class InferencePlan {
   ~InferencePlan();
 
   // `net` must already be validated (model_file.h does it for files).
-  static absl::StatusOr<std::unique_ptr<InferencePlan>> Compile(const v1::Network& net);
+  // head_sigmoid false: Run's y_hat holds the noise head's logit instead of
+  // its sigmoid (ScoreStats.noise_logit).
+  static absl::StatusOr<std::unique_ptr<InferencePlan>> Compile(const v1::Network& net,
+                                                                bool head_sigmoid = true);
 
   // x: rows x input_features, normalised. y_hat: rows; x_hat: rows x
   // input_features. Thread-safe. Throws nothing: oneDNN errors become

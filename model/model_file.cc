@@ -9,8 +9,10 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 
 namespace anorand {
 namespace {
@@ -145,21 +147,93 @@ absl::StatusOr<v1::ModelFile> ParseModel(absl::string_view bytes, absl::string_v
   return model;
 }
 
+namespace {
+
+// One network and its scoring statistics (the model's, or an ensemble
+// member's); `where` prefixes messages for members.
+absl::Status ValidateMember(const v1::Network& net, const v1::ScoreStats& st, int d,
+                            const std::string& where) {
+  // Block and layer errors already say "invalid model: "; a member's get
+  // its number inserted after that.
+  auto wrap = [&](const absl::Status& s) {
+    if (where.empty()) return s;
+    absl::string_view msg = s.message();
+    absl::ConsumePrefix(&msg, "invalid model: ");
+    return Bad(absl::StrCat(where, msg));
+  };
+  if (net.input_features() != d) {
+    return Bad(absl::StrCat(where, "input_features is ", net.input_features(), ", expected ", d));
+  }
+  auto z1 = CheckBlock(net.noise_detector(), d, "noise_detector");
+  if (!z1.ok()) return wrap(z1.status());
+  auto z0 = CheckBlock(net.encoder(), d, "encoder");
+  if (!z0.ok()) return wrap(z0.status());
+  auto dec = CheckBlock(net.decoder(), *z0 + *z1, "decoder");
+  if (!dec.ok()) return wrap(dec.status());
+  if (absl::Status s = CheckDense(net.noise_head(), *z1, 1, "noise_head"); !s.ok())
+    return wrap(s);
+  if (absl::Status s = CheckDense(net.reconstruction(), *dec, d, "reconstruction"); !s.ok())
+    return wrap(s);
+  if (st.rule() != v1::SCORE_RULE_PAPER && st.rule() != v1::SCORE_RULE_CALIBRATED) {
+    return Bad(absl::StrCat(where, "unknown score rule ", st.rule()));
+  }
+  if (!(st.alpha() >= 0 && st.alpha() <= 1)) return Bad(absl::StrCat(where, "alpha must be in [0, 1]"));
+  if (st.rule() == v1::SCORE_RULE_CALIBRATED) {
+    for (const auto* q : {&st.noise_quantiles(), &st.error_quantiles()}) {
+      if (q->size() < 2 || q->size() > 100001 || !AllFinite(*q) ||
+          !std::is_sorted(q->begin(), q->end())) {
+        return Bad(absl::StrCat(
+            where, "calibrated score rule needs sorted, finite quantile tables (2 to 100001)"));
+      }
+    }
+  } else if (st.noise_logit()) {
+    return Bad(absl::StrCat(where, "noise_logit needs the calibrated score rule"));
+  }
+  if (st.error_feature_scale_size() != 0) {
+    if (st.error_feature_scale_size() != d) {
+      return Bad(absl::StrCat(where, st.error_feature_scale_size(), " error feature scales for ",
+                              d, " features"));
+    }
+    for (float v : st.error_feature_scale())
+      if (!(v > 0) || !std::isfinite(v))
+        return Bad(absl::StrCat(where, "error feature scales must be positive and finite"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status ValidateModel(const v1::ModelFile& m) {
   const v1::Network& net = m.network();
   const int d = net.input_features();
   if (d < 1 || d > kMaxInputFeatures) {
     return Bad(absl::StrCat("input_features is ", d, "; 1 to ", kMaxInputFeatures, " allowed"));
   }
-  auto z1 = CheckBlock(net.noise_detector(), d, "noise_detector");
-  if (!z1.ok()) return z1.status();
-  auto z0 = CheckBlock(net.encoder(), d, "encoder");
-  if (!z0.ok()) return z0.status();
-  auto dec = CheckBlock(net.decoder(), *z0 + *z1, "decoder");
-  if (!dec.ok()) return dec.status();
-  if (absl::Status s = CheckDense(net.noise_head(), *z1, 1, "noise_head"); !s.ok()) return s;
-  if (absl::Status s = CheckDense(net.reconstruction(), *dec, d, "reconstruction"); !s.ok())
-    return s;
+  const v1::ScoreStats& st = m.score_stats();
+  if (absl::Status s = ValidateMember(net, st, d, ""); !s.ok()) return s;
+  if (m.ensemble_size() > 31) {
+    return Bad(absl::StrCat("ensemble has ", m.ensemble_size() + 1, " networks; at most 32"));
+  }
+  for (int i = 0; i < m.ensemble_size(); ++i) {
+    const auto& member = m.ensemble(i);
+    if (st.rule() != v1::SCORE_RULE_CALIBRATED ||
+        member.score_stats().rule() != v1::SCORE_RULE_CALIBRATED) {
+      return Bad("an ensemble needs the calibrated score rule in every member");
+    }
+    if (absl::Status s = ValidateMember(member.network(), member.score_stats(), d,
+                                        absl::StrCat("ensemble member ", i + 1, ": "));
+        !s.ok())
+      return s;
+    if (member.has_normalizer()) {
+      const v1::Normalizer& mn = member.normalizer();
+      if (mn.offset_size() != d || mn.scale_size() != d || !AllFinite(mn.offset()) ||
+          !AllFinite(mn.scale()) ||
+          !std::all_of(mn.scale().begin(), mn.scale().end(), [](float v) { return v > 0; })) {
+        return Bad(absl::StrCat("ensemble member ", i + 1, ": normalizer needs ", d,
+                                " finite offsets and positive scales"));
+      }
+    }
+  }
   const v1::Normalizer& n = m.normalizer();
   if (n.offset_size() != d || n.scale_size() != d) {
     return Bad(absl::StrCat("normalizer has ", n.offset_size(), " offsets and ", n.scale_size(),
@@ -168,20 +242,7 @@ absl::Status ValidateModel(const v1::ModelFile& m) {
   if (!AllFinite(n.offset()) || !AllFinite(n.scale())) return Bad("normalizer value not finite");
   for (float s : n.scale())
     if (!(s > 0)) return Bad("normalizer scale must be positive");
-  const v1::ScoreStats& st = m.score_stats();
-  if (st.rule() != v1::SCORE_RULE_PAPER && st.rule() != v1::SCORE_RULE_CALIBRATED) {
-    return Bad(absl::StrCat("unknown score rule ", st.rule()));
-  }
-  if (!(st.alpha() >= 0 && st.alpha() <= 1)) return Bad("alpha must be in [0, 1]");
   if (!std::isfinite(st.threshold())) return Bad("threshold is not finite");
-  if (st.rule() == v1::SCORE_RULE_CALIBRATED) {
-    for (const auto* q : {&st.noise_quantiles(), &st.error_quantiles()}) {
-      if (q->size() < 2 || q->size() > 100001 || !AllFinite(*q) ||
-          !std::is_sorted(q->begin(), q->end())) {
-        return Bad("calibrated score rule needs sorted, finite quantile tables (2 to 100001)");
-      }
-    }
-  }
   if (m.feature_names_size() != 0 && m.feature_names_size() != d) {
     return Bad(absl::StrCat(m.feature_names_size(), " feature names for ", d, " features"));
   }

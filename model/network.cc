@@ -48,6 +48,7 @@ TrainingNetwork::TrainingNetwork(const v1::TrainingParams& params, int input_fea
       loss_weight_(params.loss_weight()),
       dropout_(static_cast<float>(params.dropout())),
       stop_rec_grad_(params.stop_reconstruction_gradient()),
+      trim_(params.trim_fraction()),
       bn_momentum_(static_cast<float>(params.batch_norm_momentum())),
       stream_(CpuEngine()) {
   Build(params);
@@ -161,19 +162,36 @@ LossParts TrainingNetwork::Loss(const float* x, const float* y, int batch, bool 
                                 double* bce_sum, double* rec_sum, int64_t* normal_rows) {
   double bce = 0, rec = 0;
   int64_t n0 = 0;
+  row_err_.assign(batch, -1.0);  // -1: not in R (label 1, or trimmed)
   for (int r = 0; r < batch; ++r) {
     const double l = logit_[r];
     bce += Softplus(l) - l * y[r];
     if (y[r] < 0.5f) {
-      ++n0;
       double e = 0;
       for (int c = 0; c < d_; ++c) {
         const double diff = xhat_[r * d_ + c] - x[r * d_ + c];
         e += diff * diff;
       }
-      rec += e / d_;
+      row_err_[r] = e / d_;
+      ++n0;
     }
   }
+  if (trim_ > 0 && n0 > 1) {
+    // Trimmed R: the largest errors among the label-0 rows drop out.
+    const int64_t cut = static_cast<int64_t>(std::floor(trim_ * n0));
+    if (cut > 0) {
+      std::vector<int> idx;
+      for (int r = 0; r < batch; ++r)
+        if (row_err_[r] >= 0) idx.push_back(r);
+      std::nth_element(idx.begin(), idx.begin() + cut, idx.end(), [&](int a, int b) {
+        return row_err_[a] != row_err_[b] ? row_err_[a] > row_err_[b] : a < b;
+      });
+      for (int64_t i = 0; i < cut; ++i) row_err_[idx[i]] = -1.0;
+      n0 -= cut;
+    }
+  }
+  for (int r = 0; r < batch; ++r)
+    if (row_err_[r] >= 0) rec += row_err_[r];
   if (bce_sum) *bce_sum += bce;
   if (rec_sum) *rec_sum += rec;
   if (normal_rows) *normal_rows += n0;
@@ -185,7 +203,7 @@ LossParts TrainingNetwork::Loss(const float* x, const float* y, int batch, bool 
     const double w = loss_weight_;
     for (int r = 0; r < batch; ++r) {
       d_logit_[r] = static_cast<float>(w * (Sigmoid(logit_[r]) - y[r]) / batch);
-      const double g = y[r] < 0.5f && n0 > 0 ? (1 - w) * 2.0 / (static_cast<double>(n0) * d_) : 0;
+      const double g = row_err_[r] >= 0 && n0 > 0 ? (1 - w) * 2.0 / (static_cast<double>(n0) * d_) : 0;
       for (int c = 0; c < d_; ++c) {
         d_xhat_[r * d_ + c] = static_cast<float>(g * (xhat_[r * d_ + c] - x[r * d_ + c]));
       }

@@ -78,6 +78,8 @@ class TrainingNetwork {
   double loss_weight_;
   float dropout_;
   bool stop_rec_grad_;
+  double trim_ = 0;  // trimmed share of label-0 rows in R (trim_fraction)
+  std::vector<double> row_err_;
   float bn_eps_ = 1e-5f, bn_momentum_;
   Block nd_, enc_, dec_;
   std::unique_ptr<DenseOp> head_, recon_;

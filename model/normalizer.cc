@@ -38,6 +38,21 @@ v1::Normalizer FitNormalizer(v1::Normalizer::Kind kind, const float* x, int64_t 
       const double sd = std::sqrt(sq[c] / rows);
       scale[c] = sd > 1e-12 ? sd : 1.0;
     }
+  } else if (kind == v1::Normalizer::KIND_ROBUST && rows > 0) {
+    std::vector<float> col(rows);
+    auto at = [&](double q) {
+      const size_t k = static_cast<size_t>(std::llround(q * (rows - 1)));
+      std::nth_element(col.begin(), col.begin() + k, col.end());
+      return static_cast<double>(col[k]);
+    };
+    for (int c = 0; c < cols; ++c) {
+      for (int64_t r = 0; r < rows; ++r) col[r] = x[r * cols + c];
+      const double lo = *std::min_element(col.begin(), col.end());
+      const double hi = *std::max_element(col.begin(), col.end());
+      offset[c] = at(0.5);
+      const double iqr = at(0.75) - at(0.25);
+      scale[c] = iqr > 1e-12 ? iqr : (hi - lo > 1e-12 ? hi - lo : 1.0);
+    }
   }
   for (int c = 0; c < cols; ++c) {
     n.add_offset(static_cast<float>(offset[c]));

@@ -43,6 +43,14 @@ TrainingParams PaperPreset() {
   p.set_stop_reconstruction_gradient(false);
   p.set_min_steps(0);
   p.set_noise_scale_max(0);
+  p.set_error_scaling(false);
+  p.set_noise_logit(false);
+  p.set_uniform_fraction(0);
+  p.set_shuffle_fraction(0);
+  p.set_trim_fraction(0);
+  p.set_ensemble_size(1);
+  p.set_member_rows(0);
+  p.set_alternate_scaling(v1::Normalizer::KIND_UNSPECIFIED);
   return p;
 }
 
@@ -55,7 +63,15 @@ TrainingParams PaperPreset() {
 // - the reconstruction loss does not train the noise-detection block;
 // - the score mixes the two blocks' calibrated tail surprisals (the paper's
 //   sigmoid(error) is about 0.5 on every row under min-max inputs);
-// - small data gets at least 400 optimiser steps.
+// - small data gets at least 400 optimiser steps;
+// - the reconstruction error is measured per feature in units of that
+//   feature's training error (error_scaling), the 20% worst-reconstructed
+//   label-0 rows of each batch leave R (trim_fraction: the training rows
+//   hold real anomalies), and the score weighs the reconstruction
+//   surprisal 0.85;
+// - four networks in one model, every other one on robust-scaled inputs
+//   (ensemble_size, alternate_scaling): +0.9 AUC-ROC and +5 AUC-PR over
+//   one network, for 4x the fit and scoring time.
 TrainingParams DefaultPreset() {
   TrainingParams p = PaperPreset();
   p.set_preset("default");
@@ -68,6 +84,11 @@ TrainingParams DefaultPreset() {
   p.set_score_rule(v1::SCORE_RULE_CALIBRATED);
   p.set_stop_reconstruction_gradient(true);
   p.set_min_steps(400);
+  p.set_error_scaling(true);
+  p.set_trim_fraction(0.2);
+  p.set_ae_weight(0.85);
+  p.set_ensemble_size(4);
+  p.set_alternate_scaling(v1::Normalizer::KIND_ROBUST);
   return p;
 }
 
@@ -140,10 +161,11 @@ absl::StatusOr<TrainingParams> ResolveParams(const TrainingParams& user, int inp
     for (int w : DefaultDecoderWidths(input_features)) p.add_decoder_widths(w);
   }
   if (!p.has_contamination()) p.set_contamination(p.anomaly_fraction());
+  if (!p.has_ae_weight()) p.set_ae_weight(1.0 - p.loss_weight());
 
   std::vector<std::string> e;
-  CheckRange(p.scaling() >= v1::Normalizer::KIND_MIN_MAX && p.scaling() <= v1::Normalizer::KIND_NONE,
-             "scaling", "min_max, z_score or none", &e);
+  CheckRange(p.scaling() >= v1::Normalizer::KIND_MIN_MAX && p.scaling() <= v1::Normalizer::KIND_ROBUST,
+             "scaling", "min_max, z_score, none or robust", &e);
   CheckRange(p.seed_fraction() > 0 && p.seed_fraction() < 1, "seed_fraction", "in (0, 1)", &e);
   CheckRange(p.anomaly_fraction() > 0 && p.anomaly_fraction() < 0.5, "anomaly_fraction",
              "in (0, 0.5)", &e);
@@ -174,9 +196,24 @@ absl::StatusOr<TrainingParams> ResolveParams(const TrainingParams& user, int inp
   CheckRange(p.noise_scale_max() == 0 ||
                  (p.noise_scale_max() >= p.noise_scale() && p.noise_scale_max() <= 100),
              "noise_scale_max", "0 (off) or in [noise_scale, 100]", &e);
+  CheckRange(p.uniform_fraction() >= 0 && p.shuffle_fraction() >= 0 &&
+                 p.uniform_fraction() + p.shuffle_fraction() <= 1,
+             "uniform_fraction and shuffle_fraction", "in [0, 1] with a sum of at most 1", &e);
+  CheckRange(p.trim_fraction() >= 0 && p.trim_fraction() < 0.5, "trim_fraction", "in [0, 0.5)",
+             &e);
+  CheckRange(p.ensemble_size() >= 1 && p.ensemble_size() <= 32, "ensemble_size", "in [1, 32]", &e);
+  CheckRange(p.ensemble_size() == 1 || p.score_rule() == v1::SCORE_RULE_CALIBRATED,
+             "ensemble_size", "1 unless score_rule is calibrated", &e);
+  CheckRange(p.alternate_scaling() >= v1::Normalizer::KIND_UNSPECIFIED &&
+                 p.alternate_scaling() <= v1::Normalizer::KIND_ROBUST,
+             "alternate_scaling", "unspecified (off), min_max, z_score, none or robust", &e);
+  CheckRange(p.member_rows() >= 0, "member_rows", "0 (every row) or positive", &e);
+  CheckRange(p.ae_weight() >= 0 && p.ae_weight() <= 1, "ae_weight", "in [0, 1]", &e);
   CheckRange(p.min_steps() >= 0 && p.min_steps() <= 10000000, "min_steps", "in [0, 10000000]", &e);
   for (double v : {p.seed_fraction(), p.anomaly_fraction(), p.noise_scale(), p.loss_weight(),
-                   p.learning_rate(), p.validation_fraction(), p.dropout(), p.contamination()}) {
+                   p.learning_rate(), p.validation_fraction(), p.dropout(), p.contamination(),
+                   p.uniform_fraction(), p.shuffle_fraction(), p.trim_fraction(),
+                   p.ae_weight()}) {
     if (!std::isfinite(v)) {
       e.push_back("every numeric parameter must be finite");
       break;

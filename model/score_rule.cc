@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 namespace anorand {
 namespace {
@@ -54,19 +55,52 @@ double Quantile(std::vector<float> v, double q) {
   return v[lo] + (pos - lo) * (static_cast<double>(v[hi]) - v[lo]);
 }
 
+double MemberSurprisal(const v1::ScoreStats& s, float noise_value, float e) {
+  // Weighted mean of the two blocks' tail surprisals (see Surprisal): a
+  // record extreme under either block stays extreme (an arithmetic mean
+  // of the CDFs pulled such records to the middle: 0.5 AUC-ROC points
+  // lower, docs/ACCURACY.md).
+  const double a = static_cast<float>(s.alpha());
+  return (1 - a) * Surprisal(s.noise_quantiles(), noise_value) +
+         a * Surprisal(s.error_quantiles(), e);
+}
+
 float CombineScore(const v1::ScoreStats& s, float y_hat, float e) {
   const float a = static_cast<float>(s.alpha());
   if (s.rule() == v1::SCORE_RULE_CALIBRATED) {
-    // Weighted mean of the two blocks' tail surprisals (see Surprisal): a
-    // record extreme under either block stays extreme (an arithmetic mean
-    // of the CDFs pulled such records to the middle: 0.5 AUC-ROC points
-    // lower, docs/ACCURACY.md). S / (1 + S) maps it into [0, 1) with float
-    // resolution to spare for very large S.
-    const double surprisal = (1 - a) * Surprisal(s.noise_quantiles(), y_hat) +
-                             a * Surprisal(s.error_quantiles(), e);
-    return static_cast<float>(surprisal / (1.0 + surprisal));
+    // S / (1 + S) maps the surprisal into [0, 1) with float resolution to
+    // spare for very large S.
+    return SurprisalToScore(MemberSurprisal(s, y_hat, e));
   }
   return (1 - a) * y_hat + a * Sigmoid(e);
+}
+
+float RowError(const v1::ScoreStats& s, const float* x, const float* x_hat, int d, double* terms) {
+  const bool scaled = s.error_feature_scale_size() == d;
+  double sum = 0;
+  for (int c = 0; c < d; ++c) {
+    double t = (x[c] - x_hat[c]) * static_cast<double>(x[c] - x_hat[c]);
+    if (scaled) t /= s.error_feature_scale(c);
+    if (terms) terms[c] = t;
+    sum += t;
+  }
+  return static_cast<float>(sum / d);
+}
+
+void FitErrorScale(const float* x, const float* x_hat, int64_t rows, int d,
+                   v1::ScoreStats* stats) {
+  std::vector<double> mse(d, 0.0);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int c = 0; c < d; ++c) {
+      const double diff = x[r * d + c] - x_hat[r * d + c];
+      mse[c] += diff * diff;
+    }
+  double avg = 0;
+  for (double& v : mse) avg += (v /= std::max<int64_t>(rows, 1));
+  avg /= d;
+  const double floor = std::max(1e-3 * avg, 1e-12);
+  stats->clear_error_feature_scale();
+  for (double v : mse) stats->add_error_feature_scale(static_cast<float>(std::max(v, floor)));
 }
 
 v1::ScoreStats FitScoreStats(const std::vector<float>& y_hat, const std::vector<float>& e,
@@ -81,7 +115,8 @@ v1::ScoreStats FitScoreStats(const std::vector<float>& y_hat, const std::vector<
   if (params.score_rule() == v1::SCORE_RULE_CALIBRATED) {
     // Both terms are CDF values; the reconstruction term carries the
     // weight 1 - loss_weight (the loss's own balance of the two blocks).
-    s.set_alpha(1.0 - params.loss_weight());
+    s.set_alpha(params.has_ae_weight() ? params.ae_weight() : 1.0 - params.loss_weight());
+    s.set_noise_logit(params.noise_logit());
     FillTable(y_hat, s.mutable_noise_quantiles());
     FillTable(e, s.mutable_error_quantiles());
   } else {

@@ -84,15 +84,62 @@ LabelledSet MakeSyntheticLabels(const float* x, int64_t rows, int cols,
     if (params.noise_originals()) add_noise(&out.x[s * cols]);
   }
   const auto nn = NearestNeighbours(x, cols, seeds, params.smote_k());
+  // Other kinds of synthetic rows (uniform box, per-feature shuffles): no
+  // draws at all when both shares are 0, so the paper's stream is unchanged.
+  const double f_uniform = params.uniform_fraction(), f_shuffle = params.shuffle_fraction();
+  const bool other_kinds = f_uniform > 0 || f_shuffle > 0;
+  std::vector<float> lo_box(cols, 0.0f), hi_box(cols, 0.0f);
+  if (other_kinds && rows > 0) {
+    for (int c = 0; c < cols; ++c) {
+      float mn = x[c], mx = x[c];
+      for (int64_t r = 1; r < rows; ++r) {
+        mn = std::min(mn, x[r * cols + c]);
+        mx = std::max(mx, x[r * cols + c]);
+      }
+      const float pad = 0.1f * (mx - mn);
+      lo_box[c] = mn - pad;
+      hi_box[c] = mx + pad;
+    }
+  }
   for (int64_t t = 0; t < n_syn; ++t) {
+    float* row = &out.x[(rows + t) * cols];
+    out.labels[rows + t] = 1.0f;
+    if (other_kinds) {
+      const double kind = rng.Uniform();
+      if (kind < f_uniform) {
+        for (int c = 0; c < cols; ++c)
+          row[c] = lo_box[c] + static_cast<float>(rng.Uniform()) * (hi_box[c] - lo_box[c]);
+        continue;
+      }
+      if (kind < f_uniform + f_shuffle) {
+        const int64_t b = static_cast<int64_t>(rng.Below(rows));
+        std::copy(x + b * cols, x + (b + 1) * cols, row);
+        // The donor of a feature is any row but the base row.
+        auto donor = [&] {
+          if (rows < 2) return b;
+          const int64_t j = static_cast<int64_t>(rng.Below(rows - 1));
+          return j >= b ? j + 1 : j;
+        };
+        int swapped = 0;
+        for (int c = 0; c < cols; ++c) {
+          if (rng.Uniform() < 0.5) {
+            row[c] = x[donor() * cols + c];
+            ++swapped;
+          }
+        }
+        if (swapped == 0) {
+          const int c = static_cast<int>(rng.Below(cols));
+          row[c] = x[donor() * cols + c];
+        }
+        continue;
+      }
+    }
     const int64_t i = static_cast<int64_t>(rng.Below(seeds.size()));
     const float* base = x + seeds[i] * cols;
     const float* other = nn[i].empty() ? base : x + seeds[nn[i][rng.Below(nn[i].size())]] * cols;
     const float u = static_cast<float>(rng.Uniform());
-    float* row = &out.x[(rows + t) * cols];
     for (int c = 0; c < cols; ++c) row[c] = base[c] + u * (other[c] - base[c]);
     add_noise(row);
-    out.labels[rows + t] = 1.0f;
   }
   return out;
 }

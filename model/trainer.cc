@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
@@ -68,12 +69,120 @@ Split SplitValidation(const LabelledSet& set, double fraction, Rng& rng) {
   return s;
 }
 
+// One network trained on `rows` normalised rows (synthetic labels,
+// validation split, Adam with early stopping, best weights kept).
+struct TrainedNetwork {
+  v1::Network network;
+  int epochs_run = 0, best_epoch = 0;
+  double best_loss = INFINITY, last_train = 0;
+  int64_t synthetic = 0;
+};
+
+absl::StatusOr<TrainedNetwork> TrainOneNetwork(const float* xn, int64_t rows, int d,
+                                               const v1::TrainingParams& p, Rng& rng,
+                                               const TrainOptions& options,
+                                               const std::function<double()>& elapsed,
+                                               int member) {
+  TrainedNetwork out;
+  const LabelledSet set = MakeSyntheticLabels(xn, rows, d, p, rng);
+  out.synthetic = set.synthetic;
+  const Split split = SplitValidation(set, p.validation_fraction(), rng);
+  const int batch = static_cast<int>(std::min<int64_t>(p.batch_size(), split.n_train));
+  const int64_t steps_per_epoch = std::max<int64_t>(1, split.n_train / batch);
+  int max_epochs = p.max_epochs();
+  if (p.min_steps() > 0) {
+    const int64_t need = (p.min_steps() + steps_per_epoch - 1) / steps_per_epoch;
+    max_epochs = static_cast<int>(std::clamp<int64_t>(need, max_epochs, std::max(max_epochs, kMaxStretchedEpochs)));
+  }
+  TrainingNetwork net(p, d, batch, rng);
+  const std::vector<Param*> params = net.Params();
+  out.network = net.ToProto();
+  int since_best = 0;
+  std::vector<int64_t> order(split.n_train);
+  std::iota(order.begin(), order.end(), 0);
+  std::vector<float> bx(static_cast<size_t>(batch) * d), by(batch);
+  int64_t step = 0;
+  for (int epoch = 1; epoch <= max_epochs; ++epoch) {
+    rng.Shuffle(order.begin(), order.end());
+    LossParts sum;
+    int64_t batches = 0;
+    for (int64_t at = 0; at + 1 < split.n_train; at += batch) {
+      if (options.cancelled && options.cancelled()) {
+        return absl::CancelledError(absl::StrCat("training cancelled in epoch ", epoch));
+      }
+      const int b = static_cast<int>(std::min<int64_t>(batch, split.n_train - at));
+      if (b < 2) break;  // batch statistics need two rows
+      for (int i = 0; i < b; ++i) {
+        std::memcpy(&bx[i * d], &split.x_train[order[at + i] * d], d * sizeof(float));
+        by[i] = split.y_train[order[at + i]];
+      }
+      const LossParts l = net.ForwardBackward(bx.data(), by.data(), b, rng);
+      AdamStep(params, p, ++step);
+      sum.total += l.total;
+      sum.classification += l.classification;
+      sum.reconstruction += l.reconstruction;
+      ++batches;
+    }
+    out.epochs_run = epoch;
+    EpochProgress progress;
+    progress.epoch = epoch;
+    progress.max_epochs = max_epochs;
+    progress.member = member;
+    progress.members = p.ensemble_size();
+    progress.train_loss = sum.total / std::max<int64_t>(batches, 1);
+    progress.classification_loss = sum.classification / std::max<int64_t>(batches, 1);
+    progress.reconstruction_loss = sum.reconstruction / std::max<int64_t>(batches, 1);
+    out.last_train = progress.train_loss;
+    progress.validation_loss =
+        split.n_val > 0 ? net.EvalLoss(split.x_val.data(), split.y_val.data(), split.n_val).total
+                        : progress.train_loss;
+    if (!std::isfinite(progress.train_loss)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "training diverged in epoch ", epoch, " (loss is not finite); lower learning_rate"));
+    }
+    if (progress.validation_loss < out.best_loss) {
+      out.best_loss = progress.validation_loss;
+      out.best_epoch = epoch;
+      out.network = net.ToProto();
+      since_best = 0;
+    } else {
+      ++since_best;
+    }
+    progress.elapsed_seconds = elapsed();
+    if (options.on_epoch) options.on_epoch(progress);
+    if (p.patience() > 0 && since_best >= p.patience()) break;
+  }
+  return out;
+}
+
+// Scoring statistics of one network from every real training row (no
+// synthetic ones): per-feature error scales, quantile tables, alpha, and
+// the network's own threshold. `noise` and `err` receive each row's
+// noise value (y_hat or logit) and reconstruction error.
+absl::StatusOr<v1::ScoreStats> FitMemberStats(const v1::Network& network, const float* xn,
+                                              int64_t rows, int d, const v1::TrainingParams& p,
+                                              std::vector<float>* noise, std::vector<float>* err) {
+  const bool logit = p.noise_logit() && p.score_rule() == v1::SCORE_RULE_CALIBRATED;
+  auto plan = InferencePlan::Compile(network, /*head_sigmoid=*/!logit);
+  if (!plan.ok()) return plan.status();
+  noise->assign(rows, 0.0f);
+  err->assign(rows, 0.0f);
+  std::vector<float> xhat(static_cast<size_t>(rows) * d);
+  if (absl::Status s = (*plan)->Run(xn, rows, noise->data(), xhat.data()); !s.ok()) return s;
+  v1::ScoreStats scale;
+  if (p.error_scaling()) FitErrorScale(xn, xhat.data(), rows, d, &scale);
+  for (int64_t r = 0; r < rows; ++r) (*err)[r] = RowError(scale, xn + r * d, &xhat[r * d], d);
+  v1::ScoreStats stats = FitScoreStats(*noise, *err, p);
+  *stats.mutable_error_feature_scale() = scale.error_feature_scale();
+  return stats;
+}
+
 }  // namespace
 
 absl::StatusOr<v1::ModelFile> TrainModel(const Dataset& data, const v1::TrainingParams& user,
                                          const TrainOptions& options) {
   const auto start = std::chrono::steady_clock::now();
-  auto elapsed = [&] {
+  std::function<double()> elapsed = [&] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   };
   if (data.rows < 10) {
@@ -105,101 +214,80 @@ absl::StatusOr<v1::ModelFile> TrainModel(const Dataset& data, const v1::Training
   std::vector<float> xn(data.x.size());
   ApplyNormalizer(model.normalizer(), data.x.data(), data.rows, d, xn.data());
 
-  const LabelledSet set = MakeSyntheticLabels(xn.data(), data.rows, d, p, rng);
-  const Split split = SplitValidation(set, p.validation_fraction(), rng);
-  const int batch = static_cast<int>(std::min<int64_t>(p.batch_size(), split.n_train));
-  const int64_t steps_per_epoch = std::max<int64_t>(1, split.n_train / batch);
-  int max_epochs = p.max_epochs();
-  if (p.min_steps() > 0) {
-    const int64_t need = (p.min_steps() + steps_per_epoch - 1) / steps_per_epoch;
-    max_epochs = static_cast<int>(std::clamp<int64_t>(need, max_epochs, std::max(max_epochs, kMaxStretchedEpochs)));
-  }
-
   try {
-    TrainingNetwork net(p, d, batch, rng);
-    const std::vector<Param*> params = net.Params();
-    v1::Network best = net.ToProto();
-    double best_loss = INFINITY;
-    int best_epoch = 0, epochs_run = 0, since_best = 0;
-    double last_train = 0;
-    std::vector<int64_t> order(split.n_train);
-    std::iota(order.begin(), order.end(), 0);
-    std::vector<float> bx(static_cast<size_t>(batch) * d), by(batch);
-    int64_t step = 0;
-    for (int epoch = 1; epoch <= max_epochs; ++epoch) {
-      rng.Shuffle(order.begin(), order.end());
-      LossParts sum;
-      int64_t batches = 0;
-      for (int64_t at = 0; at + 1 < split.n_train; at += batch) {
-        if (options.cancelled && options.cancelled()) {
-          return absl::CancelledError(absl::StrCat("training cancelled in epoch ", epoch));
-        }
-        const int b = static_cast<int>(std::min<int64_t>(batch, split.n_train - at));
-        if (b < 2) break;  // batch statistics need two rows
-        for (int i = 0; i < b; ++i) {
-          std::memcpy(&bx[i * d], &split.x_train[order[at + i] * d], d * sizeof(float));
-          by[i] = split.y_train[order[at + i]];
-        }
-        const LossParts l = net.ForwardBackward(bx.data(), by.data(), b, rng);
-        AdamStep(params, p, ++step);
-        sum.total += l.total;
-        sum.classification += l.classification;
-        sum.reconstruction += l.reconstruction;
-        ++batches;
+    // Member 0 draws from the model's generator exactly as a single network
+    // always did; member m > 0 from its own generator seeded from it.
+    const int members = p.ensemble_size();
+    std::vector<double> surprisal(data.rows, 0.0);
+    std::vector<float> noise, err;
+    int64_t synthetic = 0;
+    for (int m = 0; m < members; ++m) {
+      Rng member_rng(m == 0 ? 0 : p.seed() * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(m));
+      Rng& r = m == 0 ? rng : member_rng;
+      // Odd members under alternate_scaling see the data scaled their way.
+      const bool alternate =
+          m % 2 == 1 && p.alternate_scaling() != v1::Normalizer::KIND_UNSPECIFIED;
+      v1::Normalizer own_norm;
+      std::vector<float> own_xn;
+      if (alternate) {
+        own_norm = FitNormalizer(p.alternate_scaling(), data.x.data(), data.rows, d);
+        own_xn.resize(data.x.size());
+        ApplyNormalizer(own_norm, data.x.data(), data.rows, d, own_xn.data());
       }
-      epochs_run = epoch;
-      EpochProgress progress;
-      progress.epoch = epoch;
-      progress.max_epochs = max_epochs;
-      progress.train_loss = sum.total / std::max<int64_t>(batches, 1);
-      progress.classification_loss = sum.classification / std::max<int64_t>(batches, 1);
-      progress.reconstruction_loss = sum.reconstruction / std::max<int64_t>(batches, 1);
-      last_train = progress.train_loss;
-      progress.validation_loss =
-          split.n_val > 0 ? net.EvalLoss(split.x_val.data(), split.y_val.data(), split.n_val).total
-                          : progress.train_loss;
-      if (!std::isfinite(progress.train_loss)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "training diverged in epoch ", epoch, " (loss is not finite); lower learning_rate"));
+      const float* member_xn = alternate ? own_xn.data() : xn.data();
+      const float* rows_x = member_xn;
+      int64_t n = data.rows;
+      std::vector<float> subset;
+      if (p.member_rows() > 0 && p.member_rows() < data.rows) {
+        std::vector<int64_t> idx(data.rows);
+        std::iota(idx.begin(), idx.end(), 0);
+        r.Shuffle(idx.begin(), idx.end());
+        n = std::max<int64_t>(p.member_rows(), 10);
+        idx.resize(n);
+        std::sort(idx.begin(), idx.end());
+        subset.resize(static_cast<size_t>(n) * d);
+        for (int64_t i = 0; i < n; ++i)
+          std::memcpy(&subset[i * d], &member_xn[idx[i] * d], d * sizeof(float));
+        rows_x = subset.data();
       }
-      if (progress.validation_loss < best_loss) {
-        best_loss = progress.validation_loss;
-        best_epoch = epoch;
-        best = net.ToProto();
-        since_best = 0;
+      auto trained = TrainOneNetwork(rows_x, n, d, p, r, options, elapsed, m);
+      if (!trained.ok()) return trained.status();
+      auto stats = FitMemberStats(trained->network, member_xn, data.rows, d, p, &noise, &err);
+      if (!stats.ok()) return stats.status();
+      synthetic += trained->synthetic;
+      if (m == 0) {
+        *model.mutable_network() = std::move(trained->network);
+        *model.mutable_score_stats() = *std::move(stats);
+        v1::TrainingSummary* summary = model.mutable_summary();
+        summary->set_epochs_run(trained->epochs_run);
+        summary->set_best_epoch(trained->best_epoch);
+        summary->set_best_validation_loss(trained->best_loss);
+        summary->set_final_train_loss(trained->last_train);
       } else {
-        ++since_best;
+        v1::EnsembleMember* member = model.add_ensemble();
+        *member->mutable_network() = std::move(trained->network);
+        *member->mutable_score_stats() = *std::move(stats);
+        if (alternate) *member->mutable_normalizer() = std::move(own_norm);
       }
-      progress.elapsed_seconds = elapsed();
-      if (options.on_epoch) options.on_epoch(progress);
-      if (p.patience() > 0 && since_best >= p.patience()) break;
-    }
-    *model.mutable_network() = std::move(best);
-
-    // Scoring statistics from the real training rows (no synthetic ones).
-    auto plan = InferencePlan::Compile(model.network());
-    if (!plan.ok()) return plan.status();
-    std::vector<float> yhat(data.rows), xhat(data.x.size()), err(data.rows);
-    if (absl::Status s = (*plan)->Run(xn.data(), data.rows, yhat.data(), xhat.data()); !s.ok())
-      return s;
-    for (int64_t r = 0; r < data.rows; ++r) {
-      double e = 0;
-      for (int c = 0; c < d; ++c) {
-        const double diff = xn[r * d + c] - xhat[r * d + c];
-        e += diff * diff;
+      if (members > 1) {
+        const v1::ScoreStats& ms =
+            m == 0 ? model.score_stats() : model.ensemble(m - 1).score_stats();
+        for (int64_t i = 0; i < data.rows; ++i) surprisal[i] += MemberSurprisal(ms, noise[i], err[i]);
       }
-      err[r] = static_cast<float>(e / d);
     }
-    *model.mutable_score_stats() = FitScoreStats(yhat, err, p);
+    if (members > 1) {
+      // The ensemble's threshold, over its own scores of the training rows.
+      std::vector<float> scores(data.rows);
+      for (int64_t i = 0; i < data.rows; ++i) scores[i] = SurprisalToScore(surprisal[i] / members);
+      const double threshold = Quantile(scores, 1.0 - p.contamination());
+      model.mutable_score_stats()->set_threshold(threshold);
+      for (auto& member : *model.mutable_ensemble()) member.mutable_score_stats()->set_threshold(threshold);
+    }
     *model.mutable_params() = p;
     v1::TrainingSummary* summary = model.mutable_summary();
     summary->set_rows(data.rows);
     summary->set_features(d);
-    summary->set_epochs_run(epochs_run);
-    summary->set_best_epoch(best_epoch);
-    summary->set_best_validation_loss(best_loss);
-    summary->set_final_train_loss(last_train);
-    summary->set_synthetic_rows(set.synthetic);
+    summary->set_synthetic_rows(synthetic);
     summary->set_seconds(elapsed());
   } catch (const dnnl::error& e) {
     return absl::InternalError(absl::StrCat("oneDNN failed during training: ", e.what()));

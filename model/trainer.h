@@ -8,7 +8,8 @@
 // Blocking; run it on a training thread. Cancellation is cooperative: the
 // `cancelled` callback is polled before every mini-batch and the fit ends
 // with CANCELLED within one mini-batch. Progress is reported once per epoch
-// from the calling thread. One seed gives the same model bit for bit on the
+// from the calling thread (per network of an ensemble, in turn; the
+// summary's epoch counts are the first network's). One seed gives the same model bit for bit on the
 // same machine and thread count.
 #ifndef ANORAND_MODEL_TRAINER_H_
 #define ANORAND_MODEL_TRAINER_H_
@@ -27,6 +28,9 @@ struct EpochProgress {
   double train_loss = 0, classification_loss = 0, reconstruction_loss = 0;
   double validation_loss = 0;
   double elapsed_seconds = 0;
+  // Ensembles (TrainingParams.ensemble_size) train their networks one after
+  // another; each counts its epochs from 1. member is 0-based.
+  int member = 0, members = 1;
 };
 
 struct TrainOptions {

@@ -30,9 +30,15 @@ TEST(TrainerTest, ReportsEveryEpochAndRecordsTheSummary) {
   o.on_epoch = [&](const EpochProgress& p) { seen.push_back(p); };
   auto m = TrainModel(d, Quick(5), o);
   ASSERT_TRUE(m.ok()) << m.status().message();
-  ASSERT_EQ(seen.size(), 5u);
+  // Each network of the ensemble (the default has several) reports its
+  // epochs 1 to 5 in turn.
+  const int members = m->params().ensemble_size();
+  EXPECT_EQ(m->ensemble_size(), members - 1);
+  ASSERT_EQ(seen.size(), 5u * members);
   for (size_t i = 0; i < seen.size(); ++i) {
-    EXPECT_EQ(seen[i].epoch, static_cast<int>(i) + 1);
+    EXPECT_EQ(seen[i].epoch, static_cast<int>(i % 5) + 1);
+    EXPECT_EQ(seen[i].member, static_cast<int>(i / 5));
+    EXPECT_EQ(seen[i].members, members);
     EXPECT_EQ(seen[i].max_epochs, 5);
     EXPECT_GT(seen[i].train_loss, 0);
     EXPECT_GT(seen[i].validation_loss, 0);
@@ -46,9 +52,11 @@ TEST(TrainerTest, ReportsEveryEpochAndRecordsTheSummary) {
   EXPECT_GT(m->summary().synthetic_rows(), 0);
   EXPECT_EQ(m->feature_names_size(), 6);
   EXPECT_TRUE(m->params().has_noise_scale());  // values actually used
-  // The best epoch's validation loss is the smallest one reported.
+  // The best epoch's validation loss is the smallest one the first network
+  // reported (the summary describes it).
   double best = 1e300;
-  for (const auto& p : seen) best = std::min(best, p.validation_loss);
+  for (const auto& p : seen)
+    if (p.member == 0) best = std::min(best, p.validation_loss);
   EXPECT_DOUBLE_EQ(m->summary().best_validation_loss(), best);
 }
 

@@ -289,6 +289,11 @@ absl::Status SetParamFromString(const std::string& assignment, TrainingParams* p
       // Accept the full name (KIND_MIN_MAX) or its short form (min_max).
       const auto* en = field->enum_type();
       const std::string upper = absl::AsciiStrToUpper(value);
+      // alternate_scaling=off: its unspecified value means "off".
+      if (name == "alternate_scaling" && upper == "OFF") {
+        refl->SetEnumValue(params, field, 0);
+        return absl::OkStatus();
+      }
       for (int i = 0; i < en->value_count(); ++i) {
         const std::string& full = en->value(i)->name();
         if (en->value(i)->number() == 0) continue;

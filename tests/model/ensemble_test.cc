@@ -269,6 +269,13 @@ TEST(EnsembleTest, ParametersAreChecked) {
     EXPECT_FALSE(r.ok()) << field;
     EXPECT_THAT(std::string(r.status().message()), HasSubstr(field));
   }
+  v1::TrainingParams off;
+  ASSERT_TRUE(SetParamFromString("alternate_scaling=robust", &off).ok());
+  EXPECT_EQ(off.alternate_scaling(), v1::Normalizer::KIND_ROBUST);
+  ASSERT_TRUE(SetParamFromString("alternate_scaling=off", &off).ok());
+  EXPECT_TRUE(off.has_alternate_scaling());
+  EXPECT_EQ(off.alternate_scaling(), v1::Normalizer::KIND_UNSPECIFIED);
+  EXPECT_FALSE(SetParamFromString("scaling=off", &off).ok());
   v1::TrainingParams paper;
   paper.set_preset("paper");
   auto r = ResolveParams(paper, 4);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 namespace anorand {
@@ -16,8 +17,15 @@ constexpr int kQuantiles = 1001;
 // table's top 1%. In surprisal form the tail is linear and unbounded, so
 // records beyond the training maximum keep their order instead of all
 // scoring F = 1 (ties cost ranking quality exactly where anomalies sit).
+//
+// A NaN or +infinity (a record so far out that the forward pass overflowed)
+// is as surprising as it gets: kMaxSurprisal, finite, so scores stay in
+// [0, 1] (before this, a NaN indexed one past the end of the table).
+constexpr double kMaxSurprisal = 1e30;
+
 double Surprisal(const google::protobuf::RepeatedField<float>& q, float v) {
   const int n = q.size();
+  if (std::isnan(v) || v == std::numeric_limits<float>::infinity()) return kMaxSurprisal;
   if (n < 2) return std::log(2.0);
   const double t = 1.0 / n;
   if (v <= q[0]) return 0.0;
@@ -25,7 +33,7 @@ double Surprisal(const google::protobuf::RepeatedField<float>& q, float v) {
     const int k = std::max(0, n - 1 - std::max(1, n / 100));
     double spread = static_cast<double>(q[n - 1]) - q[k];
     if (!(spread > 0)) spread = std::max(std::abs(static_cast<double>(q[n - 1])), 1e-12);
-    return -std::log(t) + (v - static_cast<double>(q[n - 1])) / spread;
+    return std::min(kMaxSurprisal, -std::log(t) + (v - static_cast<double>(q[n - 1])) / spread);
   }
   const int hi = static_cast<int>(std::upper_bound(q.begin(), q.end(), v) - q.begin());
   const int lo = hi - 1;
@@ -72,7 +80,8 @@ float CombineScore(const v1::ScoreStats& s, float y_hat, float e) {
     // spare for very large S.
     return SurprisalToScore(MemberSurprisal(s, y_hat, e));
   }
-  return (1 - a) * y_hat + a * Sigmoid(e);
+  const float score = (1 - a) * y_hat + a * Sigmoid(e);
+  return std::isnan(score) ? 1.0f : score;  // an overflowed forward pass: most anomalous
 }
 
 float RowError(const v1::ScoreStats& s, const float* x, const float* x_hat, int d, double* terms) {

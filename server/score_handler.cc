@@ -67,7 +67,8 @@ absl::Status ScoreHandler::ScoreImpl(const v1::ScoreRequest& request,
   int64_t ids_bytes = 0;
   for (const auto& id : batch.ids()) ids_bytes += static_cast<int64_t>(id.size()) + 2;
   const int64_t response_bytes =
-      rows * (5 * 5 + (request.explain() ? 4 * f : 0)) + ids_bytes + 256;
+      rows * (5 * 5 + (request.explain() ? 4 * f : 0)) + ids_bytes +
+      static_cast<int64_t>(request.request_id().size() + request.model().name().size()) + 256;
   if (response_bytes > limits_.max_message_bytes) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "the response would be about ", response_bytes, " bytes, over the limit of ",

@@ -66,10 +66,35 @@ absl::Status JobManager::Start() {
       continue;  // a foreign or damaged file: not ours to interpret
     }
     if (!Terminal(entry->job.state())) {
-      entry->job.set_state(v1::JOB_STATE_FAILED);
-      entry->job.set_error("interrupted by server restart: submit the job again");
+      // Killed mid-job. If it got as far as publishing (the version carries
+      // the job's id; the store's first scan ran before this), the job
+      // succeeded: say so rather than invite a duplicate training run.
+      int64_t published = 0;
+      const v1::ModelFile* file = nullptr;
+      const auto model = models_->registry().GetModel(entry->job.spec().model_name());
+      if (model) {
+        for (const auto& [version, v] : model->versions) {
+          if (v.model && v.model->info().training_job_id() == entry->job.id()) {
+            published = version;
+            file = &v.model->info();
+          }
+        }
+      }
+      if (published > 0) {
+        entry->job.set_state(v1::JOB_STATE_SUCCEEDED);
+        entry->job.set_error("");
+        entry->job.set_published_version(published);
+        *entry->job.mutable_summary() = file->summary();
+      } else {
+        entry->job.set_state(v1::JOB_STATE_FAILED);
+        entry->job.set_error("interrupted by server restart: submit the job again");
+      }
       entry->job.set_finished_unix_ms(NowMs());
       *entry->job.mutable_progress() = ProgressOf(entry->job);
+      if (published > 0) {
+        entry->job.mutable_progress()->set_message(
+            absl::StrCat("published version ", published, " (confirmed after a restart)"));
+      }
       Persist(entry->job);
     }
     jobs_.emplace(entry->job.id(), std::move(entry));

@@ -1,12 +1,15 @@
 #include "server/model_store.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <random>
 #include <system_error>
 
 #include "absl/strings/numbers.h"
@@ -34,10 +37,59 @@ void FsyncDir(const std::string& dir) {
   }
 }
 
+// Unique across processes and replicas: containers sharing the store all
+// run as pid 1, so the pid alone is not enough.
 std::string TempName() {
   static std::atomic<uint64_t> counter{0};
-  return absl::StrCat(".tmp-", ::getpid(), "-", counter.fetch_add(1));
+  static const uint64_t nonce = [] {
+    std::random_device rd;
+    return (uint64_t{rd()} << 32) ^ rd();
+  }();
+  return absl::StrCat(kTempPrefix, ::getpid(), "-", absl::Hex(nonce), "-", counter.fetch_add(1));
 }
+
+// A new temp folder in `dir` (never one that exists: mkdir fails on it).
+absl::StatusOr<std::string> MakeTempDir(const std::string& dir) {
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    const std::string tmp = absl::StrCat(dir, "/", TempName());
+    if (::mkdir(tmp.c_str(), 0755) == 0) return tmp;
+    if (errno != EEXIST) {
+      return absl::InternalError(absl::StrCat("cannot create ", tmp, ": ", std::strerror(errno)));
+    }
+  }
+  return absl::InternalError(absl::StrCat("cannot create a temp folder in ", dir));
+}
+
+// Temp entries a writer leaves when it dies mid-write: our folders, and the
+// "aliases.json.tmp.<pid>.<n>" files of servers before the store lock.
+bool IsTempName(const std::string& name) {
+  return name.rfind(kTempPrefix, 0) == 0 || name.rfind("aliases.json.tmp.", 0) == 0;
+}
+
+// The store-wide lock file, flock(2)ed: shared by every writer for as long
+// as its temp entries exist, exclusive (try only) to remove the entries of
+// writers that died. The kernel drops a killed process's locks.
+class StoreLock {
+ public:
+  StoreLock(const std::string& root, int operation) {
+    const std::string path = root + "/" + kLockFileName;
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);  // a read-only store
+    if (fd_ < 0) return;
+    int r;
+    do r = ::flock(fd_, operation);
+    while (r != 0 && errno == EINTR);
+    locked_ = r == 0;
+  }
+  ~StoreLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  bool locked() const { return locked_; }
+
+ private:
+  int fd_ = -1;
+  bool locked_ = false;
+};
 
 }  // namespace
 
@@ -58,6 +110,7 @@ std::string ModelStore::VersionFile(const std::string& model, int64_t version) c
 
 std::map<std::string, ModelStore::Listing> ModelStore::Scan() const {
   std::map<std::string, Listing> out;
+  std::vector<fs::path> temps;
   std::error_code ec;
   for (fs::directory_iterator it(root_, ec), end; !ec && it != end; it.increment(ec)) {
     const std::string name = it->path().filename().string();
@@ -66,6 +119,7 @@ std::map<std::string, ModelStore::Listing> ModelStore::Scan() const {
     std::error_code ec2;
     for (fs::directory_iterator v(it->path(), ec2), vend; !ec2 && v != vend; v.increment(ec2)) {
       int64_t version;
+      if (IsTempName(v->path().filename().string())) temps.push_back(v->path());
       if (!ParseVersion(v->path().filename().string(), &version)) continue;
       if (fs::exists(v->path() / kModelFileName)) listing.versions.push_back(version);
     }
@@ -78,18 +132,27 @@ std::map<std::string, ModelStore::Listing> ModelStore::Scan() const {
     }
     out.emplace(name, std::move(listing));
   }
+  if (!temps.empty()) {
+    // Under the exclusive lock no writer is at work, so every temp entry
+    // still there belongs to one that died. Busy: the next scan does it.
+    StoreLock lock(root_, LOCK_EX | LOCK_NB);
+    if (lock.locked()) {
+      for (const fs::path& t : temps) fs::remove_all(t, ec);
+    }
+  }
   return out;
 }
 
 absl::StatusOr<int64_t> ModelStore::Publish(const std::string& model, int64_t version,
                                             absl::string_view bytes) const {
   const std::string dir = ModelDir(model);
+  StoreLock lock(root_, LOCK_SH);
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot create ", dir, ": ", ec.message()));
-  const std::string tmp = absl::StrCat(dir, "/", TempName());
-  fs::create_directory(tmp, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot create ", tmp, ": ", ec.message()));
+  auto made = MakeTempDir(dir);
+  if (!made.ok()) return made.status();
+  const std::string tmp = *std::move(made);
   if (absl::Status s = WriteFileAtomic(absl::StrCat(tmp, "/", kModelFileName), bytes); !s.ok()) {
     fs::remove_all(tmp, ec);
     return s;
@@ -129,6 +192,7 @@ absl::StatusOr<int64_t> ModelStore::Publish(const std::string& model, int64_t ve
 
 absl::Status ModelStore::Delete(const std::string& model, int64_t version) const {
   const std::string dir = absl::StrCat(ModelDir(model), "/", version);
+  StoreLock lock(root_, LOCK_SH);
   const std::string trash = absl::StrCat(ModelDir(model), "/", TempName());
   if (::rename(dir.c_str(), trash.c_str()) != 0) {
     if (errno == ENOENT) {
@@ -167,9 +231,23 @@ absl::Status ModelStore::WriteAliases(const std::string& model,
                                       const std::map<std::string, int64_t>& aliases) const {
   nlohmann::json j = nlohmann::json::object();
   for (const auto& [alias, version] : aliases) j[alias] = version;
+  const std::string dir = ModelDir(model);
+  StoreLock lock(root_, LOCK_SH);
   std::error_code ec;
-  fs::create_directories(ModelDir(model), ec);
-  return WriteFileAtomic(ModelDir(model) + "/aliases.json", j.dump(2) + "\n");
+  fs::create_directories(dir, ec);
+  // Written complete inside a temp folder of ours, then renamed over the
+  // old file: a crash leaves the old file and a temp folder to clean.
+  auto tmp = MakeTempDir(dir);
+  if (!tmp.ok()) return tmp.status();
+  const std::string staged = *tmp + "/aliases.json";
+  absl::Status s = WriteFileAtomic(staged, j.dump(2) + "\n");
+  if (s.ok() && ::rename(staged.c_str(), (dir + "/aliases.json").c_str()) != 0) {
+    s = absl::InternalError(
+        absl::StrCat("cannot rename into ", dir, "/aliases.json: ", std::strerror(errno)));
+  }
+  if (s.ok()) FsyncDir(dir);
+  fs::remove_all(*tmp, ec);
+  return s;
 }
 
 }  // namespace anorand

@@ -4,11 +4,17 @@
 // shared volume):
 //   <root>/<model>/<version>/model.anorand   the model file (model_file.h)
 //   <root>/<model>/aliases.json              {"production": 3, ...}
+//   <root>/.store.lock                       flock(2)ed by writers (below)
 // Versions are positive integers; folders whose name is not one (temp
-// folders start with '.') are ignored. A version is published by writing
-// its file into a temp folder, fsyncing, and renaming the folder into place
-// (atomic: readers and other replicas see all of it or nothing; two
-// publishers of one number cannot both win). Aliases are written atomically.
+// folders start with ".tmp-") are ignored. A version is published by
+// writing its file into a temp folder, fsyncing, and renaming the folder
+// into place (atomic: readers and other replicas see all of it or nothing;
+// two publishers of one number cannot both win). Aliases are written into a
+// temp folder and renamed over aliases.json (atomic too).
+// Crashes: every writer (any process, any replica) holds a shared flock on
+// .store.lock while its temp entries exist; Scan() (the server's first one
+// runs at start) removes the temp entries left by writers that died, under
+// an exclusive flock it only tries for (a writer at work: the next Scan).
 // Model names must pass ValidateModelName before they reach this class.
 // Thread-safe: no in-memory state beyond the root path.
 #ifndef ANORAND_SERVER_MODEL_STORE_H_
@@ -25,6 +31,8 @@
 namespace anorand {
 
 inline constexpr char kModelFileName[] = "model.anorand";
+inline constexpr char kLockFileName[] = ".store.lock";
+inline constexpr char kTempPrefix[] = ".tmp-";
 
 class ModelStore {
  public:
@@ -39,7 +47,8 @@ class ModelStore {
     std::map<std::string, int64_t> aliases;
     std::string aliases_error;      // a broken aliases.json, reported not fatal
   };
-  // Every model folder with a valid name.
+  // Every model folder with a valid name. Also removes the temp entries of
+  // writers that died, when no writer is at work.
   std::map<std::string, Listing> Scan() const;
 
   std::string VersionFile(const std::string& model, int64_t version) const;

@@ -57,6 +57,12 @@ absl::Status JobManager::Start() {
         absl::StrCat("cannot create the jobs folder ", options_.jobs_dir, ": ", ec.message()));
   }
   for (fs::directory_iterator it(options_.jobs_dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->path().filename().string().find(".json.tmp.") != std::string::npos) {
+      // A record write killed midway; this folder is this server's own.
+      fs::remove(it->path(), ec);
+      ec.clear();
+      continue;
+    }
     if (it->path().extension() != ".json") continue;
     auto text = ReadFileBounded(it->path().string(), 16 << 20);
     if (!text.ok()) continue;

@@ -133,13 +133,24 @@ absl::StatusOr<int64_t> ModelManager::Import(const std::string& name, int64_t ve
   registry_->SetVersion(name, *published, std::move(entry));
   if (on_load_) on_load_(LoadEvent{name, *published, true, Since(start), ""});
   if (!alias.empty()) {
-    auto aliases = store_.ReadAliases(name);
-    std::map<std::string, int64_t> next = aliases.ok() ? *aliases : std::map<std::string, int64_t>{};
+    auto aliases = AliasesForUpdate(name);
+    if (!aliases.ok()) return aliases.status();
+    std::map<std::string, int64_t> next = *std::move(aliases);
     next[alias] = *published;
     if (absl::Status s = store_.WriteAliases(name, next); !s.ok()) return s;
     registry_->SetAliases(name, std::move(next));
   }
   return *published;
+}
+
+absl::StatusOr<std::map<std::string, int64_t>> ModelManager::AliasesForUpdate(
+    const std::string& name) const {
+  auto aliases = store_.ReadAliases(name);
+  if (aliases.ok()) return aliases;
+  // Rewriting it would silently drop every alias it holds.
+  return absl::FailedPreconditionError(absl::StrCat(
+      "the aliases file of model '", name, "' cannot be read (", aliases.status().message(),
+      "); fix or delete <model_dir>/", name, "/aliases.json, then retry"));
 }
 
 absl::Status ModelManager::CheckLoadBudget(const std::string& name, int64_t version,
@@ -260,8 +271,9 @@ absl::Status ModelManager::SetAlias(const std::string& name, const std::string& 
                                                       VersionStateName(v->state),
                                                       "; an alias must point at a ready version"));
   }
-  auto aliases = store_.ReadAliases(name);
-  std::map<std::string, int64_t> next = aliases.ok() ? *aliases : std::map<std::string, int64_t>{};
+  auto aliases = AliasesForUpdate(name);
+  if (!aliases.ok()) return aliases.status();
+  std::map<std::string, int64_t> next = *std::move(aliases);
   next[alias] = version;
   if (absl::Status s = store_.WriteAliases(name, next); !s.ok()) return s;
   registry_->SetAliases(name, std::move(next));
@@ -271,8 +283,9 @@ absl::Status ModelManager::SetAlias(const std::string& name, const std::string& 
 absl::Status ModelManager::RemoveAlias(const std::string& name, const std::string& alias) {
   if (absl::Status s = CheckKnownModel(name); !s.ok()) return s;
   std::lock_guard admin(admin_mu_);
-  auto aliases = store_.ReadAliases(name);
-  std::map<std::string, int64_t> next = aliases.ok() ? *aliases : std::map<std::string, int64_t>{};
+  auto aliases = AliasesForUpdate(name);
+  if (!aliases.ok()) return aliases.status();
+  std::map<std::string, int64_t> next = *std::move(aliases);
   if (!next.erase(alias)) {
     return absl::NotFoundError(absl::StrCat("model '", name, "' has no alias '", alias, "'"));
   }

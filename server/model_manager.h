@@ -79,6 +79,9 @@ class ModelManager {
  private:
   void LoadFromStore(const std::string& name, int64_t version);
   absl::Status CheckKnownModel(const std::string& name) const;
+  // The aliases to change, or FAILED_PRECONDITION when aliases.json cannot be
+  // read (a hand-edited or damaged file is not overwritten).
+  absl::StatusOr<std::map<std::string, int64_t>> AliasesForUpdate(const std::string& name) const;
   // Under admin_mu_: would `bytes` more for name/version stay within the cap?
   absl::Status CheckLoadBudget(const std::string& name, int64_t version, int64_t bytes) const;
 

@@ -8,6 +8,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/server/server_env.h"
+#include "tests/support/subprocess.h"
 
 namespace anorand::testing {
 namespace {
@@ -299,6 +300,32 @@ TEST_F(ModelsTest, LoadedModelBytesAreCapped) {
   EXPECT_THAT(info.versions(2).error(), HasSubstr("--max_loaded_model_bytes"));
   ASSERT_TRUE(Score(env, "", &v).ok());
   EXPECT_EQ(v, 2);
+}
+
+// A damaged aliases.json is not overwritten (that would drop every alias in
+// it): alias changes are refused until it is fixed; the version still serves.
+TEST_F(ModelsTest, DamagedAliasesFileIsNotOverwritten) {
+  ServerOptions o;
+  o.poll_seconds = 0;
+  ServerEnv env(o);
+  ASSERT_TRUE(env.Import("m", *m1_, 0, "production").ok());
+  const std::string path = env.model_dir() + "/m/aliases.json";
+  std::ofstream(path, std::ios::trunc) << "{\"production\": 1, \"canary\": ";
+  grpc::ClientContext ctx;
+  v1::SetAliasRequest req;
+  req.set_model_name("m");
+  req.set_alias("shadow");
+  req.set_version(1);
+  v1::ModelInfo info;
+  grpc::Status s = env.models()->SetAlias(&ctx, req, &info);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(s.error_message(), HasSubstr("aliases.json"));
+  EXPECT_EQ(ReadWholeFile(path), "{\"production\": 1, \"canary\": ");
+  s = env.Import("m", *m2_, 0, "canary");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  int64_t v = 0;
+  ASSERT_TRUE(Score(env, "production", &v).ok());
+  EXPECT_EQ(v, 1);
 }
 
 TEST_F(ModelsTest, TokenIsRequiredWhenConfigured) {

@@ -36,7 +36,7 @@ absl::StatusOr<File> Open(const std::string& flag, const std::string& path) {
   return f;
 }
 
-// Reads every certificate of a PEM file; at least one is required.
+// The first certificate of a PEM file (at least one is required).
 absl::StatusOr<Cert> FirstCert(const std::string& flag, const std::string& path) {
   auto f = Open(flag, path);
   if (!f.ok()) return f.status();

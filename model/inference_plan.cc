@@ -31,6 +31,23 @@ InferencePlan::~InferencePlan() = default;
 
 namespace {
 
+// Sets the calling thread's OpenMP thread count to 1 for its lifetime and
+// restores it after (the setting is per thread and cheap to change).
+class OneOmpThread {
+ public:
+  OneOmpThread() : saved_(omp_get_max_threads()) {
+    if (saved_ != 1) omp_set_num_threads(1);
+  }
+  ~OneOmpThread() {
+    if (saved_ != 1) omp_set_num_threads(saved_);
+  }
+  OneOmpThread(const OneOmpThread&) = delete;
+  OneOmpThread& operator=(const OneOmpThread&) = delete;
+
+ private:
+  const int saved_;
+};
+
 struct Folded {
   std::vector<float> w, b;  // out x in, out
   int in = 0, out = 0;
@@ -78,11 +95,7 @@ absl::StatusOr<std::unique_ptr<InferencePlan>> InferencePlan::Compile(const v1::
   // execution. A plan runs one thread per call (requests run in parallel
   // instead; a fork/join per layer cost a one-record request 10x), so its
   // primitives are created with one thread, whichever thread compiles.
-  struct OneThread {
-    int saved = omp_get_max_threads();
-    OneThread() { omp_set_num_threads(1); }
-    ~OneThread() { omp_set_num_threads(saved); }
-  } one_thread;
+  OneOmpThread one_thread;
   static std::atomic<uint64_t> next_id{1};
   std::unique_ptr<InferencePlan> plan(new InferencePlan());
   plan->id_ = next_id.fetch_add(1);
@@ -284,6 +297,13 @@ void InferencePlan::RunChunk(const float* x, int cls, float* y_hat, float* x_hat
 }
 
 absl::Status InferencePlan::Run(const float* x, int64_t rows, float* y_hat, float* x_hat) const {
+  // Creating the primitives with one thread is not enough: oneDNN's matmul
+  // also reads the caller's OpenMP setting when it executes, and forked
+  // every layer onto all cores from a server thread (the default is one
+  // thread per core). In the server, a fork/join per layer per request, with
+  // requests already running in parallel, cost a StreamScore of 256 records
+  // about half of its CPU in thread wake-ups (docs/PERFORMANCE.md).
+  OneOmpThread one_thread;
   try {
     ThreadState& state = StateForThisThread();
     for (int64_t start = 0; start < rows; start += kTileRows) {

@@ -36,6 +36,21 @@ ABSL_FLAG(double, stream_idle_seconds, 600,
 ABSL_FLAG(int64_t, max_loaded_model_bytes, 0,
           "Cap on the total model-file bytes of loaded versions; a load or import past it fails "
           "with RESOURCE_EXHAUSTED and the versions serving are kept. 0 = no cap.");
+ABSL_FLAG(bool, enable_batching, false,
+          "Dynamic batching of unary Score requests: requests for the same model version "
+          "that wait at the same time share one forward pass (StreamScore messages are "
+          "batches already).");
+ABSL_FLAG(int64_t, batch_max_records, 256,
+          "With --enable_batching: most records merged into one forward pass.");
+ABSL_FLAG(int64_t, batch_max_delay_us, 0,
+          "With --enable_batching: how long a forward pass waits after its oldest request for "
+          "more to arrive. 0 = never wait: merge only requests that queued while every slot "
+          "was busy (no added latency).");
+ABSL_FLAG(int64_t, batch_max_queued_records, 65536,
+          "With --enable_batching: most records waiting for a forward pass, all models "
+          "together; beyond it requests get RESOURCE_EXHAUSTED.");
+ABSL_FLAG(int32_t, batch_max_parallel, 0,
+          "With --enable_batching: forward passes at once per model version. 0 = one per core.");
 ABSL_FLAG(std::string, require_models, "",
           "Comma-separated model names that must have a ready version before the Scoring "
           "service reports SERVING on grpc.health.v1.");
@@ -102,6 +117,11 @@ int main(int argc, char** argv) {
   o.drain_seconds = absl::GetFlag(FLAGS_drain_seconds);
   o.stream_idle_seconds = absl::GetFlag(FLAGS_stream_idle_seconds);
   o.max_loaded_model_bytes = absl::GetFlag(FLAGS_max_loaded_model_bytes);
+  o.enable_batching = absl::GetFlag(FLAGS_enable_batching);
+  o.batching.max_records = absl::GetFlag(FLAGS_batch_max_records);
+  o.batching.max_delay_us = absl::GetFlag(FLAGS_batch_max_delay_us);
+  o.batching.max_queued_records = absl::GetFlag(FLAGS_batch_max_queued_records);
+  o.batching.max_parallel = absl::GetFlag(FLAGS_batch_max_parallel);
   for (absl::string_view name :
        absl::StrSplit(absl::GetFlag(FLAGS_require_models), ',', absl::SkipWhitespace())) {
     o.required_models.emplace_back(name);

@@ -280,7 +280,14 @@ Metrics::Metrics(const Registry* models)
                          .Name("anorand_stream_active")
                          .Help("StreamScore streams open.")
                          .Register(*registry_)
-                         .Add({})) {
+                         .Add({})),
+      batched_requests_(prometheus::BuildHistogram()
+                            .Name("anorand_batched_requests")
+                            .Help("Score requests served by one forward pass of the dynamic "
+                                  "batcher (--enable_batching).")
+                            .Register(*registry_)
+                            .Add({}, prometheus::Histogram::BucketBoundaries{
+                                         1, 2, 4, 8, 16, 32, 64, 128, 256, 1024})) {
   for (const char* s : kJobStates) training_jobs_.Add({{"state", s}});
   for (const char* s : kTerminalJobStates) {
     training_job_seconds_.Add({{"state", s}}, TrainingBuckets());
@@ -411,6 +418,10 @@ void Metrics::ObserveLatency(ScoreMethod method, const std::string& model, doubl
 }
 
 void Metrics::OnStreamChange(int delta) { stream_active_.Increment(delta); }
+
+void Metrics::OnBatchedPass(int requests) {
+  batched_requests_.Observe(static_cast<double>(requests));
+}
 
 void Metrics::OnLoad(const LoadEvent& e) {
   // Created at 0 on the first load so that increase() sees the first failure.

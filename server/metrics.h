@@ -76,6 +76,9 @@ class Metrics {
   void OnScore(ScoreMethod method, const ScoreEvent& event);
   void ObserveLatency(ScoreMethod method, const std::string& model, double seconds);
   void OnStreamChange(int delta);
+  // One forward pass of the dynamic batcher and how many requests it
+  // served (batcher.h).
+  void OnBatchedPass(int requests);
 
   // Model loading.
   void OnLoad(const LoadEvent& event);
@@ -140,6 +143,7 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>& training_job_seconds_;
   prometheus::Gauge& training_queue_depth_;
   prometheus::Gauge& stream_active_;
+  prometheus::Histogram& batched_requests_;
 
   mutable std::shared_mutex series_mu_;
   std::unordered_map<std::string, std::unique_ptr<ModelSeries>> series_;  // guarded by series_mu_

@@ -1,25 +1,72 @@
 #include "server/score_handler.h"
 
+#include <cmath>
+#include <cstring>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "server/names.h"
 
 namespace anorand {
+namespace {
+
+// Model name, version, request id and threshold: every response has them.
+void FillHeader(const v1::ScoreRequest& request, const PreparedScore& prepared,
+                v1::ScoreResponse* response) {
+  response->set_model_name(request.model().name());
+  response->set_model_version(prepared.handle.version);
+  response->set_request_id(request.request_id());
+  response->set_threshold(prepared.handle.model->score_stats().threshold());
+}
+
+float* Resized(google::protobuf::RepeatedField<float>* field, int64_t rows) {
+  field->Resize(static_cast<int>(rows), 0.0f);
+  return field->mutable_data();
+}
+
+// is_anomaly and ids, after the forward pass; returns the anomaly count.
+int64_t FillFlags(const v1::ScoreRequest& request, const bool* flags, int64_t rows,
+                  v1::ScoreResponse* response) {
+  response->mutable_is_anomaly()->Reserve(static_cast<int>(rows));
+  int64_t anomalies = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    response->add_is_anomaly(flags[r]);
+    anomalies += flags[r];
+  }
+  *response->mutable_ids() = request.batch().ids();
+  return anomalies;
+}
+
+bool AllFinite(const v1::ScoreRequest& request) {
+  bool finite = true;
+  for (float v : request.batch().values()) finite &= std::isfinite(v);
+  return finite;
+}
+
+}  // namespace
 
 absl::Status ScoreHandler::Score(const v1::ScoreRequest& request,
                                  v1::ScoreResponse* response) const {
   ScoreEvent event;
   event.model = &request.model().name();
-  absl::Status s = ScoreImpl(request, response, &event);
-  event.code = s.code();
-  if (s.ok()) event.response = response;
-  if (observer_) observer_(event);
+  absl::Status s;
+  auto prepared = Prepare(request, &event);
+  s = prepared.ok() ? Run(request, *prepared, response, &event) : prepared.status();
+  Observe(&event, s, response);
   return s;
 }
 
-absl::Status ScoreHandler::ScoreImpl(const v1::ScoreRequest& request,
-                                     v1::ScoreResponse* response, ScoreEvent* event) const {
+void ScoreHandler::Observe(ScoreEvent* event, const absl::Status& status,
+                           const v1::ScoreResponse* response) const {
+  if (!observer_) return;
+  event->code = status.code();
+  event->response = status.ok() ? response : nullptr;
+  observer_(*event);
+}
+
+absl::StatusOr<PreparedScore> ScoreHandler::Prepare(const v1::ScoreRequest& request,
+                                                    ScoreEvent* event) const {
+  event->model = &request.model().name();
   const v1::ModelSpec& spec = request.model();
   if (absl::Status s = ValidateModelName(spec.name()); !s.ok()) return s;
   if (spec.version() < 0) {
@@ -74,40 +121,87 @@ absl::Status ScoreHandler::ScoreImpl(const v1::ScoreRequest& request,
         "the response would be about ", response_bytes, " bytes, over the limit of ",
         limits_.max_message_bytes, " (--max_message_bytes): send fewer records per batch"));
   }
+  PreparedScore prepared;
+  prepared.handle = *std::move(handle);
+  prepared.rows = rows;
+  return prepared;
+}
 
-  response->set_model_name(spec.name());
-  response->set_model_version(handle->version);
-  response->set_request_id(request.request_id());
-  response->set_threshold(model.score_stats().threshold());
-  auto resize = [rows](google::protobuf::RepeatedField<float>* field) {
-    field->Resize(static_cast<int>(rows), 0.0f);
-    return field->mutable_data();
-  };
+absl::Status ScoreHandler::Run(const v1::ScoreRequest& request, const PreparedScore& prepared,
+                               v1::ScoreResponse* response, ScoreEvent* event) const {
+  const int64_t rows = prepared.rows;
+  FillHeader(request, prepared, response);
   std::unique_ptr<bool[]> flags(new bool[rows]);
   ScoreOutputs out;
-  out.score = resize(response->mutable_scores());
-  out.noise_probability = resize(response->mutable_noise_probability());
-  out.reconstruction_probability = resize(response->mutable_reconstruction_probability());
-  out.reconstruction_error = resize(response->mutable_reconstruction_error());
+  out.score = Resized(response->mutable_scores(), rows);
+  out.noise_probability = Resized(response->mutable_noise_probability(), rows);
+  out.reconstruction_probability = Resized(response->mutable_reconstruction_probability(), rows);
+  out.reconstruction_error = Resized(response->mutable_reconstruction_error(), rows);
   out.is_anomaly = flags.get();
   if (request.explain()) {
-    response->mutable_contributions()->Resize(static_cast<int>(rows * f), 0.0f);
-    out.contributions = response->mutable_contributions()->mutable_data();
+    out.contributions =
+        Resized(response->mutable_contributions(), rows * request.batch().num_features());
   }
-  if (absl::Status s = model.Score(batch.values().data(), rows, out); !s.ok()) {
+  if (absl::Status s = prepared.handle.model->Score(request.batch().values().data(), rows, out);
+      !s.ok()) {
     response->Clear();
     return s;
   }
-  response->mutable_is_anomaly()->Reserve(static_cast<int>(rows));
-  int64_t anomalies = 0;
-  for (int64_t r = 0; r < rows; ++r) {
-    response->add_is_anomaly(flags[r]);
-    anomalies += flags[r];
-  }
-  *response->mutable_ids() = batch.ids();
+  event->anomalies = FillFlags(request, flags.get(), rows, response);
   event->records = rows;
-  event->anomalies = anomalies;
   return absl::OkStatus();
+}
+
+void ScoreHandler::ScoreTogether(const std::vector<ScoreItem*>& items) const {
+  std::vector<ScoreItem*> together;
+  together.reserve(items.size());
+  int64_t total = 0;
+  for (ScoreItem* item : items) {
+    if (items.size() == 1 || !AllFinite(*item->request)) {
+      item->status = Run(*item->request, item->prepared, item->response, &item->event);
+    } else {
+      together.push_back(item);
+      total += item->prepared.rows;
+    }
+  }
+  if (together.empty()) return;
+  const CompiledModel& model = *together.front()->prepared.handle.model;
+  const int64_t f = model.input_features();
+  // One buffer: the records, then the four outputs; flags beside it.
+  std::vector<float> buf(static_cast<size_t>(total) * (f + 4));
+  float* x = buf.data();
+  float* cursor = x;
+  for (const ScoreItem* item : together) {
+    const auto& values = item->request->batch().values();
+    std::memcpy(cursor, values.data(), sizeof(float) * values.size());
+    cursor += values.size();
+  }
+  std::unique_ptr<bool[]> flags(new bool[total]);
+  ScoreOutputs out;
+  out.score = x + total * f;
+  out.noise_probability = out.score + total;
+  out.reconstruction_probability = out.noise_probability + total;
+  out.reconstruction_error = out.reconstruction_probability + total;
+  out.is_anomaly = flags.get();
+  const absl::Status s = model.Score(x, total, out);
+  int64_t at = 0;
+  for (ScoreItem* item : together) {
+    item->status = s;
+    if (!s.ok()) continue;
+    const int64_t rows = item->prepared.rows;
+    v1::ScoreResponse* response = item->response;
+    FillHeader(*item->request, item->prepared, response);
+    auto copy = [&](const float* from, google::protobuf::RepeatedField<float>* to) {
+      std::memcpy(Resized(to, rows), from + at, sizeof(float) * rows);
+    };
+    copy(out.score, response->mutable_scores());
+    copy(out.noise_probability, response->mutable_noise_probability());
+    copy(out.reconstruction_probability, response->mutable_reconstruction_probability());
+    copy(out.reconstruction_error, response->mutable_reconstruction_error());
+    item->event.anomalies = FillFlags(*item->request, flags.get() + at, rows, response);
+    item->event.records = rows;
+    at += rows;
+  }
 }
 
 }  // namespace anorand

@@ -10,8 +10,10 @@
 
 #include <cstdint>
 #include <functional>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "anorand/v1/scoring.pb.h"
 #include "server/registry.h"
 
@@ -34,6 +36,22 @@ struct ScoreEvent {
   const v1::ScoreResponse* response = nullptr;  // set when ok
 };
 
+// A request that passed validation, with its model resolved (the handle
+// keeps that version alive until the request is answered).
+struct PreparedScore {
+  ModelHandle handle;
+  int64_t rows = 0;
+};
+
+// One request of a forward pass shared by several (ScoreTogether).
+struct ScoreItem {
+  const v1::ScoreRequest* request = nullptr;
+  v1::ScoreResponse* response = nullptr;
+  PreparedScore prepared;
+  ScoreEvent event;
+  absl::Status status;  // set by ScoreTogether
+};
+
 class ScoreHandler {
  public:
   ScoreHandler(const Registry* registry, ScoreLimits limits)
@@ -41,12 +59,28 @@ class ScoreHandler {
 
   void set_observer(std::function<void(const ScoreEvent&)> f) { observer_ = std::move(f); }
 
+  // Prepare + Run + Observe: one request, one forward pass.
   absl::Status Score(const v1::ScoreRequest& request, v1::ScoreResponse* response) const;
 
- private:
-  absl::Status ScoreImpl(const v1::ScoreRequest& request, v1::ScoreResponse* response,
-                         ScoreEvent* event) const;
+  // The steps of Score, for the dynamic batcher (batcher.h). Prepare
+  // validates every field and resolves the model (setting event->version
+  // and known_model); it does not look at the values themselves.
+  absl::StatusOr<PreparedScore> Prepare(const v1::ScoreRequest& request,
+                                        ScoreEvent* event) const;
+  // Scores one prepared request in its own forward pass.
+  absl::Status Run(const v1::ScoreRequest& request, const PreparedScore& prepared,
+                   v1::ScoreResponse* response, ScoreEvent* event) const;
+  // Scores prepared requests of one model version, none with explain, in
+  // one forward pass over their records laid end to end, and fills each
+  // item's response, status and event. An item with a NaN or infinite
+  // value is scored alone, so its error names its own row and column and
+  // the others are not affected.
+  void ScoreTogether(const std::vector<ScoreItem*>& items) const;
+  // Reports a finished request to the observer (metrics).
+  void Observe(ScoreEvent* event, const absl::Status& status,
+               const v1::ScoreResponse* response) const;
 
+ private:
   const Registry* registry_;
   ScoreLimits limits_;
   std::function<void(const ScoreEvent&)> observer_;

@@ -46,7 +46,28 @@ grpc::ServerUnaryReactor* ScoringService::Score(grpc::CallbackServerContext* con
                                  "the call more time"));
     return reactor;
   }
-  reactor->Finish(ToGrpcStatus(Handle(ScoreMethod::kScore, *request, response)));
+  if (batcher_ == nullptr) {
+    reactor->Finish(ToGrpcStatus(Handle(ScoreMethod::kScore, *request, response)));
+    return reactor;
+  }
+  // The call's deadline on the batcher's clock (none: never).
+  auto deadline = DynamicBatcher::Clock::time_point::max();
+  if (context->deadline() != std::chrono::system_clock::time_point::max()) {
+    deadline = DynamicBatcher::Clock::now() +
+               std::chrono::duration_cast<DynamicBatcher::Clock::duration>(
+                   context->deadline() - std::chrono::system_clock::now());
+  }
+  const auto start = std::chrono::steady_clock::now();
+  batcher_->Submit(request, response, deadline,
+                   [this, reactor, request, start](const absl::Status& s) {
+                     if (on_scored_) {
+                       on_scored_(ScoreMethod::kScore, *request,
+                                  std::chrono::duration<double>(
+                                      std::chrono::steady_clock::now() - start)
+                                      .count());
+                     }
+                     reactor->Finish(ToGrpcStatus(s));
+                   });
   return reactor;
 }
 

@@ -24,6 +24,7 @@
 
 #include "anorand/v1/scoring.grpc.pb.h"
 #include "server/auth.h"
+#include "server/batcher.h"
 #include "server/score_handler.h"
 
 namespace anorand {
@@ -44,6 +45,10 @@ class ScoringService final : public v1::Scoring::CallbackService {
   // Close streams idle this long (0 = never). Call before serving; starts
   // the thread that watches them.
   void set_stream_idle_seconds(double seconds);
+
+  // Score requests go through this dynamic batcher (batcher.h); null (the
+  // default) scores each on its own. Set before serving.
+  void set_batcher(DynamicBatcher* batcher) { batcher_ = batcher; }
 
   // Require the bearer token on scoring too (--require_token_for_scoring);
   // null (the default) leaves scoring open. Set before serving.
@@ -75,6 +80,7 @@ class ScoringService final : public v1::Scoring::CallbackService {
   const int max_streams_;
   std::atomic<int> active_streams_{0};
   const TokenAuth* auth_ = nullptr;
+  DynamicBatcher* batcher_ = nullptr;
   std::function<void(int)> on_stream_change_;
   std::function<void(ScoreMethod, const v1::ScoreRequest&, double)> on_scored_;
 

@@ -31,6 +31,7 @@ class ServerImpl final : public AnorandServer {
         manager_(ModelStore(o.model_dir), &registry_),
         handler_(&registry_, ScoreLimits{o.max_batch_records, o.max_message_bytes}),
         stream_handler_(&registry_, ScoreLimits{o.max_batch_records, o.max_message_bytes}),
+        batcher_(&handler_, o.batching),
         scoring_(&handler_, o.max_streams, &stream_handler_),
         models_(&manager_, &auth_, o.max_upload_bytes),
         jobs_(&manager_, JobOptions{o.jobs_dir.empty() ? o.model_dir + "/.jobs" : o.jobs_dir,
@@ -46,6 +47,7 @@ class ServerImpl final : public AnorandServer {
   absl::Status Init() {
     if (!options_.metrics_address.empty()) InitMetrics();
     if (options_.require_token_for_scoring) scoring_.set_auth(&auth_);
+    if (options_.enable_batching) scoring_.set_batcher(&batcher_);
     scoring_.set_stream_idle_seconds(options_.stream_idle_seconds);
     manager_.set_max_loaded_bytes(options_.max_loaded_model_bytes);
     manager_.set_on_load([this](const LoadEvent& e) {
@@ -130,6 +132,7 @@ class ServerImpl final : public AnorandServer {
       m->ObserveLatency(method, r.model().name(), seconds);
     });
     scoring_.set_on_stream_change([m](int delta) { m->OnStreamChange(delta); });
+    batcher_.set_on_pass([m](int requests, int64_t) { m->OnBatchedPass(requests); });
     JobEvents job_events;
     job_events.on_counts = [m](const std::map<v1::JobState, int>& counts, int depth) {
       m->OnTrainingCounts(counts, depth);
@@ -161,6 +164,7 @@ class ServerImpl final : public AnorandServer {
   ModelManager manager_;
   ScoreHandler handler_;         // Score
   ScoreHandler stream_handler_;  // StreamScore
+  DynamicBatcher batcher_;       // Score, when --enable_batching
   ScoringService scoring_;
   ModelsService models_;
   JobManager jobs_;
@@ -209,6 +213,7 @@ absl::Status ValidateServerOptions(const ServerOptions& o) {
                  "empty = no metrics");
     }
   }
+  if (absl::Status s = ValidateBatchingOptions(o.batching); !s.ok()) return s;
   return ValidateTlsOptions(o.tls);
 }
 

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "server/batcher.h"
 #include "server/tls.h"
 
 namespace anorand {
@@ -32,6 +33,9 @@ struct ServerOptions {
   double stream_idle_seconds = 600;
   // Cap on the model-file bytes of loaded versions (0 = no cap).
   int64_t max_loaded_model_bytes = 0;
+  // Dynamic batching of unary Score requests (batcher.h); off by default.
+  bool enable_batching = false;
+  BatchingOptions batching;
   std::vector<std::string> required_models;
   std::string auth_token;
   bool require_token_for_scoring = false;  // scoring needs the token too

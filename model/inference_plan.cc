@@ -212,40 +212,54 @@ absl::StatusOr<std::unique_ptr<InferencePlan>> InferencePlan::Compile(const v1::
   return plan;
 }
 
-// Per thread and plan: the stream, the activation arena, the scratchpad,
-// and for the fixed shape classes the argument maps of every op.
-struct InferencePlan::ThreadState {
-  dnnl::stream stream{CpuEngine()};
+// Per thread, shared by every plan the thread runs (one Run at a time per
+// thread): the activation arena, the scratchpad and the padding buffers,
+// grown to the largest plan seen. Keeping them per plan made a thread that
+// serves many plans (several ensembles, several versions) either hold
+// ~0.5 MB per plan or re-create its state on every call.
+struct ThreadBuffers {
   std::vector<float> arena;
   std::vector<uint8_t> scratch;
+  std::vector<float> pad_x, pad_yhat, pad_xhat;  // a remainder padded to its class
+};
+
+ThreadBuffers& BuffersForThisThread() {
+  thread_local ThreadBuffers buffers;
+  return buffers;
+}
+
+template <typename T>
+void GrowTo(std::vector<T>* v, size_t n) {
+  if (v->size() < n) v->resize(n);
+}
+
+// Per thread and plan: the stream and, for the fixed shape classes, the
+// argument maps of every op (their data handles are set per call).
+struct InferencePlan::ThreadState {
+  dnnl::stream stream{CpuEngine()};
   memory scratch_mem;
   struct Bound {
     std::unordered_map<int, memory> args;
     memory src, dst;
   };
   std::vector<Bound> bound[kNumClasses];  // per class, per op
-  std::vector<float> pad_x, pad_yhat, pad_xhat;  // a remainder padded to its class
 };
 
 InferencePlan::ThreadState& InferencePlan::StateForThisThread() const {
-  // A few plans per thread at most in practice (the versions being served);
-  // the oldest entry goes when a ninth plan shows up.
+  // The plans a thread has run, most recent last; the least recently used
+  // goes when a 65th shows up (a few KB each).
   thread_local std::vector<std::pair<uint64_t, std::unique_ptr<ThreadState>>> cache;
-  for (auto& [id, state] : cache)
-    if (id == id_) return *state;
-  if (cache.size() >= 8) cache.erase(cache.begin());
+  for (size_t i = 0; i < cache.size(); ++i) {
+    if (cache[i].first != id_) continue;
+    if (i + 1 != cache.size()) std::swap(cache[i], cache.back());
+    return *cache.back().second;
+  }
+  if (cache.size() >= 64) cache.erase(cache.begin());
   auto state = std::make_unique<ThreadState>();
-  int64_t per_row = 0;
-  for (int w : buffer_widths_) per_row += w;
-  state->arena.resize(static_cast<size_t>(kTileRows) * per_row);
-  state->scratch.resize(std::max<size_t>(scratch_bytes_, 1));
   auto& eng = CpuEngine();
-  state->scratch_mem = memory({{static_cast<int64_t>(state->scratch.size())}, memory::data_type::u8,
-                               memory::format_tag::a},
-                              eng, state->scratch.data());
-  state->pad_x.resize(static_cast<size_t>(kTileRows) * d_);
-  state->pad_xhat.resize(static_cast<size_t>(kTileRows) * d_);
-  state->pad_yhat.resize(kTileRows);
+  state->scratch_mem = memory({{static_cast<int64_t>(std::max<size_t>(scratch_bytes_, 1))},
+                               memory::data_type::u8, memory::format_tag::a},
+                              eng, static_cast<void*>(nullptr));
   for (int cls = 0; cls < kNumClasses; ++cls) {
     const int64_t m = kClassRows[cls];
     for (const Op& op : ops_) {
@@ -279,8 +293,9 @@ void InferencePlan::RunChunk(const float* x, int cls, float* y_hat, float* x_hat
     p = many.data();
   }
   size_t used = 0;
+  float* arena = BuffersForThisThread().arena.data();
   for (size_t b = 0; b < buffer_widths_.size(); ++b) {
-    p[b] = state.arena.data() + used;
+    p[b] = arena + used;
     used += static_cast<size_t>(rows) * buffer_widths_[b];
   }
   p[0] = const_cast<float*>(x);
@@ -306,6 +321,15 @@ absl::Status InferencePlan::Run(const float* x, int64_t rows, float* y_hat, floa
   OneOmpThread one_thread;
   try {
     ThreadState& state = StateForThisThread();
+    ThreadBuffers& buf = BuffersForThisThread();
+    int64_t per_row = 0;
+    for (int w : buffer_widths_) per_row += w;
+    GrowTo(&buf.arena, static_cast<size_t>(kTileRows) * per_row);
+    GrowTo(&buf.scratch, std::max<size_t>(scratch_bytes_, 1));
+    GrowTo(&buf.pad_x, static_cast<size_t>(kTileRows) * d_);
+    GrowTo(&buf.pad_xhat, static_cast<size_t>(kTileRows) * d_);
+    GrowTo(&buf.pad_yhat, static_cast<size_t>(kTileRows));
+    state.scratch_mem.set_data_handle(buf.scratch.data());
     for (int64_t start = 0; start < rows; start += kTileRows) {
       const int m = static_cast<int>(std::min<int64_t>(kTileRows, rows - start));
       int cls = 0;
@@ -316,11 +340,11 @@ absl::Status InferencePlan::Run(const float* x, int64_t rows, float* y_hat, floa
         continue;
       }
       const size_t n = static_cast<size_t>(m) * d_;
-      std::copy(xs, xs + n, state.pad_x.begin());
-      std::fill(state.pad_x.begin() + n, state.pad_x.begin() + kClassRows[cls] * d_, 0.0f);
-      RunChunk(state.pad_x.data(), cls, state.pad_yhat.data(), state.pad_xhat.data(), state);
-      std::copy(state.pad_yhat.begin(), state.pad_yhat.begin() + m, y_hat + start);
-      std::copy(state.pad_xhat.begin(), state.pad_xhat.begin() + n, x_hat + start * d_);
+      std::copy(xs, xs + n, buf.pad_x.begin());
+      std::fill(buf.pad_x.begin() + n, buf.pad_x.begin() + kClassRows[cls] * d_, 0.0f);
+      RunChunk(buf.pad_x.data(), cls, buf.pad_yhat.data(), buf.pad_xhat.data(), state);
+      std::copy(buf.pad_yhat.begin(), buf.pad_yhat.begin() + m, y_hat + start);
+      std::copy(buf.pad_xhat.begin(), buf.pad_xhat.begin() + n, x_hat + start * d_);
     }
   } catch (const dnnl::error& e) {
     return absl::InternalError(absl::StrCat("oneDNN forward pass failed: ", e.what()));

@@ -57,5 +57,66 @@ TEST(InferencePlanTest, ScoringStartsNoOpenMpThreadsAndKeepsTheCallersSetting) {
   EXPECT_EQ(setting_after, 4);
 }
 
+// One thread serving many plans of different widths, in turn, more of them
+// than its per-thread cache keeps: every call gives the scores each model
+// gives on a thread of its own.
+TEST(InferencePlanTest, AThreadServingManyPlansInTurnScoresEachAsAlone) {
+  std::vector<std::shared_ptr<const CompiledModel>> models;
+  std::vector<v1::ModelFile> files;
+  std::vector<Dataset> data;
+  for (int cols : {3, 41, 7}) {
+    Dataset d = DemoData(300, cols, cols);
+    v1::TrainingParams p;
+    p.set_max_epochs(1);
+    p.set_min_steps(0);
+    p.set_ensemble_size(1);
+    auto m = TrainModel(d, p);
+    ASSERT_TRUE(m.ok()) << m.status().message();
+    files.push_back(*m);
+    auto c = CompiledModel::Create(*m);
+    ASSERT_TRUE(c.ok()) << c.status().message();
+    models.push_back(*c);
+    data.push_back(std::move(d));
+  }
+  auto score = [&](size_t i, int64_t rows) {
+    std::vector<float> s(rows);
+    ScoreOutputs out;
+    out.score = s.data();
+    EXPECT_TRUE(models[i]->Score(data[i].x.data(), rows, out).ok());
+    return s;
+  };
+  std::vector<std::vector<float>> alone;
+  for (size_t i = 0; i < models.size(); ++i) {
+    std::thread t([&] { alone.push_back(score(i, 300)); });
+    t.join();
+  }
+  // 3 models x 30 copies = 90 plans (compiled again: each its own plan).
+  std::vector<std::shared_ptr<const CompiledModel>> copies;
+  std::vector<size_t> of;
+  for (int k = 0; k < 30; ++k) {
+    for (size_t i = 0; i < models.size(); ++i) {
+      auto c = CompiledModel::Create(files[i]);
+      ASSERT_TRUE(c.ok());
+      copies.push_back(*c);
+      of.push_back(i);
+    }
+  }
+  std::thread serving([&] {
+    for (int round = 0; round < 2; ++round) {
+      for (size_t j = 0; j < copies.size(); ++j) {
+        const size_t i = of[j];
+        for (int64_t rows : {1, 300}) {
+          std::vector<float> s(rows);
+          ScoreOutputs out;
+          out.score = s.data();
+          ASSERT_TRUE(copies[j]->Score(data[i].x.data(), rows, out).ok());
+          for (int64_t r = 0; r < rows; ++r) ASSERT_FLOAT_EQ(s[r], alone[i][r]) << j << " " << r;
+        }
+      }
+    }
+  });
+  serving.join();
+}
+
 }  // namespace
 }  // namespace anorand::testing

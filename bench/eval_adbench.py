@@ -66,6 +66,11 @@ def main():
             "dataset": name, "auc_roc": r["auc_roc"], "auc_pr": r["auc_pr"],
             "auc_roc_noise": sum(s["auc_roc_noise"] for s in seeds) / len(seeds),
             "auc_roc_reconstruction": sum(s["auc_roc_reconstruction"] for s in seeds) / len(seeds),
+            # Each block's AUC-PR alone, when this anorand reports it.
+            "auc_pr_noise": (sum(s["auc_pr_noise"] for s in seeds) / len(seeds)
+                             if all("auc_pr_noise" in s for s in seeds) else None),
+            "auc_pr_reconstruction": (sum(s["auc_pr_reconstruction"] for s in seeds) / len(seeds)
+                                      if all("auc_pr_reconstruction" in s for s in seeds) else None),
             "fit_seconds": sum(s["fit_seconds"] for s in seeds) / len(seeds),
         })
         print(f"{name}: auc_roc {r['auc_roc']:.4f} auc_pr {r['auc_pr']:.4f}", file=sys.stderr)
@@ -87,6 +92,17 @@ def main():
           f"{sum(IFOREST[r['dataset']] for r in known) / max(len(known), 1):.2f} | "
           f"{sum(ECOD[r['dataset']] for r in known) / max(len(known), 1):.2f} | "
           f"{sum(IFOREST_PR[r['dataset']] for r in known) / max(len(known), 1):.2f} |")
+    if all(r["auc_pr_noise"] is not None for r in rows):
+        print("\nEach block alone, AUC-PR:\n")
+        print("| dataset | ND alone PR | AE alone PR | IForest PR |")
+        print("|---|---|---|---|")
+        for r in rows:
+            n = r["dataset"]
+            print(f"| {n} | {100 * r['auc_pr_noise']:.2f} | {100 * r['auc_pr_reconstruction']:.2f} | "
+                  f"{IFOREST_PR.get(n, float('nan')):.2f} |")
+        print(f"| **mean** | {100 * mean('auc_pr_noise'):.2f} | "
+              f"{100 * mean('auc_pr_reconstruction'):.2f} | "
+              f"{sum(IFOREST_PR[r['dataset']] for r in known) / max(len(known), 1):.2f} |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"label": args.label, "params": args.param, "seeds": args.seeds,

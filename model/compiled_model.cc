@@ -40,6 +40,9 @@ absl::StatusOr<std::shared_ptr<const CompiledModel>> CompiledModel::Create(v1::M
     m->stats_.push_back(&member.score_stats());
     m->norms_.push_back(member.has_normalizer() ? &member.normalizer() : nullptr);
   }
+  if (m->stats_.size() > 1 && m->stats_[0]->member_weight() > 0) {
+    for (const v1::ScoreStats* s : m->stats_) m->weights_.push_back(s->member_weight());
+  }
   return std::shared_ptr<const CompiledModel>(std::move(m));
 }
 
@@ -79,7 +82,8 @@ absl::Status CompiledModel::Score(const float* x, int64_t rows, const ScoreOutpu
     return absl::OkStatus();
   }
   // Ensemble (calibrated rule only, ValidateModel checks): the mean of the
-  // members' surprisals; the block outputs reported are member means.
+  // members' surprisals, or their weighted sum when the model stores
+  // member weights; the block outputs reported are member means.
   std::vector<double> surprisal(rows, 0.0), prob(rows, 0.0), err(rows, 0.0);
   std::vector<double> contrib(out.contributions ? static_cast<size_t>(rows) * d : 0, 0.0);
   std::vector<double> terms(d);
@@ -96,7 +100,8 @@ absl::Status CompiledModel::Score(const float* x, int64_t rows, const ScoreOutpu
       return s;
     for (int64_t r = 0; r < rows; ++r) {
       const float e = RowError(ms, &in[r * d], &xhat[r * d], d, terms.data());
-      surprisal[r] += MemberSurprisal(ms, yhat[r], e);
+      surprisal[r] += weights_.empty() ? MemberSurprisal(ms, yhat[r], e)
+                                       : weights_[m] * MemberSurprisal(ms, yhat[r], e);
       prob[r] += ms.noise_logit() ? Sigmoid(yhat[r]) : yhat[r];
       err[r] += e;
       if (out.contributions) {
@@ -107,7 +112,7 @@ absl::Status CompiledModel::Score(const float* x, int64_t rows, const ScoreOutpu
     }
   }
   for (int64_t r = 0; r < rows; ++r) {
-    const float score = SurprisalToScore(surprisal[r] / members);
+    const float score = SurprisalToScore(weights_.empty() ? surprisal[r] / members : surprisal[r]);
     const float e = static_cast<float>(err[r] / members);
     if (out.score) out.score[r] = score;
     if (out.is_anomaly) out.is_anomaly[r] = score >= stats.threshold();

@@ -67,6 +67,8 @@ class CompiledModel {
   std::vector<std::unique_ptr<InferencePlan>> plans_;  // one per ensemble member
   std::vector<const v1::ScoreStats*> stats_;           // into info_, same order
   std::vector<const v1::Normalizer*> norms_;           // a member's own, or null
+  // ScoreStats.member_weight of each member; empty = the plain mean.
+  std::vector<double> weights_;
 };
 
 }  // namespace anorand

@@ -77,6 +77,8 @@ absl::StatusOr<SeedResult> EvaluateSeed(const Dataset& data, const v1::TrainingP
   r.auc_pr = AveragePrecision(score, te.labels);
   r.auc_roc_noise = AucRoc(nd, te.labels);
   r.auc_roc_reconstruction = AucRoc(err, te.labels);
+  r.auc_pr_noise = AveragePrecision(nd, te.labels);
+  r.auc_pr_reconstruction = AveragePrecision(err, te.labels);
   return r;
 }
 

@@ -28,6 +28,7 @@ struct SeedResult {
   double alpha = 0;
   // Each block output alone, for the accuracy study.
   double auc_roc_noise = 0, auc_roc_reconstruction = 0;
+  double auc_pr_noise = 0, auc_pr_reconstruction = 0;
 };
 
 // `params.seed` is replaced by `seed` (split and model). Needs labels.

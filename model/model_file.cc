@@ -234,6 +234,20 @@ absl::Status ValidateModel(const v1::ModelFile& m) {
       }
     }
   }
+  // Member weights: 0 everywhere (a plain mean), or positive everywhere
+  // with a sum of 1.
+  double weight_sum = 0;
+  int weighted = 0;
+  for (int i = -1; i < m.ensemble_size(); ++i) {
+    const double w = i < 0 ? st.member_weight() : m.ensemble(i).score_stats().member_weight();
+    if (!(w >= 0 && w <= 1)) return Bad("ensemble member weights must be in [0, 1]");
+    weight_sum += w;
+    weighted += w > 0;
+  }
+  if (weighted != 0 && (weighted != m.ensemble_size() + 1 || m.ensemble_size() == 0 ||
+                        std::abs(weight_sum - 1.0) > 1e-6)) {
+    return Bad("ensemble member weights must all be 0 or all be positive with a sum of 1");
+  }
   const v1::Normalizer& n = m.normalizer();
   if (n.offset_size() != d || n.scale_size() != d) {
     return Bad(absl::StrCat("normalizer has ", n.offset_size(), " offsets and ", n.scale_size(),

@@ -51,6 +51,10 @@ TrainingParams PaperPreset() {
   p.set_ensemble_size(1);
   p.set_member_rows(0);
   p.set_alternate_scaling(v1::Normalizer::KIND_UNSPECIFIED);
+  p.set_error_scale_trim(0);
+  p.set_robust_noise(false);
+  p.set_alternate_noise_scale(0);
+  p.set_alternate_weight(0);
   return p;
 }
 
@@ -209,11 +213,22 @@ absl::StatusOr<TrainingParams> ResolveParams(const TrainingParams& user, int inp
              "alternate_scaling", "unspecified (off), min_max, z_score, none or robust", &e);
   CheckRange(p.member_rows() >= 0, "member_rows", "0 (every row) or positive", &e);
   CheckRange(p.ae_weight() >= 0 && p.ae_weight() <= 1, "ae_weight", "in [0, 1]", &e);
+  CheckRange(p.error_scale_trim() >= 0 && p.error_scale_trim() < 1, "error_scale_trim",
+             "in [0, 1)", &e);
+  CheckRange(p.alternate_noise_scale() >= 0 && p.alternate_noise_scale() <= 100,
+             "alternate_noise_scale", "0 (same as noise_scale) or in (0, 100]", &e);
+  CheckRange(p.alternate_weight() >= 0 && p.alternate_weight() < 1, "alternate_weight",
+             "in [0, 1) (0 = every member weighs the same)", &e);
+  CheckRange(p.alternate_weight() == 0 ||
+                 (p.ensemble_size() >= 2 &&
+                  p.alternate_scaling() != v1::Normalizer::KIND_UNSPECIFIED),
+             "alternate_weight", "0 unless ensemble_size >= 2 and alternate_scaling is set", &e);
   CheckRange(p.min_steps() >= 0 && p.min_steps() <= 10000000, "min_steps", "in [0, 10000000]", &e);
   for (double v : {p.seed_fraction(), p.anomaly_fraction(), p.noise_scale(), p.loss_weight(),
                    p.learning_rate(), p.validation_fraction(), p.dropout(), p.contamination(),
                    p.uniform_fraction(), p.shuffle_fraction(), p.trim_fraction(),
-                   p.ae_weight()}) {
+                   p.ae_weight(), p.error_scale_trim(), p.alternate_noise_scale(),
+                   p.alternate_weight()}) {
     if (!std::isfinite(v)) {
       e.push_back("every numeric parameter must be finite");
       break;

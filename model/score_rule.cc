@@ -97,13 +97,32 @@ float RowError(const v1::ScoreStats& s, const float* x, const float* x_hat, int 
 }
 
 void FitErrorScale(const float* x, const float* x_hat, int64_t rows, int d,
-                   v1::ScoreStats* stats) {
+                   v1::ScoreStats* stats, double trim) {
   std::vector<double> mse(d, 0.0);
-  for (int64_t r = 0; r < rows; ++r)
+  // The mean over the `keep` smallest squared errors of each feature.
+  const int64_t keep =
+      trim > 0 ? std::clamp<int64_t>(static_cast<int64_t>(std::ceil((1.0 - trim) * rows - 1e-9)),
+                                     1, std::max<int64_t>(rows, 1))
+               : rows;
+  if (keep < rows) {
+    std::vector<double> col(rows);
     for (int c = 0; c < d; ++c) {
-      const double diff = x[r * d + c] - x_hat[r * d + c];
-      mse[c] += diff * diff;
+      for (int64_t r = 0; r < rows; ++r) {
+        const double diff = x[r * d + c] - x_hat[r * d + c];
+        col[r] = diff * diff;
+      }
+      std::nth_element(col.begin(), col.begin() + (keep - 1), col.end());
+      double sum = 0;
+      for (int64_t r = 0; r < keep; ++r) sum += col[r];
+      mse[c] = sum * rows / keep;  // divided by rows below
     }
+  } else {
+    for (int64_t r = 0; r < rows; ++r)
+      for (int c = 0; c < d; ++c) {
+        const double diff = x[r * d + c] - x_hat[r * d + c];
+        mse[c] += diff * diff;
+      }
+  }
   double avg = 0;
   for (double& v : mse) avg += (v /= std::max<int64_t>(rows, 1));
   avg /= d;

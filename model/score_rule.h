@@ -41,9 +41,11 @@ v1::ScoreStats FitScoreStats(const std::vector<float>& y_hat, const std::vector<
 // SCORE_RULE_CALIBRATED: fills stats->error_feature_scale from the rows'
 // mean squared error per feature (rows x d values of x and x_hat), floored
 // at 1e-3 of the features' average so a feature the network reproduces
-// exactly cannot divide by zero.
+// exactly cannot divide by zero. `trim` in [0, 1) (TrainingParams
+// .error_scale_trim): each feature's mean leaves out its trim share of
+// largest squared errors.
 void FitErrorScale(const float* x, const float* x_hat, int64_t rows, int d,
-                   v1::ScoreStats* stats);
+                   v1::ScoreStats* stats, double trim = 0);
 
 // The q-quantile (q in [0, 1]) of `v` with linear interpolation (NumPy's
 // default), v need not be sorted.

@@ -5,6 +5,8 @@
 #include <numeric>
 #include <utility>
 
+#include "model/score_rule.h"
+
 namespace anorand {
 namespace {
 
@@ -20,6 +22,21 @@ std::vector<double> FeatureStd(const float* x, int64_t rows, int cols) {
     }
   for (int c = 0; c < cols; ++c) sq[c] = std::sqrt(sq[c] / std::max<int64_t>(rows, 1));
   return sq;
+}
+
+// Per feature: interquartile range / 1.349 (a normal distribution's
+// standard deviation), or the standard deviation `sd` where the IQR is 0
+// (a feature that is mostly one value, e.g. a binary flag).
+std::vector<double> FeatureRobustSpread(const float* x, int64_t rows, int cols,
+                                        const std::vector<double>& sd) {
+  std::vector<double> out(cols);
+  std::vector<float> col(rows);
+  for (int c = 0; c < cols; ++c) {
+    for (int64_t r = 0; r < rows; ++r) col[r] = x[r * cols + c];
+    const double iqr = Quantile(col, 0.75) - Quantile(col, 0.25);
+    out[c] = iqr > 0 ? iqr / 1.349 : sd[c];
+  }
+  return out;
 }
 
 // For each seed row, the indices (into `seeds`) of its k nearest other seed
@@ -64,7 +81,8 @@ LabelledSet MakeSyntheticLabels(const float* x, int64_t rows, int cols,
   std::vector<int64_t> seeds(order.begin(), order.begin() + n_seed);
   std::sort(seeds.begin(), seeds.end());
 
-  const std::vector<double> sd = FeatureStd(x, rows, cols);
+  std::vector<double> sd = FeatureStd(x, rows, cols);
+  if (params.robust_noise()) sd = FeatureRobustSpread(x, rows, cols, sd);
   const double lo = params.noise_scale();
   const double hi = std::max(lo, params.noise_scale_max());
   auto add_noise = [&](float* row) {

@@ -170,7 +170,7 @@ absl::StatusOr<v1::ScoreStats> FitMemberStats(const v1::Network& network, const 
   std::vector<float> xhat(static_cast<size_t>(rows) * d);
   if (absl::Status s = (*plan)->Run(xn, rows, noise->data(), xhat.data()); !s.ok()) return s;
   v1::ScoreStats scale;
-  if (p.error_scaling()) FitErrorScale(xn, xhat.data(), rows, d, &scale);
+  if (p.error_scaling()) FitErrorScale(xn, xhat.data(), rows, d, &scale, p.error_scale_trim());
   for (int64_t r = 0; r < rows; ++r) (*err)[r] = RowError(scale, xn + r * d, &xhat[r * d], d);
   v1::ScoreStats stats = FitScoreStats(*noise, *err, p);
   *stats.mutable_error_feature_scale() = scale.error_feature_scale();
@@ -218,6 +218,16 @@ absl::StatusOr<v1::ModelFile> TrainModel(const Dataset& data, const v1::Training
     // Member 0 draws from the model's generator exactly as a single network
     // always did; member m > 0 from its own generator seeded from it.
     const int members = p.ensemble_size();
+    // Each member's weight in the ensemble score: 1 / members, or under
+    // alternate_weight that share split among the alternate members.
+    const bool has_alternate = p.alternate_scaling() != v1::Normalizer::KIND_UNSPECIFIED;
+    const bool weighted = members > 1 && has_alternate && p.alternate_weight() > 0;
+    auto member_weight = [&](int m) {
+      if (!weighted) return 1.0 / members;
+      const int alternates = members / 2;
+      return m % 2 == 1 ? p.alternate_weight() / alternates
+                        : (1.0 - p.alternate_weight()) / (members - alternates);
+    };
     std::vector<double> surprisal(data.rows, 0.0);
     std::vector<float> noise, err;
     int64_t synthetic = 0;
@@ -250,7 +260,11 @@ absl::StatusOr<v1::ModelFile> TrainModel(const Dataset& data, const v1::Training
           std::memcpy(&subset[i * d], &member_xn[idx[i] * d], d * sizeof(float));
         rows_x = subset.data();
       }
-      auto trained = TrainOneNetwork(rows_x, n, d, p, r, options, elapsed, m);
+      // The alternate members' own noise scale (alternate_noise_scale).
+      v1::TrainingParams member_params = p;
+      if (alternate && p.alternate_noise_scale() > 0)
+        member_params.set_noise_scale(p.alternate_noise_scale());
+      auto trained = TrainOneNetwork(rows_x, n, d, member_params, r, options, elapsed, m);
       if (!trained.ok()) return trained.status();
       auto stats = FitMemberStats(trained->network, member_xn, data.rows, d, p, &noise, &err);
       if (!stats.ok()) return stats.status();
@@ -270,15 +284,22 @@ absl::StatusOr<v1::ModelFile> TrainModel(const Dataset& data, const v1::Training
         if (alternate) *member->mutable_normalizer() = std::move(own_norm);
       }
       if (members > 1) {
-        const v1::ScoreStats& ms =
-            m == 0 ? model.score_stats() : model.ensemble(m - 1).score_stats();
-        for (int64_t i = 0; i < data.rows; ++i) surprisal[i] += MemberSurprisal(ms, noise[i], err[i]);
+        v1::ScoreStats& ms = m == 0 ? *model.mutable_score_stats()
+                                    : *model.mutable_ensemble(m - 1)->mutable_score_stats();
+        if (weighted) {
+          ms.set_member_weight(member_weight(m));
+          for (int64_t i = 0; i < data.rows; ++i)
+            surprisal[i] += ms.member_weight() * MemberSurprisal(ms, noise[i], err[i]);
+        } else {
+          for (int64_t i = 0; i < data.rows; ++i) surprisal[i] += MemberSurprisal(ms, noise[i], err[i]);
+        }
       }
     }
     if (members > 1) {
       // The ensemble's threshold, over its own scores of the training rows.
       std::vector<float> scores(data.rows);
-      for (int64_t i = 0; i < data.rows; ++i) scores[i] = SurprisalToScore(surprisal[i] / members);
+      for (int64_t i = 0; i < data.rows; ++i)
+        scores[i] = SurprisalToScore(weighted ? surprisal[i] : surprisal[i] / members);
       const double threshold = Quantile(scores, 1.0 - p.contamination());
       model.mutable_score_stats()->set_threshold(threshold);
       for (auto& member : *model.mutable_ensemble()) member.mutable_score_stats()->set_threshold(threshold);

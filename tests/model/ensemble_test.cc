@@ -57,6 +57,7 @@ std::vector<float> ReferenceScores(const v1::ModelFile& m, const Dataset& d, boo
   for (const auto& e : m.ensemble())
     members.push_back({&e.network(), &e.score_stats(),
                        e.has_normalizer() ? &e.normalizer() : &m.normalizer()});
+  const bool weighted = m.score_stats().member_weight() > 0;
   for (const auto& [net, stats, norm] : members) {
     std::vector<float> xn(d.x.size());
     ApplyNormalizer(*norm, d.x.data(), d.rows, cols, xn.data());
@@ -74,11 +75,13 @@ std::vector<float> ReferenceScores(const v1::ModelFile& m, const Dataset& d, boo
     }
     for (int64_t r = 0; r < d.rows; ++r) {
       const float e = RowError(*stats, &xn[r * cols], &xh[r * cols], cols);
-      s[r] += MemberSurprisal(*stats, y[r], e);
+      s[r] += weighted ? stats->member_weight() * MemberSurprisal(*stats, y[r], e)
+                       : MemberSurprisal(*stats, y[r], e);
     }
   }
   std::vector<float> out(d.rows);
-  for (int64_t r = 0; r < d.rows; ++r) out[r] = SurprisalToScore(s[r] / members.size());
+  for (int64_t r = 0; r < d.rows; ++r)
+    out[r] = SurprisalToScore(weighted ? s[r] : s[r] / members.size());
   return out;
 }
 
@@ -262,7 +265,22 @@ TEST(EnsembleTest, ParametersAreChecked) {
            {[](auto* p) { p->set_uniform_fraction(0.7); p->set_shuffle_fraction(0.4); },
             "shuffle_fraction"},
            {[](auto* p) { p->set_member_rows(-1); }, "member_rows"},
-           {[](auto* p) { p->set_ae_weight(1.5); }, "ae_weight"}}) {
+           {[](auto* p) { p->set_ae_weight(1.5); }, "ae_weight"},
+           {[](auto* p) { p->set_error_scale_trim(1); }, "error_scale_trim must be in [0, 1)"},
+           {[](auto* p) { p->set_error_scale_trim(-0.1); }, "error_scale_trim must be in [0, 1)"},
+           {[](auto* p) { p->set_alternate_noise_scale(-1); },
+            "alternate_noise_scale must be 0 (same as noise_scale) or in (0, 100]"},
+           {[](auto* p) { p->set_alternate_noise_scale(101); }, "alternate_noise_scale"},
+           {[](auto* p) { p->set_alternate_weight(1); },
+            "alternate_weight must be in [0, 1) (0 = every member weighs the same)"},
+           {[](auto* p) {
+              p->set_alternate_weight(0.6);
+              p->set_ensemble_size(1);
+            }, "alternate_weight must be 0 unless ensemble_size >= 2 and alternate_scaling is set"},
+           {[](auto* p) {
+              p->set_alternate_weight(0.6);
+              p->set_alternate_scaling(v1::Normalizer::KIND_UNSPECIFIED);
+            }, "alternate_weight must be 0 unless"}}) {
     v1::TrainingParams p;
     set(&p);
     auto r = ResolveParams(p, 4);
@@ -285,6 +303,149 @@ TEST(EnsembleTest, ParametersAreChecked) {
   EXPECT_EQ(r->trim_fraction(), 0);
   EXPECT_EQ(r->uniform_fraction(), 0);
   EXPECT_DOUBLE_EQ(r->ae_weight(), 1 - r->loss_weight());
+  EXPECT_EQ(r->error_scale_trim(), 0);
+  EXPECT_FALSE(r->robust_noise());
+  EXPECT_EQ(r->alternate_noise_scale(), 0);
+  EXPECT_EQ(r->alternate_weight(), 0);
+  v1::TrainingParams text;
+  ASSERT_TRUE(SetParamFromString("error_scale_trim=0.2", &text).ok());
+  ASSERT_TRUE(SetParamFromString("robust_noise=true", &text).ok());
+  ASSERT_TRUE(SetParamFromString("alternate_noise_scale=0.5", &text).ok());
+  EXPECT_EQ(text.error_scale_trim(), 0.2);
+  EXPECT_TRUE(text.robust_noise());
+  EXPECT_EQ(text.alternate_noise_scale(), 0.5);
+}
+
+TEST(EnsembleTest, TrimmedErrorScaleLeavesOutTheLargestErrors) {
+  // Feature 0 errs by 1 on 90 rows and by 100 on 10 (the training set's
+  // own anomalies); feature 1 errs by 2 everywhere.
+  const int rows = 100, d = 2;
+  std::vector<float> x(rows * d, 0.0f), xh(rows * d);
+  for (int r = 0; r < rows; ++r) {
+    xh[r * d] = r < 90 ? 1.0f : 100.0f;
+    xh[r * d + 1] = 2.0f;
+  }
+  v1::ScoreStats plain, trimmed, light;
+  FitErrorScale(x.data(), xh.data(), rows, d, &plain);
+  FitErrorScale(x.data(), xh.data(), rows, d, &trimmed, 0.1);
+  FitErrorScale(x.data(), xh.data(), rows, d, &light, 0.05);
+  EXPECT_FLOAT_EQ(plain.error_feature_scale(0), (90 * 1 + 10 * 10000) / 100.0f);
+  EXPECT_FLOAT_EQ(trimmed.error_feature_scale(0), 1.0f);  // the 90 smallest
+  EXPECT_FLOAT_EQ(light.error_feature_scale(0), (90 * 1 + 5 * 10000) / 95.0f);
+  for (const auto* s : {&plain, &trimmed, &light}) EXPECT_FLOAT_EQ(s->error_feature_scale(1), 4.0f);
+  // The anomalous rows' errors now stand out in units of the normal rows'.
+  EXPECT_GT(RowError(trimmed, &x[95 * d], &xh[95 * d], d), 1000.0f);
+  EXPECT_LT(RowError(plain, &x[95 * d], &xh[95 * d], d), 10.0f);
+  // Through training: the stored scales follow the parameter.
+  Dataset data = DemoData(400, 4, 6);
+  v1::TrainingParams p = EnsembleParams();
+  p.set_ensemble_size(1);
+  p.set_member_rows(0);
+  auto m0 = TrainModel(data, p);
+  p.set_error_scale_trim(0.2);
+  auto m1 = TrainModel(data, p);
+  ASSERT_TRUE(m0.ok() && m1.ok());
+  EXPECT_EQ(m0->network().SerializeAsString(), m1->network().SerializeAsString());
+  for (int c = 0; c < 4; ++c)
+    EXPECT_LT(m1->score_stats().error_feature_scale(c), m0->score_stats().error_feature_scale(c));
+}
+
+TEST(EnsembleTest, RobustNoiseUsesTheInterquartileRange) {
+  // Feature 0: a bulk of spread about 1 and a far 5% tail that inflates its
+  // standard deviation to about 22; feature 1: a 0/1 flag, IQR 0, so its
+  // noise keeps the standard deviation.
+  const int n = 2000, d = 2;
+  std::vector<float> x(n * d);
+  Rng g(4);
+  for (int r = 0; r < n; ++r) {
+    x[r * d] = r % 20 == 0 ? 100.0f : static_cast<float>(g.Normal());
+    x[r * d + 1] = r % 10 == 0 ? 1.0f : 0.0f;
+  }
+  v1::TrainingParams user;
+  user.set_noise_originals(true);
+  auto p = ResolveParams(user, d);
+  ASSERT_TRUE(p.ok());
+  v1::TrainingParams robust = *p;
+  robust.set_robust_noise(true);
+  // RMS displacement of the noised seed rows per feature.
+  auto spread = [&](const v1::TrainingParams& params) {
+    Rng rng(8);
+    LabelledSet s = MakeSyntheticLabels(x.data(), n, d, params, rng);
+    std::vector<double> sq(d, 0.0);
+    int moved = 0;
+    for (int r = 0; r < n; ++r) {
+      if (s.labels[r] != 1) continue;
+      ++moved;
+      for (int c = 0; c < d; ++c) sq[c] += std::pow(s.x[r * d + c] - x[r * d + c], 2);
+    }
+    for (double& v : sq) v = std::sqrt(v / moved);
+    return sq;
+  };
+  const std::vector<double> plain = spread(*p), iqr = spread(robust);
+  EXPECT_GT(plain[0], 15);
+  EXPECT_NEAR(iqr[0], 1.0, 0.2);
+  EXPECT_NEAR(plain[1], 0.3, 0.05);
+  EXPECT_NEAR(iqr[1], plain[1], 0.05);
+}
+
+TEST(EnsembleTest, AlternateWeightWeighsTheAlternateMembers) {
+  Dataset data = DemoData(500, 4, 8);
+  v1::TrainingParams p = EnsembleParams();
+  p.set_ensemble_size(4);
+  p.set_member_rows(0);
+  auto plain = TrainModel(data, p);
+  p.set_alternate_weight(0.7);
+  auto m = TrainModel(data, p);
+  ASSERT_TRUE(plain.ok() && m.ok()) << m.status().message();
+  // Same networks and tables; only the weights and the threshold differ.
+  EXPECT_EQ(plain->ensemble(0).network().SerializeAsString(),
+            m->ensemble(0).network().SerializeAsString());
+  EXPECT_EQ(plain->score_stats().member_weight(), 0);
+  EXPECT_DOUBLE_EQ(m->score_stats().member_weight(), 0.15);
+  EXPECT_DOUBLE_EQ(m->ensemble(0).score_stats().member_weight(), 0.35);
+  EXPECT_DOUBLE_EQ(m->ensemble(1).score_stats().member_weight(), 0.15);
+  EXPECT_DOUBLE_EQ(m->ensemble(2).score_stats().member_weight(), 0.35);
+  auto c = CompiledModel::Create(*m);
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  std::vector<float> score(data.rows);
+  ScoreOutputs out;
+  out.score = score.data();
+  ASSERT_TRUE((*c)->Score(data.x.data(), data.rows, out).ok());
+  const std::vector<float> ref = ReferenceScores(*m, data, false);
+  for (int64_t r = 0; r < data.rows; ++r) EXPECT_EQ(score[r], ref[r]) << r;
+  // The threshold is still the weighted score's (1 - contamination) quantile.
+  int flagged = 0;
+  for (float v : score) flagged += v >= m->score_stats().threshold();
+  EXPECT_NEAR(flagged / 500.0, m->params().contamination(), 0.01);
+  // A file whose weights are partly set or do not sum to 1 is refused.
+  v1::ModelFile bad = *m;
+  bad.mutable_ensemble(0)->mutable_score_stats()->set_member_weight(0);
+  EXPECT_THAT(std::string(ValidateModel(bad).message()),
+              HasSubstr("ensemble member weights must all be 0 or all be positive"));
+  bad = *m;
+  bad.mutable_score_stats()->set_member_weight(0.3);
+  EXPECT_FALSE(ValidateModel(bad).ok());
+  bad = *m;
+  bad.mutable_score_stats()->set_member_weight(-1);
+  EXPECT_THAT(std::string(ValidateModel(bad).message()), HasSubstr("in [0, 1]"));
+}
+
+TEST(EnsembleTest, AlternateNoiseScaleChangesOnlyTheAlternateMembers) {
+  Dataset data = DemoData(400, 4, 7);
+  v1::TrainingParams p = EnsembleParams();
+  p.set_member_rows(0);
+  p.set_uniform_fraction(0);
+  auto same = TrainModel(data, p);
+  p.set_alternate_noise_scale(0.25);
+  auto own = TrainModel(data, p);
+  ASSERT_TRUE(same.ok() && own.ok());
+  // Member 0 and 2 (the model's scaling) are bit-identical, member 1 (robust) is not.
+  EXPECT_EQ(same->network().SerializeAsString(), own->network().SerializeAsString());
+  EXPECT_NE(same->ensemble(0).network().noise_head().weight(0),
+            own->ensemble(0).network().noise_head().weight(0));
+  EXPECT_EQ(same->ensemble(1).network().noise_head().weight(0),
+            own->ensemble(1).network().noise_head().weight(0));
+  EXPECT_EQ(own->params().alternate_noise_scale(), 0.25);
 }
 
 TEST(EnsembleTest, ErrorScaleMakesTheFittingRowsAverageOne) {

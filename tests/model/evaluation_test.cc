@@ -21,6 +21,13 @@ TEST(EvaluationTest, RunsTheProtocolOnARealDataset) {
   EXPECT_GT(r->auc_roc, 0.5);  // WBC is easy; a broken pipeline lands near 0.5 or below
   EXPECT_LE(r->auc_roc, 1.0);
   EXPECT_GT(r->auc_pr, 0.0);
+  // Each block alone, both metrics (WBC: both blocks rank well above chance).
+  EXPECT_GT(r->auc_roc_noise, 0.5);
+  EXPECT_GT(r->auc_roc_reconstruction, 0.5);
+  EXPECT_GT(r->auc_pr_noise, 0.0);
+  EXPECT_LE(r->auc_pr_noise, 1.0);
+  EXPECT_GT(r->auc_pr_reconstruction, 0.0);
+  EXPECT_LE(r->auc_pr_reconstruction, 1.0);
   EXPECT_GT(r->fit_seconds, 0.0);
   // The same seed gives the same split and model.
   auto again = EvaluateSeed(*data, p, 1);

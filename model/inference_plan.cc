@@ -88,17 +88,8 @@ std::vector<float> Columns(const Folded& f, int from, int count) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<InferencePlan>> InferencePlan::Compile(const v1::Network& net,
-                                                                     bool head_sigmoid) {
-  // oneDNN fixes a primitive's thread count when it is created (an explicit
-  // num_threads on its parallel region), whatever the caller's setting at
-  // execution. A plan runs one thread per call (requests run in parallel
-  // instead; a fork/join per layer cost a one-record request 10x), so its
-  // primitives are created with one thread, whichever thread compiles.
-  OneOmpThread one_thread;
-  static std::atomic<uint64_t> next_id{1};
-  std::unique_ptr<InferencePlan> plan(new InferencePlan());
-  plan->id_ = next_id.fetch_add(1);
+// The ops and buffer widths of one network's forward pass.
+void InferencePlan::BuildOps(const v1::Network& net, bool head_sigmoid, InferencePlan* plan) {
   const int d = net.input_features();
   plan->d_ = d;
   auto& widths = plan->buffer_widths_;
@@ -168,30 +159,83 @@ absl::StatusOr<std::unique_ptr<InferencePlan>> InferencePlan::Compile(const v1::
   Folded rec = Plain(net.reconstruction());
   add_op(dec_out.buf, dec_out.col, plan->xhat_buffer_, 0, std::move(rec.w), std::move(rec.b),
          dec_out.width, d);
+}
+
+absl::StatusOr<std::unique_ptr<InferencePlan>> InferencePlan::Compile(const v1::Network& net,
+                                                                     bool head_sigmoid) {
+  return CompileGroup({&net}, head_sigmoid, kTileRows);
+}
+
+absl::StatusOr<std::unique_ptr<InferencePlan>> InferencePlan::CompileGroup(
+    const std::vector<const v1::Network*>& nets, bool head_sigmoid, int max_tile_rows) {
+  // oneDNN fixes a primitive's thread count when it is created (and Run
+  // pins the caller to one thread too, see there). A plan runs one thread
+  // per call (requests run in parallel instead; a fork/join per layer cost
+  // a one-record request 10x), so its primitives are created with one
+  // thread, whichever thread compiles.
+  OneOmpThread one_thread;
+  if (nets.empty()) return absl::InvalidArgumentError("no network to compile");
+  static std::atomic<uint64_t> next_id{1};
+  std::unique_ptr<InferencePlan> plan(new InferencePlan());
+  plan->id_ = next_id.fetch_add(1);
+  plan->groups_ = static_cast<int>(nets.size());
+  plan->classes_ = 1;
+  while (plan->classes_ < kNumClasses && kClassRows[plan->classes_] <= max_tile_rows) {
+    ++plan->classes_;
+  }
+  BuildOps(*nets[0], head_sigmoid, plan.get());
+  // Further members: the same ops with their own weights, laid out member
+  // after member (each n x k, as the first member's).
+  for (size_t g = 1; g < nets.size(); ++g) {
+    InferencePlan other;
+    BuildOps(*nets[g], head_sigmoid, &other);
+    bool same = other.buffer_widths_ == plan->buffer_widths_ &&
+                other.ops_.size() == plan->ops_.size();
+    for (size_t i = 0; same && i < other.ops_.size(); ++i) {
+      const Op& a = plan->ops_[i];
+      const Op& b = other.ops_[i];
+      same = a.src_buf == b.src_buf && a.src_col == b.src_col && a.dst_buf == b.dst_buf &&
+             a.dst_col == b.dst_col && a.k == b.k && a.n == b.n && a.relu == b.relu &&
+             a.sigmoid == b.sigmoid && a.accumulate == b.accumulate && a.has_bias == b.has_bias;
+    }
+    if (!same) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("network ", g, " differs in shape from network 0: one plan cannot run both"));
+    }
+    for (size_t i = 0; i < other.ops_.size(); ++i) {
+      Op& a = plan->ops_[i];
+      a.weights.insert(a.weights.end(), other.ops_[i].weights.begin(), other.ops_[i].weights.end());
+      a.bias.insert(a.bias.end(), other.ops_[i].bias.begin(), other.ops_[i].bias.end());
+    }
+  }
+  auto& ops = plan->ops_;
+  const int64_t G = plan->groups_;
 
   // Primitives for each shape class.
   auto& eng = CpuEngine();
   dnnl::stream stream(eng);
   try {
     for (Op& op : ops) {
-      plan->macs_per_row_ += static_cast<int64_t>(op.k) * op.n;
+      plan->macs_per_row_ += G * op.k * op.n;
       dnnl::post_ops po;
       if (op.accumulate) po.append_sum(1.f);
+      // A group's per-member bias as a broadcast add post-op: as a matmul
+      // bias ({G, 1, n}) oneDNN 2.6 only has a reference kernel for it.
+      const bool bias_post_op = G > 1 && op.has_bias;
+      if (bias_post_op) po.append_binary(algorithm::binary_add, plan->BiasDesc(op));
       if (op.relu) po.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
       if (op.sigmoid) po.append_eltwise(1.f, algorithm::eltwise_logistic, 0.f, 0.f);
       dnnl::primitive_attr attr;
       attr.set_post_ops(po);
       attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-      const memory::desc user_w({op.k, op.n}, memory::data_type::f32, memory::format_tag::ba);
+      const memory::desc user_w = plan->WeightsDesc(op, false);
       memory user_w_mem(user_w, eng, op.weights.data());
-      const memory::desc bias_md({1, op.n}, memory::data_type::f32, memory::format_tag::ab);
-      const int64_t sw = widths[op.src_buf], dw = widths[op.dst_buf];
-      for (int c = 0; c < kNumClasses; ++c) {
-        const int64_t m = kClassRows[c];
-        const memory::desc src({m, op.k}, memory::data_type::f32, {sw, 1});
-        const memory::desc dst({m, op.n}, memory::data_type::f32, {dw, 1});
-        const memory::desc any_w({op.k, op.n}, memory::data_type::f32, memory::format_tag::any);
-        auto desc = op.has_bias ? dnnl::matmul::desc(src, any_w, bias_md, dst)
+      const memory::desc bias_md = plan->BiasDesc(op);
+      for (int c = 0; c < plan->classes_; ++c) {
+        const memory::desc src = plan->ActivationDesc(c, op.src_buf, op.k);
+        const memory::desc dst = plan->ActivationDesc(c, op.dst_buf, op.n);
+        const memory::desc any_w = plan->WeightsDesc(op, true);
+        auto desc = op.has_bias && !bias_post_op ? dnnl::matmul::desc(src, any_w, bias_md, dst)
                                 : dnnl::matmul::desc(src, any_w, dst);
         dnnl::matmul::primitive_desc pd(desc, attr, eng);
         plan->scratch_bytes_ = std::max(plan->scratch_bytes_, pd.scratchpad_desc().get_size());
@@ -210,6 +254,28 @@ absl::StatusOr<std::unique_ptr<InferencePlan>> InferencePlan::Compile(const v1::
     return absl::InternalError(absl::StrCat("oneDNN could not compile the model: ", e.what()));
   }
   return plan;
+}
+
+// A member after another (groups_ > 1) in every buffer: {G, rows, width}.
+memory::desc InferencePlan::ActivationDesc(int cls, int buf, int64_t cols) const {
+  const int64_t m = kClassRows[cls], w = buffer_widths_[buf];
+  if (groups_ == 1) return memory::desc({m, cols}, memory::data_type::f32, {w, 1});
+  return memory::desc({groups_, m, cols}, memory::data_type::f32, {m * w, w, 1});
+}
+
+memory::desc InferencePlan::WeightsDesc(const Op& op, bool any) const {
+  if (groups_ == 1) {
+    return memory::desc({op.k, op.n}, memory::data_type::f32,
+                        any ? memory::format_tag::any : memory::format_tag::ba);
+  }
+  if (any) return memory::desc({groups_, op.k, op.n}, memory::data_type::f32, memory::format_tag::any);
+  return memory::desc({groups_, op.k, op.n}, memory::data_type::f32,
+                      {static_cast<int64_t>(op.k) * op.n, 1, op.k});
+}
+
+memory::desc InferencePlan::BiasDesc(const Op& op) const {
+  if (groups_ == 1) return memory::desc({1, op.n}, memory::data_type::f32, memory::format_tag::ab);
+  return memory::desc({groups_, 1, op.n}, memory::data_type::f32, memory::format_tag::abc);
 }
 
 // Per thread, shared by every plan the thread runs (one Run at a time per
@@ -260,20 +326,22 @@ InferencePlan::ThreadState& InferencePlan::StateForThisThread() const {
   state->scratch_mem = memory({{static_cast<int64_t>(std::max<size_t>(scratch_bytes_, 1))},
                                memory::data_type::u8, memory::format_tag::a},
                               eng, static_cast<void*>(nullptr));
-  for (int cls = 0; cls < kNumClasses; ++cls) {
-    const int64_t m = kClassRows[cls];
+  for (int cls = 0; cls < classes_; ++cls) {
     for (const Op& op : ops_) {
       ThreadState::Bound b;
-      const int64_t sw = buffer_widths_[op.src_buf], dw = buffer_widths_[op.dst_buf];
-      b.src = memory({{m, op.k}, memory::data_type::f32, {sw, 1}}, eng, static_cast<void*>(nullptr));
-      b.dst = memory({{m, op.n}, memory::data_type::f32, {dw, 1}}, eng, static_cast<void*>(nullptr));
+      b.src = memory(ActivationDesc(cls, op.src_buf, op.k), eng, static_cast<void*>(nullptr));
+      b.dst = memory(ActivationDesc(cls, op.dst_buf, op.n), eng, static_cast<void*>(nullptr));
       b.args = {{DNNL_ARG_SRC, b.src},
                 {DNNL_ARG_WEIGHTS, op.cls[cls].weights},
                 {DNNL_ARG_DST, b.dst},
                 {DNNL_ARG_SCRATCHPAD, state->scratch_mem}};
       if (op.has_bias) {
-        b.args.emplace(DNNL_ARG_BIAS, memory({{1, op.n}, memory::data_type::f32, memory::format_tag::ab},
-                                             eng, const_cast<float*>(op.bias.data())));
+        // The bias post-op is the first binary post-op (index 1 after the
+        // sum, 0 without).
+        const int arg = groups_ == 1 ? DNNL_ARG_BIAS
+                                     : (DNNL_ARG_ATTR_MULTIPLE_POST_OP(op.accumulate ? 1 : 0) |
+                                        DNNL_ARG_SRC_1);
+        b.args.emplace(arg, memory(BiasDesc(op), eng, const_cast<float*>(op.bias.data())));
       }
       state->bound[cls].push_back(std::move(b));
     }
@@ -282,25 +350,16 @@ InferencePlan::ThreadState& InferencePlan::StateForThisThread() const {
   return *cache.back().second;
 }
 
-void InferencePlan::RunChunk(const float* x, int cls, float* y_hat, float* x_hat,
-                             ThreadState& state) const {
-  const int rows = kClassRows[cls];
-  float* ptr[64];
-  std::vector<float*> many;
-  float** p = ptr;
-  if (buffer_widths_.size() > 64) {
-    many.resize(buffer_widths_.size());
-    p = many.data();
-  }
+void InferencePlan::ArenaPointers(int cls, float** p) const {
   size_t used = 0;
   float* arena = BuffersForThisThread().arena.data();
   for (size_t b = 0; b < buffer_widths_.size(); ++b) {
     p[b] = arena + used;
-    used += static_cast<size_t>(rows) * buffer_widths_[b];
+    used += static_cast<size_t>(groups_) * kClassRows[cls] * buffer_widths_[b];
   }
-  p[0] = const_cast<float*>(x);
-  p[yhat_buffer_] = y_hat;
-  p[xhat_buffer_] = x_hat;
+}
+
+void InferencePlan::RunChunk(float* const* p, int cls, ThreadState& state) const {
   for (size_t i = 0; i < ops_.size(); ++i) {
     const Op& op = ops_[i];
     ThreadState::Bound& b = state.bound[cls][i];
@@ -324,25 +383,54 @@ absl::Status InferencePlan::Run(const float* x, int64_t rows, float* y_hat, floa
     ThreadBuffers& buf = BuffersForThisThread();
     int64_t per_row = 0;
     for (int w : buffer_widths_) per_row += w;
-    GrowTo(&buf.arena, static_cast<size_t>(kTileRows) * per_row);
+    const int tile = kClassRows[classes_ - 1];
+    GrowTo(&buf.arena, static_cast<size_t>(groups_) * tile * per_row);
     GrowTo(&buf.scratch, std::max<size_t>(scratch_bytes_, 1));
     GrowTo(&buf.pad_x, static_cast<size_t>(kTileRows) * d_);
     GrowTo(&buf.pad_xhat, static_cast<size_t>(kTileRows) * d_);
     GrowTo(&buf.pad_yhat, static_cast<size_t>(kTileRows));
     state.scratch_mem.set_data_handle(buf.scratch.data());
-    for (int64_t start = 0; start < rows; start += kTileRows) {
-      const int m = static_cast<int>(std::min<int64_t>(kTileRows, rows - start));
+    std::vector<float*> ptrs(buffer_widths_.size());
+    float** p = ptrs.data();
+    for (int64_t start = 0; start < rows; start += tile) {
+      const int m = static_cast<int>(std::min<int64_t>(tile, rows - start));
       int cls = 0;
       while (kClassRows[cls] < m) ++cls;
+      const int64_t cm = kClassRows[cls];
+      ArenaPointers(cls, p);
+      if (groups_ > 1) {
+        // Member g's rows [start, start + m) into the arena's {G, cm, d}
+        // input, zero rows after them; the outputs back the same way.
+        for (int64_t g = 0; g < groups_; ++g) {
+          const float* from = x + (g * rows + start) * d_;
+          float* to = p[0] + g * cm * d_;
+          std::copy(from, from + static_cast<int64_t>(m) * d_, to);
+          std::fill(to + static_cast<int64_t>(m) * d_, to + cm * d_, 0.0f);
+        }
+        RunChunk(p, cls, state);
+        for (int64_t g = 0; g < groups_; ++g) {
+          const float* yh = p[yhat_buffer_] + g * cm;
+          std::copy(yh, yh + m, y_hat + g * rows + start);
+          const float* xh = p[xhat_buffer_] + g * cm * d_;
+          std::copy(xh, xh + static_cast<int64_t>(m) * d_, x_hat + (g * rows + start) * d_);
+        }
+        continue;
+      }
       const float* xs = x + start * d_;
-      if (kClassRows[cls] == m) {
-        RunChunk(xs, cls, y_hat + start, x_hat + start * d_, state);
+      if (cm == m) {
+        p[0] = const_cast<float*>(xs);
+        p[yhat_buffer_] = y_hat + start;
+        p[xhat_buffer_] = x_hat + start * d_;
+        RunChunk(p, cls, state);
         continue;
       }
       const size_t n = static_cast<size_t>(m) * d_;
       std::copy(xs, xs + n, buf.pad_x.begin());
       std::fill(buf.pad_x.begin() + n, buf.pad_x.begin() + kClassRows[cls] * d_, 0.0f);
-      RunChunk(buf.pad_x.data(), cls, buf.pad_yhat.data(), buf.pad_xhat.data(), state);
+      p[0] = buf.pad_x.data();
+      p[yhat_buffer_] = buf.pad_yhat.data();
+      p[xhat_buffer_] = buf.pad_xhat.data();
+      RunChunk(p, cls, state);
       std::copy(buf.pad_yhat.begin(), buf.pad_yhat.begin() + m, y_hat + start);
       std::copy(buf.pad_xhat.begin(), buf.pad_xhat.begin() + n, x_hat + start * d_);
     }

@@ -13,11 +13,12 @@
 // row count was tried first: oneDNN then falls back to a generic GEMM that
 // took 25 us for 7 rows against 8 us padded to 16.) A plan is immutable after
 // Compile() and Run() is safe from many threads at once, each call on one
-// oneDNN thread (the primitives are created single-threaded); each call uses its
-// own thread-local stream, activations and user-mode scratchpad, and
-// memory objects created once per thread and shape class and re-pointed per
-// call (creating them per call cost half of a one-row
-// forward pass).
+// oneDNN thread (the primitives are created single-threaded, and Run pins
+// the calling thread to one OpenMP thread); each call uses its thread's
+// stream, activation arena and user-mode scratchpad (shared by all plans
+// on that thread), and memory objects created once per thread and shape
+// class and re-pointed per call (creating them per call cost half of a
+// one-row forward pass).
 #ifndef ANORAND_MODEL_INFERENCE_PLAN_H_
 #define ANORAND_MODEL_INFERENCE_PLAN_H_
 
@@ -41,11 +42,28 @@ class InferencePlan {
   // its sigmoid (ScoreStats.noise_logit).
   static absl::StatusOr<std::unique_ptr<InferencePlan>> Compile(const v1::Network& net,
                                                                 bool head_sigmoid = true);
+  // One plan for several networks of the same shape (an ensemble's
+  // members): each layer of all of them is one batched oneDNN matmul (the
+  // biases as a broadcast add post-op: as a batched matmul bias oneDNN 2.6
+  // only has a reference kernel), so a call runs as many primitives as one
+  // network's plan. Shape classes up to max_tile_rows only; larger batches
+  // run in tiles of the largest. INVALID_ARGUMENT when the shapes differ.
+  // Measured against one plan per network (4 members of d = 20, one
+  // thread): 2.2x faster for 1 row, 1.8x for 4, 1.2x for 16, slower from
+  // 64 rows on, where per-network kernels win (docs/PERFORMANCE.md).
+  static absl::StatusOr<std::unique_ptr<InferencePlan>> CompileGroup(
+      const std::vector<const v1::Network*>& nets, bool head_sigmoid = true,
+      int max_tile_rows = 16);
 
   // x: rows x input_features, normalised. y_hat: rows; x_hat: rows x
   // input_features. Thread-safe. Throws nothing: oneDNN errors become
   // INTERNAL.
+  // A group plan (groups() > 1) takes and returns its members one after
+  // another: x is groups() x rows x input_features (member g's records,
+  // normalised its way, from x + g * rows * input_features), y_hat
+  // groups() x rows, x_hat like x.
   absl::Status Run(const float* x, int64_t rows, float* y_hat, float* x_hat) const;
+  int groups() const { return static_cast<int>(groups_); }
 
   int input_features() const { return d_; }
   // Multiply-adds per row of the forward pass (for GFLOP/s reports).
@@ -61,10 +79,18 @@ class InferencePlan {
     int64_t offset;  // in floats per row-block of the arena: offset * rows
   };
   InferencePlan() = default;
-  void RunChunk(const float* x, int cls, float* y_hat, float* x_hat, ThreadState& state) const;
+  static void BuildOps(const v1::Network& net, bool head_sigmoid, InferencePlan* plan);
+  dnnl::memory::desc ActivationDesc(int cls, int buf, int64_t cols) const;
+  dnnl::memory::desc WeightsDesc(const Op& op, bool any) const;
+  dnnl::memory::desc BiasDesc(const Op& op) const;
+  // Every buffer's place in the thread's arena for shape class `cls`.
+  void ArenaPointers(int cls, float** p) const;
+  void RunChunk(float* const* p, int cls, ThreadState& state) const;
   ThreadState& StateForThisThread() const;
 
   int d_ = 0;
+  int64_t groups_ = 1;  // networks run side by side (CompileGroup)
+  int classes_ = kNumClasses;  // shape classes compiled: kClassRows[0..classes_)
   int64_t macs_per_row_ = 0;
   std::vector<Op> ops_;
   std::vector<int> buffer_widths_;  // buffer 0 is the input, last two y_hat/x_hat

@@ -9,6 +9,8 @@
 
 #include "gtest/gtest.h"
 #include "model/compiled_model.h"
+#include "model/inference_plan.h"
+#include "model/normalizer.h"
 #include "model/trainer.h"
 #include "tests/support/test_util.h"
 
@@ -116,6 +118,55 @@ TEST(InferencePlanTest, AThreadServingManyPlansInTurnScoresEachAsAlone) {
     }
   });
   serving.join();
+}
+
+// A group plan (an ensemble's networks side by side, one batched matmul per
+// layer) gives each member exactly what that member's own plan gives.
+TEST(InferencePlanTest, AGroupPlanRunsEachMemberAsItsOwnPlanDoes) {
+  const int d = 9;
+  Dataset data = DemoData(600, d, 4);
+  v1::TrainingParams p;
+  p.set_max_epochs(1);
+  p.set_min_steps(0);
+  p.set_ensemble_size(3);
+  auto m = TrainModel(data, p);
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  std::vector<const v1::Network*> nets = {&m->network()};
+  for (const auto& e : m->ensemble()) nets.push_back(&e.network());
+  const int G = static_cast<int>(nets.size());
+  auto group = InferencePlan::CompileGroup(nets);
+  ASSERT_TRUE(group.ok()) << group.status().message();
+  EXPECT_EQ((*group)->groups(), G);
+  std::vector<std::unique_ptr<InferencePlan>> alone;
+  for (const v1::Network* n : nets) {
+    auto plan = InferencePlan::Compile(*n);
+    ASSERT_TRUE(plan.ok());
+    alone.push_back(*std::move(plan));
+  }
+  for (int64_t rows : {1, 3, 16, 300, 600}) {
+    // Member g gets its own rows (shifted data), as members scaled their own way would.
+    std::vector<float> x(static_cast<size_t>(G) * rows * d);
+    for (int g = 0; g < G; ++g)
+      for (int64_t i = 0; i < rows * d; ++i) x[g * rows * d + i] = data.x[i] * (1.0f + 0.1f * g);
+    std::vector<float> yg(G * rows), xg(x.size());
+    ASSERT_TRUE((*group)->Run(x.data(), rows, yg.data(), xg.data()).ok());
+    for (int g = 0; g < G; ++g) {
+      std::vector<float> y1(rows), x1(rows * d);
+      ASSERT_TRUE(alone[g]->Run(&x[g * rows * d], rows, y1.data(), x1.data()).ok());
+      for (int64_t r = 0; r < rows; ++r) ASSERT_NEAR(yg[g * rows + r], y1[r], 1e-5) << g << " " << r;
+      for (int64_t i = 0; i < rows * d; ++i) ASSERT_NEAR(xg[g * rows * d + i], x1[i], 1e-5) << g << " " << i;
+    }
+  }
+  // Networks of different shapes cannot share a plan.
+  v1::TrainingParams q = p;
+  q.set_ensemble_size(1);
+  q.clear_encoder_widths();
+  q.add_encoder_widths(32);
+  q.add_encoder_widths(8);
+  auto other = TrainModel(data, q);
+  ASSERT_TRUE(other.ok()) << other.status().message();
+  auto mixed = InferencePlan::CompileGroup({nets[0], &other->network()});
+  EXPECT_EQ(mixed.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

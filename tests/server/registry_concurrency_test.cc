@@ -7,6 +7,7 @@
 // scores, every result from a version that was published, and the retired
 // compiled models are freed.
 #include <atomic>
+#include <condition_variable>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -14,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "model/compiled_model.h"
 #include "model/model_file.h"
+#include "server/batcher.h"
 #include "server/model_manager.h"
 #include "server/score_handler.h"
 #include "tests/server/server_env.h"
@@ -79,6 +81,91 @@ TEST(RegistryConcurrencyTest, ScoringDuringPublishesDeletesAndAliasMoves) {
     stop = true;
     for (auto& t : threads) t.join();
     EXPECT_GT(scores.load(), 40);
+    manager.Stop();
+  }
+  EXPECT_EQ(CompiledModel::LiveCount(), baseline) << "retired versions were not freed";
+}
+
+// The dynamic batcher (batcher.h) the same way: submitters on six threads,
+// each waiting for its answer, while versions are published and retired;
+// one forward pass per model at a time, so requests queue and merge. Every
+// request is answered exactly once, with its own number of results, from a
+// published version, and the retired models are freed.
+TEST(RegistryConcurrencyTest, BatcherUnderConcurrentSubmitsAndPublishes) {
+  const std::string a = SerializeModel(TinyModel(kD, 1));
+  const std::string b = SerializeModel(TinyModel(kD, 2));
+  const int64_t baseline = CompiledModel::LiveCount();
+  TempDir dir;
+  for (int64_t delay_us : {0, 300}) {
+    Registry registry;
+    ModelManager manager(ModelStore(dir.path() + "/models" + std::to_string(delay_us)), &registry);
+    ASSERT_TRUE(manager.Start(/*poll_seconds=*/0).ok());
+    ASSERT_TRUE(manager.Import("m", 0, a, "").ok());
+    ScoreHandler handler(&registry, ScoreLimits{});
+    BatchingOptions options;
+    options.max_parallel = 1;
+    options.max_delay_us = delay_us;
+    options.max_records = 16;
+    DynamicBatcher batcher(&handler, options);
+    std::atomic<int64_t> passes{0}, merged{0};
+    batcher.set_on_pass([&](int requests, int64_t) {
+      passes.fetch_add(1);
+      merged.fetch_add(requests);
+    });
+    std::mutex mu;
+    std::set<int64_t> published = {1};
+    std::atomic<bool> stop{false};
+    std::atomic<int64_t> answered{0};
+    auto submitter = [&](uint64_t seed) {
+      int i = 0;
+      while (!stop.load()) {
+        const int rows = 1 + (i++ % 3);
+        v1::ScoreRequest req = MakeRequest("m", rows, kD, seed + i);
+        v1::ScoreResponse resp;
+        std::mutex done_mu;
+        std::condition_variable done_cv;
+        int calls = 0;
+        absl::Status status;
+        batcher.Submit(&req, &resp, DynamicBatcher::Clock::time_point::max(),
+                       [&](const absl::Status& s) {
+                         std::lock_guard lock(done_mu);
+                         status = s;
+                         ++calls;
+                         done_cv.notify_all();
+                       });
+        std::unique_lock lock(done_mu);
+        done_cv.wait(lock, [&] { return calls > 0; });
+        ASSERT_EQ(calls, 1);
+        ASSERT_TRUE(status.ok()) << status;
+        ASSERT_EQ(resp.scores_size(), rows);
+        std::lock_guard plock(mu);
+        ASSERT_TRUE(published.count(resp.model_version())) << resp.model_version();
+        answered.fetch_add(1);
+      }
+    };
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 6; ++i) threads.emplace_back(submitter, 1000 * i);
+    for (int swap = 0; swap < 20; ++swap) {
+      {
+        std::lock_guard lock(mu);
+        auto v = manager.Import("m", 0, swap % 2 ? a : b, "");
+        ASSERT_TRUE(v.ok()) << v.status();
+        published.insert(*v);
+      }
+      auto model = registry.GetModel("m");
+      ASSERT_TRUE(model.has_value());
+      if (model->versions.size() > 2) {
+        ASSERT_TRUE(manager.DeleteVersion("m", model->versions.begin()->first, false).ok());
+      }
+    }
+    stop = true;
+    for (auto& t : threads) t.join();
+    EXPECT_GT(answered.load(), 20);
+    EXPECT_EQ(merged.load(), answered.load());
+    if (delay_us > 0) {
+      EXPECT_LT(passes.load(), answered.load()) << "nothing was merged";
+    }
+    EXPECT_EQ(batcher.queued_records(), 0);
     manager.Stop();
   }
   EXPECT_EQ(CompiledModel::LiveCount(), baseline) << "retired versions were not freed";

@@ -75,7 +75,14 @@ TrainingParams PaperPreset() {
 //   surprisal 0.85;
 // - four networks in one model, every other one on robust-scaled inputs
 //   (ensemble_size, alternate_scaling): +0.9 AUC-ROC and +5 AUC-PR over
-//   one network, for 4x the fit and scoring time.
+//   one network, for 4x the fit and scoring time;
+// - issue #10 (AUC-PR): each feature's error scale leaves out its 20%
+//   largest training errors (error_scale_trim: the training set's own
+//   anomalies no longer set the unit of the features they are extreme in),
+//   the other members scale by z-score instead of min-max (heavy tails stay
+//   visible: mammography, cover, vowels, thyroid), and the score weighs the
+//   reconstruction surprisal 0.9: 90.36 / 53.61 -> 91.38 / 58.57 AUC-ROC /
+//   AUC-PR.
 TrainingParams DefaultPreset() {
   TrainingParams p = PaperPreset();
   p.set_preset("default");
@@ -90,9 +97,11 @@ TrainingParams DefaultPreset() {
   p.set_min_steps(400);
   p.set_error_scaling(true);
   p.set_trim_fraction(0.2);
-  p.set_ae_weight(0.85);
+  p.set_ae_weight(0.9);
   p.set_ensemble_size(4);
   p.set_alternate_scaling(v1::Normalizer::KIND_ROBUST);
+  p.set_scaling(v1::Normalizer::KIND_Z_SCORE);
+  p.set_error_scale_trim(0.2);
   return p;
 }
 

@@ -99,7 +99,8 @@ TEST(EnsembleTest, OneFileRoundTripsBitExactAndScoresLikeTheReference) {
   // uses the model's.
   EXPECT_EQ(m->ensemble(0).normalizer().kind(), v1::Normalizer::KIND_ROBUST);
   EXPECT_FALSE(m->ensemble(1).has_normalizer());
-  EXPECT_EQ(m->normalizer().kind(), v1::Normalizer::KIND_MIN_MAX);
+  EXPECT_EQ(m->normalizer().kind(), m->params().scaling());
+  EXPECT_NE(m->normalizer().kind(), v1::Normalizer::KIND_ROBUST);
   // The members differ (own seeds and subsamples).
   EXPECT_NE(m->ensemble(0).network().noise_head().weight(0),
             m->network().noise_head().weight(0));
@@ -307,6 +308,17 @@ TEST(EnsembleTest, ParametersAreChecked) {
   EXPECT_FALSE(r->robust_noise());
   EXPECT_EQ(r->alternate_noise_scale(), 0);
   EXPECT_EQ(r->alternate_weight(), 0);
+  // The default preset as docs/ACCURACY.md measured it (issue #10).
+  auto def = ResolveParams(v1::TrainingParams(), 4);
+  ASSERT_TRUE(def.ok());
+  EXPECT_EQ(def->scaling(), v1::Normalizer::KIND_Z_SCORE);
+  EXPECT_EQ(def->alternate_scaling(), v1::Normalizer::KIND_ROBUST);
+  EXPECT_EQ(def->ensemble_size(), 4);
+  EXPECT_EQ(def->error_scale_trim(), 0.2);
+  EXPECT_EQ(def->ae_weight(), 0.9);
+  EXPECT_FALSE(def->robust_noise());
+  EXPECT_EQ(def->alternate_noise_scale(), 0);
+  EXPECT_EQ(def->alternate_weight(), 0);
   v1::TrainingParams text;
   ASSERT_TRUE(SetParamFromString("error_scale_trim=0.2", &text).ok());
   ASSERT_TRUE(SetParamFromString("robust_noise=true", &text).ok());
@@ -341,6 +353,7 @@ TEST(EnsembleTest, TrimmedErrorScaleLeavesOutTheLargestErrors) {
   v1::TrainingParams p = EnsembleParams();
   p.set_ensemble_size(1);
   p.set_member_rows(0);
+  p.set_error_scale_trim(0);
   auto m0 = TrainModel(data, p);
   p.set_error_scale_trim(0.2);
   auto m1 = TrainModel(data, p);

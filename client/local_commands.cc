@@ -152,6 +152,8 @@ int RunEval(const Argv& argv) {
                         {"auc_pr", r->auc_pr},
                         {"auc_roc_noise", r->auc_roc_noise},
                         {"auc_roc_reconstruction", r->auc_roc_reconstruction},
+                        {"auc_pr_noise", r->auc_pr_noise},
+                        {"auc_pr_reconstruction", r->auc_pr_reconstruction},
                         {"alpha", r->alpha},
                         {"epochs", r->epochs},
                         {"fit_seconds", r->fit_seconds}});

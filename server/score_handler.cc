@@ -1,6 +1,5 @@
 #include "server/score_handler.h"
 
-#include <cmath>
 #include <cstring>
 #include <memory>
 
@@ -35,12 +34,6 @@ int64_t FillFlags(const v1::ScoreRequest& request, const bool* flags, int64_t ro
   }
   *response->mutable_ids() = request.batch().ids();
   return anomalies;
-}
-
-bool AllFinite(const v1::ScoreRequest& request) {
-  bool finite = true;
-  for (float v : request.batch().values()) finite &= std::isfinite(v);
-  return finite;
 }
 
 }  // namespace
@@ -153,25 +146,21 @@ absl::Status ScoreHandler::Run(const v1::ScoreRequest& request, const PreparedSc
 }
 
 void ScoreHandler::ScoreTogether(const std::vector<ScoreItem*>& items) const {
-  std::vector<ScoreItem*> together;
-  together.reserve(items.size());
-  int64_t total = 0;
-  for (ScoreItem* item : items) {
-    if (items.size() == 1 || !AllFinite(*item->request)) {
+  auto each_alone = [&] {
+    for (ScoreItem* item : items) {
       item->status = Run(*item->request, item->prepared, item->response, &item->event);
-    } else {
-      together.push_back(item);
-      total += item->prepared.rows;
     }
-  }
-  if (together.empty()) return;
-  const CompiledModel& model = *together.front()->prepared.handle.model;
+  };
+  if (items.size() == 1) return each_alone();
+  int64_t total = 0;
+  for (const ScoreItem* item : items) total += item->prepared.rows;
+  const CompiledModel& model = *items.front()->prepared.handle.model;
   const int64_t f = model.input_features();
   // One buffer: the records, then the four outputs; flags beside it.
   std::vector<float> buf(static_cast<size_t>(total) * (f + 4));
   float* x = buf.data();
   float* cursor = x;
-  for (const ScoreItem* item : together) {
+  for (const ScoreItem* item : items) {
     const auto& values = item->request->batch().values();
     std::memcpy(cursor, values.data(), sizeof(float) * values.size());
     cursor += values.size();
@@ -183,11 +172,12 @@ void ScoreHandler::ScoreTogether(const std::vector<ScoreItem*>& items) const {
   out.reconstruction_probability = out.noise_probability + total;
   out.reconstruction_error = out.reconstruction_probability + total;
   out.is_anomaly = flags.get();
-  const absl::Status s = model.Score(x, total, out);
+  // A failure (a NaN or infinite value) names a row of the merged batch:
+  // score each request alone instead, so each gets its own answer.
+  if (!model.Score(x, total, out).ok()) return each_alone();
   int64_t at = 0;
-  for (ScoreItem* item : together) {
-    item->status = s;
-    if (!s.ok()) continue;
+  for (ScoreItem* item : items) {
+    item->status = absl::OkStatus();
     const int64_t rows = item->prepared.rows;
     v1::ScoreResponse* response = item->response;
     FillHeader(*item->request, item->prepared, response);

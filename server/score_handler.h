@@ -72,9 +72,9 @@ class ScoreHandler {
                    v1::ScoreResponse* response, ScoreEvent* event) const;
   // Scores prepared requests of one model version, none with explain, in
   // one forward pass over their records laid end to end, and fills each
-  // item's response, status and event. An item with a NaN or infinite
-  // value is scored alone, so its error names its own row and column and
-  // the others are not affected.
+  // item's response, status and event. When that pass fails (a NaN or
+  // infinite value in one of them), each is scored alone, so an error
+  // names its own request's row and column and the others are served.
   void ScoreTogether(const std::vector<ScoreItem*>& items) const;
   // Reports a finished request to the observer (metrics).
   void Observe(ScoreEvent* event, const absl::Status& status,

@@ -19,14 +19,19 @@ int64_t NowNs() {
 
 }  // namespace
 
+void ScoringService::ReportScored(ScoreMethod method, const v1::ScoreRequest& request,
+                                  std::chrono::steady_clock::time_point start) const {
+  if (!on_scored_) return;
+  on_scored_(method, request,
+             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+}
+
 absl::Status ScoringService::Handle(ScoreMethod method, const v1::ScoreRequest& request,
                                     v1::ScoreResponse* response) const {
   const ScoreHandler* handler = method == ScoreMethod::kScore ? handler_ : stream_handler_;
-  if (!on_scored_) return handler->Score(request, response);
   const auto start = std::chrono::steady_clock::now();
   absl::Status s = handler->Score(request, response);
-  on_scored_(method, request,
-             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  ReportScored(method, request, start);
   return s;
 }
 
@@ -60,12 +65,7 @@ grpc::ServerUnaryReactor* ScoringService::Score(grpc::CallbackServerContext* con
   const auto start = std::chrono::steady_clock::now();
   batcher_->Submit(request, response, deadline,
                    [this, reactor, request, start](const absl::Status& s) {
-                     if (on_scored_) {
-                       on_scored_(ScoreMethod::kScore, *request,
-                                  std::chrono::duration<double>(
-                                      std::chrono::steady_clock::now() - start)
-                                      .count());
-                     }
+                     ReportScored(ScoreMethod::kScore, *request, start);
                      reactor->Finish(ToGrpcStatus(s));
                    });
   return reactor;

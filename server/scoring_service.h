@@ -16,6 +16,7 @@
 #define ANORAND_SERVER_SCORING_SERVICE_H_
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
@@ -74,6 +75,9 @@ class ScoringService final : public v1::Scoring::CallbackService {
   void ReapIdleStreams();
   absl::Status Handle(ScoreMethod method, const v1::ScoreRequest& request,
                       v1::ScoreResponse* response) const;
+  // on_scored_ with the time since `start`, when set.
+  void ReportScored(ScoreMethod method, const v1::ScoreRequest& request,
+                    std::chrono::steady_clock::time_point start) const;
 
   const ScoreHandler* handler_;
   const ScoreHandler* stream_handler_;

@@ -210,6 +210,9 @@ absl::StatusOr<std::unique_ptr<InferencePlan>> InferencePlan::CompileGroup(
   }
   auto& ops = plan->ops_;
   const int64_t G = plan->groups_;
+  int64_t per_row = 0;
+  for (int w : plan->buffer_widths_) per_row += w;
+  plan->arena_floats_ = static_cast<size_t>(G * kClassRows[plan->classes_ - 1] * per_row);
 
   // Primitives for each shape class.
   auto& eng = CpuEngine();
@@ -304,6 +307,7 @@ void GrowTo(std::vector<T>* v, size_t n) {
 struct InferencePlan::ThreadState {
   dnnl::stream stream{CpuEngine()};
   memory scratch_mem;
+  std::vector<float*> ptrs;  // every buffer's place for the current chunk
   struct Bound {
     std::unordered_map<int, memory> args;
     memory src, dst;
@@ -322,6 +326,7 @@ InferencePlan::ThreadState& InferencePlan::StateForThisThread() const {
   }
   if (cache.size() >= 64) cache.erase(cache.begin());
   auto state = std::make_unique<ThreadState>();
+  state->ptrs.resize(buffer_widths_.size());
   auto& eng = CpuEngine();
   state->scratch_mem = memory({{static_cast<int64_t>(std::max<size_t>(scratch_bytes_, 1))},
                                memory::data_type::u8, memory::format_tag::a},
@@ -381,17 +386,14 @@ absl::Status InferencePlan::Run(const float* x, int64_t rows, float* y_hat, floa
   try {
     ThreadState& state = StateForThisThread();
     ThreadBuffers& buf = BuffersForThisThread();
-    int64_t per_row = 0;
-    for (int w : buffer_widths_) per_row += w;
     const int tile = kClassRows[classes_ - 1];
-    GrowTo(&buf.arena, static_cast<size_t>(groups_) * tile * per_row);
+    GrowTo(&buf.arena, arena_floats_);
     GrowTo(&buf.scratch, std::max<size_t>(scratch_bytes_, 1));
     GrowTo(&buf.pad_x, static_cast<size_t>(kTileRows) * d_);
     GrowTo(&buf.pad_xhat, static_cast<size_t>(kTileRows) * d_);
     GrowTo(&buf.pad_yhat, static_cast<size_t>(kTileRows));
     state.scratch_mem.set_data_handle(buf.scratch.data());
-    std::vector<float*> ptrs(buffer_widths_.size());
-    float** p = ptrs.data();
+    float** p = state.ptrs.data();
     for (int64_t start = 0; start < rows; start += tile) {
       const int m = static_cast<int>(std::min<int64_t>(tile, rows - start));
       int cls = 0;

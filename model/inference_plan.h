@@ -48,9 +48,10 @@ class InferencePlan {
   // only has a reference kernel), so a call runs as many primitives as one
   // network's plan. Shape classes up to max_tile_rows only; larger batches
   // run in tiles of the largest. INVALID_ARGUMENT when the shapes differ.
-  // Measured against one plan per network (4 members of d = 20, one
-  // thread): 2.2x faster for 1 row, 1.8x for 4, 1.2x for 16, slower from
-  // 64 rows on, where per-network kernels win (docs/PERFORMANCE.md).
+  // Against one plan per network (4 members of d = 20, one thread,
+  // `anorand-bench forward` on an ensemble): about 2.2x faster for 1 row,
+  // 1.7x for 4, 1.3x for 16, slower from 64 rows on, where per-network
+  // kernels win (docs/PERFORMANCE.md).
   static absl::StatusOr<std::unique_ptr<InferencePlan>> CompileGroup(
       const std::vector<const v1::Network*>& nets, bool head_sigmoid = true,
       int max_tile_rows = 16);
@@ -91,6 +92,7 @@ class InferencePlan {
   int d_ = 0;
   int64_t groups_ = 1;  // networks run side by side (CompileGroup)
   int classes_ = kNumClasses;  // shape classes compiled: kClassRows[0..classes_)
+  size_t arena_floats_ = 0;    // activations of the largest class, all groups
   int64_t macs_per_row_ = 0;
   std::vector<Op> ops_;
   std::vector<int> buffer_widths_;  // buffer 0 is the input, last two y_hat/x_hat

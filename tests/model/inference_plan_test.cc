@@ -18,6 +18,15 @@
 namespace anorand::testing {
 namespace {
 
+// The default preset, one epoch: an ensemble of `members` networks.
+v1::TrainingParams Quick(int members) {
+  v1::TrainingParams p;
+  p.set_max_epochs(1);
+  p.set_min_steps(0);
+  p.set_ensemble_size(members);
+  return p;
+}
+
 int ThreadsOfThisProcess() {
   int n = 0;
   DIR* dir = opendir("/proc/self/task");
@@ -29,10 +38,7 @@ int ThreadsOfThisProcess() {
 
 TEST(InferencePlanTest, ScoringStartsNoOpenMpThreadsAndKeepsTheCallersSetting) {
   Dataset d = DemoData(400, 6, 2);
-  v1::TrainingParams p;  // the default preset, shortened
-  p.set_max_epochs(1);
-  p.set_min_steps(0);
-  p.set_ensemble_size(2);
+  v1::TrainingParams p = Quick(2);
   auto m = TrainModel(d, p);
   ASSERT_TRUE(m.ok()) << m.status().message();
   auto c = CompiledModel::Create(*m);
@@ -69,10 +75,7 @@ TEST(InferencePlanTest, AThreadServingManyPlansInTurnScoresEachAsAlone) {
   std::vector<Dataset> data;
   for (int cols : {3, 41, 7}) {
     Dataset d = DemoData(300, cols, cols);
-    v1::TrainingParams p;
-    p.set_max_epochs(1);
-    p.set_min_steps(0);
-    p.set_ensemble_size(1);
+    v1::TrainingParams p = Quick(1);
     auto m = TrainModel(d, p);
     ASSERT_TRUE(m.ok()) << m.status().message();
     files.push_back(*m);
@@ -126,10 +129,7 @@ TEST(InferencePlanTest, AThreadServingManyPlansInTurnScoresEachAsAlone) {
 TEST(InferencePlanTest, AGroupPlanRunsEachMemberAsItsOwnPlanDoes) {
   const int d = 9;
   Dataset data = DemoData(600, d, 4);
-  v1::TrainingParams p;
-  p.set_max_epochs(1);
-  p.set_min_steps(0);
-  p.set_ensemble_size(3);
+  v1::TrainingParams p = Quick(3);
   auto m = TrainModel(data, p);
   ASSERT_TRUE(m.ok()) << m.status().message();
   std::vector<const v1::Network*> nets = {&m->network()};
@@ -175,10 +175,7 @@ TEST(InferencePlanTest, AGroupPlanRunsEachMemberAsItsOwnPlanDoes) {
 TEST(InferencePlanTest, AnEnsembleScoresSmallBatchesAsLargeOnes) {
   const int d = 7;
   Dataset data = DemoData(500, d, 6);
-  v1::TrainingParams p;  // the default preset (an ensemble), shortened
-  p.set_max_epochs(1);
-  p.set_min_steps(0);
-  p.set_ensemble_size(4);
+  v1::TrainingParams p = Quick(4);
   auto m = TrainModel(data, p);
   ASSERT_TRUE(m.ok()) << m.status().message();
   auto c = CompiledModel::Create(*m);

@@ -179,6 +179,19 @@ absl::StatusOr<v1::ScoreStats> FitMemberStats(const v1::Network& network, const 
 
 }  // namespace
 
+namespace {
+
+// True when every row equals the first one.
+bool AllColumnsConstant(const Dataset& data) {
+  const size_t d = static_cast<size_t>(data.cols);
+  for (size_t k = d; k < data.x.size(); ++k) {
+    if (data.x[k] != data.x[k % d]) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 absl::StatusOr<v1::ModelFile> TrainModel(const Dataset& data, const v1::TrainingParams& user,
                                          const TrainOptions& options) {
   const auto start = std::chrono::steady_clock::now();
@@ -191,6 +204,14 @@ absl::StatusOr<v1::ModelFile> TrainModel(const Dataset& data, const v1::Training
   }
   if (data.cols < 1 || static_cast<int64_t>(data.x.size()) != data.rows * data.cols) {
     return absl::InvalidArgumentError("the training data has no features or a wrong size");
+  }
+  if (AllColumnsConstant(data)) {
+    // Every record is the same point: no score could tell one from another,
+    // and the fitted threshold would flag all of them.
+    return absl::InvalidArgumentError(absl::StrCat(
+        "every feature of the training data is constant (all ", data.rows,
+        " rows are the same record), so there is nothing to learn about what is normal; "
+        "train on data whose features vary"));
   }
   auto resolved = ResolveParams(user, static_cast<int>(data.cols));
   if (!resolved.ok()) return resolved.status();

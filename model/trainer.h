@@ -39,8 +39,10 @@ struct TrainOptions {
   int threads = 0;  // oneDNN/OpenMP threads for this fit; 0 = leave as is
 };
 
-// INVALID_ARGUMENT for bad parameters or data too small to train on
-// (fewer than 10 rows), CANCELLED if cancelled, INTERNAL if oneDNN fails.
+// INVALID_ARGUMENT for bad parameters, data too small to train on (fewer
+// than 10 rows) or data in which every feature is constant (all rows one
+// record: nothing to learn, and the threshold would flag every record);
+// CANCELLED if cancelled, INTERNAL if oneDNN fails.
 absl::StatusOr<v1::ModelFile> TrainModel(const Dataset& data, const v1::TrainingParams& params,
                                          const TrainOptions& options = {});
 

@@ -60,7 +60,9 @@ class JobManager {
   // Loads the persisted records (settling the interrupted ones as above;
   // the store's first scan must have run) and starts the training threads.
   absl::Status Start();
-  // Cancels running jobs, fails queued ones ("server stopped"), joins.
+  // Cancels running jobs (each ends CANCELLED within its next cancellation
+  // poll, never half-published: a job already publishing finishes that
+  // first), fails queued ones ("server stopped"), joins.
   void Stop();
 
   // `spec.params` is resolved here (every field set, as the record shows);
@@ -97,6 +99,8 @@ class JobManager {
   void Update(const std::shared_ptr<Entry>& entry, const std::function<void(v1::Job&)>& change);
   void Persist(const v1::Job& job) const;
   void NotifyCounts();
+  // A cancelled job's error: `what`, plus the shutdown when that caused it.
+  std::string CancelReason(const std::string& what) const;
   absl::Status QueueRoomLocked() const;  // requires mu_
 
   ModelManager* models_;

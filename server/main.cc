@@ -27,7 +27,9 @@ ABSL_FLAG(double, poll_seconds, 5,
 ABSL_FLAG(int64_t, max_batch_records, 65536, "Most records in one ScoreRequest.");
 ABSL_FLAG(int64_t, max_message_bytes, 64ll << 20, "Largest gRPC message, in and out, in bytes.");
 ABSL_FLAG(int32_t, max_streams, 1024, "Most StreamScore streams open at once.");
-ABSL_FLAG(int64_t, max_upload_bytes, 1ll << 30, "Largest model import or dataset upload, bytes.");
+ABSL_FLAG(int64_t, max_upload_bytes, 1ll << 30,
+          "Largest model import or dataset upload, bytes; also the most the members of an NPZ "
+          "(uploaded or under --data_dir) may decompress to.");
 ABSL_FLAG(double, drain_seconds, 10,
           "On SIGTERM/SIGINT: how long calls in flight may run before they are cancelled.");
 ABSL_FLAG(double, stream_idle_seconds, 600,

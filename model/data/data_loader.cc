@@ -212,7 +212,7 @@ absl::StatusOr<Dataset> LoadByFormat(const std::string& path, Format format,
       return FromNpy(x, path, options);
     }
     case Format::kNpz: {
-      ASSIGN_OR_RETURN(auto arrays, ReadNpz(path));
+      ASSIGN_OR_RETURN(auto arrays, ReadNpz(path, options.max_decompressed_bytes));
       return FromNpz(arrays, path, options);
     }
     case Format::kUnknown:
@@ -233,7 +233,7 @@ absl::StatusOr<Dataset> ParseByFormat(absl::string_view bytes, Format format,
       return FromNpy(x, source, options);
     }
     case Format::kNpz: {
-      ASSIGN_OR_RETURN(auto arrays, ParseNpz(bytes, source));
+      ASSIGN_OR_RETURN(auto arrays, ParseNpz(bytes, source, options.max_decompressed_bytes));
       return FromNpz(arrays, source, options);
     }
     case Format::kUnknown:

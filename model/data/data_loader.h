@@ -31,6 +31,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "model/data/csv_reader.h"
+#include "model/data/npy_reader.h"
 #include "model/dataset.h"
 
 namespace anorand {
@@ -40,6 +41,9 @@ struct LoadOptions {
   std::string x_member = "X";   // NPZ member with the features.
   std::string y_member = "y";   // NPZ member with the labels (optional).
   bool require_labels = false;  // Fail when the source yields no labels.
+  // Most bytes the members of an NPZ may inflate to, together; over it:
+  // ResourceExhaustedError before anything is inflated (npy_reader.h).
+  uint64_t max_decompressed_bytes = kMaxNpzTotalBytes;
 };
 
 // Loads the file at `path`; the extension (case-insensitive) picks the

@@ -167,6 +167,11 @@ absl::Status JobManager::CheckQueueRoom() const {
 
 absl::Status JobManager::QueueRoomLocked() const {
   if (stopping_) return absl::UnavailableError("the server is shutting down; retry later");
+  if (options_.max_queued_jobs == 0) {
+    return absl::FailedPreconditionError(
+        "this server does not train (--max_queued_jobs=0); submit the job to a replica that "
+        "trains");
+  }
   if (static_cast<int>(queue_.size()) >= options_.max_queued_jobs) {
     return absl::ResourceExhaustedError(
         absl::StrCat("the training queue is full (", options_.max_queued_jobs,

@@ -236,8 +236,8 @@ absl::Status ValidateServerOptions(const ServerOptions& o) {
     return bad("--max_loaded_model_bytes must be >= 0 (0 = no cap)");
   if (o.require_token_for_scoring && o.auth_token.empty())
     return bad("--require_token_for_scoring needs a token (--auth_token or --admin_token_file)");
-  if (o.max_queued_jobs < 1 || o.max_queued_jobs > 100000)
-    return bad("--max_queued_jobs must be in [1, 100000] (0 would refuse every job)");
+  if (o.max_queued_jobs < 0 || o.max_queued_jobs > 100000)
+    return bad("--max_queued_jobs must be in [0, 100000] (0 = this server does not train)");
   if (o.training_threads < 1 || o.training_threads > 64)
     return bad("--training_threads must be in [1, 64]");
   if (o.training_omp_threads < 1 || o.training_omp_threads > 1024)

@@ -61,8 +61,8 @@ TEST(ServerFlagsTest, EveryBadValueExitsTwoNamingTheFlag) {
       {{"--require_models=../etc"}, "--require_models: model name '../etc' is invalid"},
       {{"--data_dir=" + dir.File("no-such-folder")}, "--data_dir=" + dir.File("no-such-folder") +
                                                         " is not a folder"},
-      {{"--max_queued_jobs=0"}, "--max_queued_jobs must be in [1, 100000]"},
-      {{"--max_queued_jobs=100001"}, "--max_queued_jobs must be in [1, 100000]"},
+      {{"--max_queued_jobs=-1"}, "--max_queued_jobs must be in [0, 100000]"},
+      {{"--max_queued_jobs=100001"}, "--max_queued_jobs must be in [0, 100000]"},
       {{"--training_threads=0"}, "--training_threads must be in [1, 64]"},
       {{"--training_omp_threads=0"}, "--training_omp_threads must be in [1, 1024]"},
       {{"--require_token_for_scoring"}, "--require_token_for_scoring needs a token"},

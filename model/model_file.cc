@@ -263,36 +263,6 @@ absl::Status ValidateModel(const v1::ModelFile& m) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> ReadFileBounded(const std::string& path, uint64_t max_bytes) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    const int err = errno;
-    std::string msg = absl::StrCat(path, ": ", std::strerror(err));
-    return err == ENOENT ? absl::NotFoundError(msg) : absl::FailedPreconditionError(msg);
-  }
-  struct stat st;
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return absl::InvalidArgumentError(absl::StrCat(path, ": not a regular file"));
-  }
-  if (static_cast<uint64_t>(st.st_size) > max_bytes) {
-    ::close(fd);
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": ", st.st_size, " bytes, over the limit of ", max_bytes));
-  }
-  std::string data(static_cast<size_t>(st.st_size), '\0');
-  size_t got = 0;
-  while (got < data.size()) {
-    const ssize_t n = ::read(fd, data.data() + got, data.size() - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    got += static_cast<size_t>(n);
-  }
-  ::close(fd);
-  data.resize(got);
-  return data;
-}
-
 absl::Status WriteFileAtomic(const std::string& path, absl::string_view bytes) {
   const size_t slash = path.rfind('/');
   const std::string dir = slash == std::string::npos ? "." : path.substr(0, std::max<size_t>(slash, 1));

@@ -22,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "anorand/v1/model.pb.h"
+#include "model/data/file_io.h"  // ReadFileBounded, for the callers of this file
 
 namespace anorand {
 
@@ -41,9 +42,6 @@ absl::Status ValidateModel(const v1::ModelFile& model);
 absl::Status SaveModelFile(const v1::ModelFile& model, const std::string& path);
 absl::StatusOr<v1::ModelFile> LoadModelFile(const std::string& path);
 
-// Reads a whole file with a size bound (NOT_FOUND, INVALID_ARGUMENT if
-// larger than max_bytes, or the OS error).
-absl::StatusOr<std::string> ReadFileBounded(const std::string& path, uint64_t max_bytes);
 // Writes bytes atomically to path (temp file in the same folder, fsync,
 // rename, fsync of the folder).
 absl::Status WriteFileAtomic(const std::string& path, absl::string_view bytes);

@@ -1,9 +1,16 @@
 #include "model/data/csv_reader.h"
 
+#include <poll.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstddef>
 #include <cstdio>
 #include <cstring>
+#include <limits>
+#include <memory>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -48,17 +55,17 @@ bool IsBlankLine(absl::string_view line) {
   return absl::StripAsciiWhitespace(line).empty();
 }
 
-// Walks the lines of a buffer or a file: LF or CRLF ends, 1-based numbers.
-// Blank lines are skipped but remembered; a content line after one is an
-// error. A line longer than kMaxCsvLineBytes is an error, found after
-// looking at no more than that many bytes of it. From a file, lines are read
-// in blocks: memory holds one block and the current line, never the file.
+// Walks the lines of a buffer or a file descriptor: LF or CRLF ends, 1-based
+// numbers. Blank lines are skipped but remembered; a content line after one
+// is an error. A line longer than kMaxCsvLineBytes is an error, found after
+// looking at no more than that many bytes of it. From a descriptor, lines
+// are read in blocks of what read(2) returns (a pipe gives what is there):
+// memory holds one block and the current line, never the input.
 class LineReader {
  public:
   LineReader(absl::string_view content, absl::string_view source)
       : rest_(content), source_(source) {}
-  LineReader(std::FILE* file, absl::string_view source)
-      : file_(file), source_(source) {}
+  LineReader(int fd, absl::string_view source) : fd_(fd), source_(source) {}
 
   // Sets *line to the next non-blank line, valid until the next call.
   // Returns false at the end.
@@ -82,13 +89,24 @@ class LineReader {
     }
   }
 
+  // True when Next would return without waiting for input: a whole line is
+  // buffered, the input has ended, or the descriptor has data (or EOF)
+  // ready now.
+  bool Ready() const {
+    if (fd_ < 0 || at_eof_ || FindLineEnd() != absl::string_view::npos) {
+      return true;
+    }
+    pollfd p{fd_, POLLIN, 0};
+    return ::poll(&p, 1, 0) > 0;
+  }
+
  private:
   static constexpr size_t kBlockBytes = size_t{1} << 20;
 
   absl::StatusOr<bool> TakeLine(absl::string_view* text) {
     size_t end = FindLineEnd();
-    while (end == absl::string_view::npos && file_ != nullptr &&
-           !at_eof_ && rest_.size() <= kMaxCsvLineBytes) {
+    while (end == absl::string_view::npos && fd_ >= 0 && !at_eof_ &&
+           rest_.size() <= kMaxCsvLineBytes) {
       RETURN_IF_ERROR(ReadBlock());
       end = FindLineEnd();
     }
@@ -119,32 +137,37 @@ class LineReader {
     return rest_.substr(0, kMaxCsvLineBytes + 2).find('\n');
   }
 
-  // Appends the next block of the file behind what is left of the buffer.
+  // Appends what one read(2) returns (up to a block) behind what is left of
+  // the buffer; sets at_eof_ when it returns nothing.
   absl::Status ReadBlock() {
     const size_t keep = rest_.size();
     if (keep > 0 && rest_.data() != buffer_.data()) {
       std::memmove(&buffer_[0], rest_.data(), keep);
     }
     buffer_.resize(keep + kBlockBytes);
-    const size_t got = std::fread(&buffer_[keep], 1, kBlockBytes, file_);
-    if (got < kBlockBytes) {
-      if (std::ferror(file_)) {
-        return absl::DataLossError(
-            absl::StrCat(source_, ": read error: ", std::strerror(errno)));
-      }
-      at_eof_ = true;
+    ssize_t got = 0;
+    do {
+      got = ::read(fd_, &buffer_[keep], kBlockBytes);
+    } while (got < 0 && errno == EINTR);
+    if (got < 0) {
+      const int err = errno;
+      buffer_.resize(keep);
+      rest_ = buffer_;
+      return absl::DataLossError(
+          absl::StrCat(source_, ": read error: ", std::strerror(err)));
     }
-    buffer_.resize(keep + got);
+    if (got == 0) at_eof_ = true;
+    buffer_.resize(keep + static_cast<size_t>(got));
     rest_ = buffer_;
-    if (!bom_checked_) {
+    if (!bom_checked_ && (rest_.size() >= kUtf8Bom.size() || at_eof_)) {
       bom_checked_ = true;
       if (absl::StartsWith(rest_, kUtf8Bom)) rest_.remove_prefix(3);
     }
     return absl::OkStatus();
   }
 
-  std::FILE* file_ = nullptr;  // null: the whole input is in rest_
-  std::string buffer_;         // file mode: the block being read
+  int fd_ = -1;         // -1: the whole input is in rest_
+  std::string buffer_;  // descriptor mode: the bytes being read
   bool at_eof_ = false;
   bool bom_checked_ = false;
   absl::string_view rest_;
@@ -393,14 +416,21 @@ absl::Status AppendRow(const FieldSplitter& fields, const LineRef& at,
   return absl::OkStatus();
 }
 
-// Everything after the first line is known: splits and appends each row.
+// Everything after the first line is known: splits and appends rows until
+// the input ends or `out` holds max_rows rows; with stop_when_idle also when
+// `out` holds a row and no more input is ready.
 absl::Status ReadRows(LineReader* lines, FieldSplitter* splitter,
-                      size_t columns, int64_t label_column, Dataset* out) {
+                      size_t columns, int64_t label_column, int64_t max_rows,
+                      bool stop_when_idle, Dataset* out, bool* ended) {
   absl::string_view line;
   LineRef at;
-  while (true) {
+  while (out->rows < max_rows) {
+    if (stop_when_idle && out->rows > 0 && !lines->Ready()) break;
     ASSIGN_OR_RETURN(bool more, lines->Next(&line, &at));
-    if (!more) return absl::OkStatus();
+    if (!more) {
+      *ended = true;
+      break;
+    }
     RETURN_IF_ERROR(splitter->Split(line, at));
     if (splitter->count() != columns) {
       return absl::InvalidArgumentError(
@@ -409,6 +439,7 @@ absl::Status ReadRows(LineReader* lines, FieldSplitter* splitter,
     }
     RETURN_IF_ERROR(AppendRow(*splitter, at, label_column, out));
   }
+  return absl::OkStatus();
 }
 
 std::vector<std::string> FieldNames(const FieldSplitter& fields) {
@@ -416,20 +447,6 @@ std::vector<std::string> FieldNames(const FieldSplitter& fields) {
   names.reserve(fields.count());
   for (size_t i = 0; i < fields.count(); ++i) names.push_back(fields.field(i));
   return names;
-}
-
-absl::Status CheckResult(const Dataset& data, bool had_header,
-                         absl::string_view source) {
-  if (data.rows == 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(source, had_header ? ": has a header line but no data rows"
-                                        : ": no data rows"));
-  }
-  if (data.cols == 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        source, ": no feature columns (the only column is the label)"));
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace
@@ -446,43 +463,143 @@ int64_t LabelColumnIndex(absl::string_view spec) {
 
 namespace {
 
+// Reads records from a LineReader: the first line decides the delimiter,
+// the header and the label column; every later call appends rows.
+class RecordParser {
+ public:
+  RecordParser(LineReader* lines, std::string source, CsvOptions options)
+      : lines_(lines), source_(std::move(source)), options_(std::move(options)) {}
+
+  // Appends up to max_rows rows to *out (cols and feature_names set). At the
+  // end of the input sets *ended and checks that there were rows.
+  absl::Status Read(int64_t max_rows, bool stop_when_idle, Dataset* out,
+                    bool* ended) {
+    *ended = false;
+    if (!splitter_) {
+      RETURN_IF_ERROR(ReadFirstLine(out));
+    } else {
+      out->cols = cols_;
+      out->feature_names = feature_names_;
+    }
+    const int64_t before = out->rows;
+    RETURN_IF_ERROR(ReadRows(lines_, &*splitter_, columns_, label_column_,
+                             max_rows, stop_when_idle, out, ended));
+    rows_ += out->rows - before;
+    if (*ended && rows_ == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          source_, has_header_ ? ": has a header line but no data rows"
+                               : ": no data rows"));
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  absl::Status ReadFirstLine(Dataset* out) {
+    absl::string_view first;
+    LineRef at;
+    ASSIGN_OR_RETURN(bool any, lines_->Next(&first, &at));
+    if (!any) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(source_, ": is empty (no lines with content)"));
+    }
+    splitter_.emplace(options_.delimiter != 0 ? options_.delimiter
+                                              : DetectDelimiter(first));
+    RETURN_IF_ERROR(splitter_->Split(first, at));
+    columns_ = splitter_->count();
+    has_header_ = DecideHeader(options_.header, *splitter_);
+    std::vector<std::string> header;
+    if (has_header_) header = FieldNames(*splitter_);
+    ASSIGN_OR_RETURN(label_column_,
+                     ResolveLabelColumn(options_.label_column,
+                                        has_header_ ? &header : nullptr,
+                                        static_cast<int64_t>(columns_),
+                                        source_));
+    cols_ = static_cast<int64_t>(columns_) - (label_column_ >= 0 ? 1 : 0);
+    if (cols_ == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          source_, ": no feature columns (the only column is the label)"));
+    }
+    for (size_t j = 0; j < header.size(); ++j) {
+      if (static_cast<int64_t>(j) != label_column_) {
+        feature_names_.push_back(std::move(header[j]));
+      }
+    }
+    out->cols = cols_;
+    out->feature_names = feature_names_;
+    if (!has_header_) {
+      RETURN_IF_ERROR(AppendRow(*splitter_, at, label_column_, out));
+      ++rows_;
+    }
+    return absl::OkStatus();
+  }
+
+  LineReader* lines_;
+  std::string source_;
+  CsvOptions options_;
+  std::optional<FieldSplitter> splitter_;  // set by the first line
+  size_t columns_ = 0;
+  int64_t label_column_ = -1;
+  bool has_header_ = false;
+  int64_t cols_ = 0;
+  std::vector<std::string> feature_names_;
+  int64_t rows_ = 0;
+};
+
 absl::StatusOr<Dataset> ParseLines(LineReader* lines,
                                    absl::string_view source_name,
                                    const CsvOptions& options) {
-  absl::string_view first;
-  LineRef at;
-  ASSIGN_OR_RETURN(bool any, lines->Next(&first, &at));
-  if (!any) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(source_name, ": is empty (no lines with content)"));
-  }
-  const char delimiter =
-      options.delimiter != 0 ? options.delimiter : DetectDelimiter(first);
-  FieldSplitter splitter(delimiter);
-  RETURN_IF_ERROR(splitter.Split(first, at));
-  const size_t columns = splitter.count();
-  const bool has_header = DecideHeader(options.header, splitter);
-  std::vector<std::string> header;
-  if (has_header) header = FieldNames(splitter);
-  ASSIGN_OR_RETURN(
-      int64_t label_column,
-      ResolveLabelColumn(options.label_column, has_header ? &header : nullptr,
-                         static_cast<int64_t>(columns), source_name));
+  RecordParser parser(lines, std::string(source_name), options);
   Dataset data;
-  data.cols = static_cast<int64_t>(columns) - (label_column >= 0 ? 1 : 0);
-  for (size_t j = 0; j < header.size(); ++j) {
-    if (static_cast<int64_t>(j) != label_column) {
-      data.feature_names.push_back(std::move(header[j]));
-    }
-  }
-  if (!has_header)
-    RETURN_IF_ERROR(AppendRow(splitter, at, label_column, &data));
-  RETURN_IF_ERROR(ReadRows(lines, &splitter, columns, label_column, &data));
-  RETURN_IF_ERROR(CheckResult(data, has_header, source_name));
+  bool ended = false;
+  RETURN_IF_ERROR(parser.Read(std::numeric_limits<int64_t>::max(), false,
+                              &data, &ended));
   return data;
 }
 
 }  // namespace
+
+struct CsvBatchReader::State {
+  State(int fd, std::string source, CsvOptions options)
+      : source_storage(std::move(source)),
+        lines(fd, source_storage),
+        parser(&lines, source_storage, std::move(options)) {}
+  FilePtr file;  // set when the reader opened the file itself
+  std::string source_storage;
+  LineReader lines;
+  RecordParser parser;
+  absl::Status error;
+  bool ended = false;
+};
+
+CsvBatchReader::CsvBatchReader(int fd, std::string source_name,
+                               CsvOptions options)
+    : state_(std::make_unique<State>(fd, std::move(source_name),
+                                     std::move(options))) {}
+
+CsvBatchReader::~CsvBatchReader() = default;
+
+absl::StatusOr<std::unique_ptr<CsvBatchReader>> CsvBatchReader::OpenFile(
+    const std::string& path, const CsvOptions& options) {
+  ASSIGN_OR_RETURN(FilePtr file, OpenFileBounded(path, kMaxCsvFileBytes));
+  auto reader = std::unique_ptr<CsvBatchReader>(
+      new CsvBatchReader(fileno(file.get()), path, options));
+  reader->state_->file = std::move(file);
+  return reader;
+}
+
+absl::StatusOr<Dataset> CsvBatchReader::Next(int64_t max_rows,
+                                             bool stop_when_idle) {
+  if (!state_->error.ok()) return state_->error;
+  Dataset batch;
+  if (state_->ended || max_rows < 1) return batch;
+  absl::Status s = state_->parser.Read(max_rows, stop_when_idle, &batch,
+                                       &state_->ended);
+  if (!s.ok()) {
+    state_->error = s;
+    return s;
+  }
+  return batch;
+}
 
 absl::StatusOr<Dataset> ParseCsv(absl::string_view content,
                                  absl::string_view source_name,
@@ -495,7 +612,7 @@ absl::StatusOr<Dataset> ParseCsv(absl::string_view content,
 absl::StatusOr<Dataset> ReadCsvFile(const std::string& path,
                                     const CsvOptions& options) {
   ASSIGN_OR_RETURN(FilePtr file, OpenFileBounded(path, kMaxCsvFileBytes));
-  LineReader lines(file.get(), path);
+  LineReader lines(fileno(file.get()), path);
   return ParseLines(&lines, path, options);
 }
 

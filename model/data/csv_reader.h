@@ -29,6 +29,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -69,6 +70,47 @@ absl::StatusOr<Dataset> ParseCsv(absl::string_view content,
 // streaming: the file is read in blocks, never held whole.
 absl::StatusOr<Dataset> ReadCsvFile(const std::string& path,
                                     const CsvOptions& options);
+
+// Reads CSV records in batches from a file descriptor (stdin, a pipe, a
+// file) by the same rules and with the same errors as ParseCsv: the first
+// line decides delimiter, header and label column for the whole input.
+// Memory holds one block of input, the current line (at most
+// kMaxCsvLineBytes) and one batch, never the whole input.
+//
+//   CsvBatchReader in(STDIN_FILENO, "stdin", options);
+//   while (true) {
+//     ASSIGN_OR_RETURN(Dataset batch, in.Next(1024, /*stop_when_idle=*/true));
+//     if (batch.rows == 0) break;  // end of input
+//     ...
+//   }
+//
+// Thread safety: one thread at a time. Failure behaviour: the first error
+// ends the reader; Next returns it again on every later call.
+class CsvBatchReader {
+ public:
+  // Reads `fd`, which it does not own: it must stay open while the reader
+  // lives. `source_name` labels error messages.
+  CsvBatchReader(int fd, std::string source_name, CsvOptions options);
+  // Opens the regular file at `path` (at most kMaxCsvFileBytes; the errors of
+  // ReadCsvFile) and reads it.
+  static absl::StatusOr<std::unique_ptr<CsvBatchReader>> OpenFile(
+      const std::string& path, const CsvOptions& options);
+  ~CsvBatchReader();
+  CsvBatchReader(const CsvBatchReader&) = delete;
+  CsvBatchReader& operator=(const CsvBatchReader&) = delete;
+
+  // The next batch of at most `max_rows` rows, with cols and feature_names
+  // set; rows == 0 once the input has ended. With `stop_when_idle`, a batch
+  // that holds at least one row is returned as soon as no further input is
+  // ready to read, so records fed slowly through a pipe (`tail -f`) come out
+  // as they arrive. An input without content, or with a header and no rows,
+  // is an error (at the end of the input for the latter).
+  absl::StatusOr<Dataset> Next(int64_t max_rows, bool stop_when_idle);
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
 
 }  // namespace anorand
 

@@ -1,5 +1,6 @@
 #include "model/data/data_loader.h"
 
+#include <algorithm>
 #include <map>
 #include <utility>
 #include <vector>
@@ -267,6 +268,63 @@ absl::StatusOr<Dataset> DatasetFromBytes(absl::string_view bytes,
   ASSIGN_OR_RETURN(Dataset data, ParseByFormat(bytes, parsed, source, options));
   RETURN_IF_ERROR(CheckLabelsPresent(data, options, source));
   return data;
+}
+
+absl::StatusOr<std::unique_ptr<DatasetBatches>> DatasetBatches::Open(
+    const std::string& path, const LoadOptions& options) {
+  const Format format = FormatFromName(Extension(path));
+  if (format == Format::kUnknown) return UnknownFormat(path, Extension(path));
+  std::unique_ptr<DatasetBatches> batches(new DatasetBatches());
+  batches->source_ = path;
+  batches->require_labels_ = options.require_labels;
+  if (format == Format::kCsv || format == Format::kTsv) {
+    ASSIGN_OR_RETURN(batches->csv_,
+                     CsvBatchReader::OpenFile(path, CsvFor(format, options.csv)));
+  } else {
+    ASSIGN_OR_RETURN(Dataset whole, LoadByFormat(path, format, options));
+    batches->whole_ = std::move(whole);
+  }
+  return batches;
+}
+
+std::unique_ptr<DatasetBatches> DatasetBatches::FromCsvStream(
+    int fd, std::string source, const LoadOptions& options) {
+  std::unique_ptr<DatasetBatches> batches(new DatasetBatches());
+  batches->source_ = source;
+  batches->require_labels_ = options.require_labels;
+  batches->csv_ =
+      std::make_unique<CsvBatchReader>(fd, std::move(source), options.csv);
+  return batches;
+}
+
+absl::StatusOr<Dataset> DatasetBatches::Next(int64_t max_rows,
+                                             bool stop_when_idle) {
+  Dataset batch;
+  if (csv_ != nullptr) {
+    ASSIGN_OR_RETURN(batch, csv_->Next(max_rows, stop_when_idle));
+  } else if (whole_.has_value() && max_rows > 0) {
+    const Dataset& w = *whole_;
+    const int64_t rows = std::min(max_rows, w.rows - at_);
+    batch.cols = w.cols;
+    batch.feature_names = w.feature_names;
+    if (rows > 0) {
+      batch.rows = rows;
+      batch.x.assign(w.x.begin() + at_ * w.cols,
+                     w.x.begin() + (at_ + rows) * w.cols);
+      if (w.has_labels()) {
+        batch.labels.assign(w.labels.begin() + at_,
+                            w.labels.begin() + at_ + rows);
+      }
+      at_ += rows;
+    }
+  }
+  if (first_ && batch.rows > 0) {
+    first_ = false;
+    LoadOptions check;
+    check.require_labels = require_labels_;
+    RETURN_IF_ERROR(CheckLabelsPresent(batch, check, source_));
+  }
+  return batch;
 }
 
 }  // namespace anorand

@@ -26,6 +26,9 @@
 #ifndef ANORAND_MODEL_DATA_DATA_LOADER_H_
 #define ANORAND_MODEL_DATA_DATA_LOADER_H_
 
+#include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -56,6 +59,36 @@ absl::StatusOr<Dataset> LoadDataset(const std::string& path,
 absl::StatusOr<Dataset> DatasetFromBytes(absl::string_view bytes,
                                          absl::string_view format,
                                          const LoadOptions& options);
+
+// Reads a data file in batches of records, with LoadDataset's formats,
+// options and errors: CSV and TSV stream through CsvBatchReader (memory: one
+// batch and one line, whatever the file size); NPY and NPZ are read whole,
+// within their readers' size bounds, and handed out in slices. One thread at
+// a time.
+class DatasetBatches {
+ public:
+  // The file at `path`; the extension picks the reader as in LoadDataset.
+  static absl::StatusOr<std::unique_ptr<DatasetBatches>> Open(
+      const std::string& path, const LoadOptions& options);
+  // CSV read from `fd` (not owned), e.g. stdin; `source` labels errors.
+  static std::unique_ptr<DatasetBatches> FromCsvStream(
+      int fd, std::string source, const LoadOptions& options);
+
+  // At most `max_rows` records; rows == 0 at the end. `stop_when_idle`: see
+  // CsvBatchReader::Next (ignored for NPY and NPZ). With
+  // LoadOptions::require_labels, a first batch without labels is an error.
+  absl::StatusOr<Dataset> Next(int64_t max_rows, bool stop_when_idle);
+
+ private:
+  DatasetBatches() = default;
+
+  std::string source_;
+  bool require_labels_ = false;
+  bool first_ = true;
+  std::unique_ptr<CsvBatchReader> csv_;  // CSV and TSV
+  std::optional<Dataset> whole_;         // NPY and NPZ
+  int64_t at_ = 0;                       // next row of whole_
+};
 
 }  // namespace anorand
 

@@ -45,8 +45,30 @@ absl::StatusOr<FilePtr> OpenFileBounded(const std::string& path,
   return file;
 }
 
-absl::StatusOr<std::string> ReadFileBytes(const std::string& path,
-                                          uint64_t max_bytes) {
+absl::StatusOr<std::string> ReadOpenedFile(std::FILE* file,
+                                           const std::string& path,
+                                           uint64_t size) {
+  std::string bytes(size, '\0');
+  const size_t got = size == 0 ? 0 : std::fread(&bytes[0], 1, size, file);
+  if (std::ferror(file)) {
+    return absl::DataLossError(
+        absl::StrCat(path, ": read error: ", std::strerror(errno)));
+  }
+  if (got != size) {
+    return absl::DataLossError(absl::StrCat(
+        path, ": short read: got ", got, " of the ", size,
+        " bytes its size promised (the file shrank while being read)"));
+  }
+  if (std::fgetc(file) != EOF) {
+    return absl::DataLossError(absl::StrCat(
+        path, ": the file grew past its size of ", size,
+        " bytes while being read"));
+  }
+  return bytes;
+}
+
+absl::StatusOr<std::string> ReadFileBounded(const std::string& path,
+                                            uint64_t max_bytes) {
   auto opened = OpenFileBounded(path, max_bytes);
   if (!opened.ok()) return opened.status();
   FilePtr file = *std::move(opened);
@@ -55,14 +77,7 @@ absl::StatusOr<std::string> ReadFileBytes(const std::string& path,
     return absl::InternalError(
         absl::StrCat(path, ": cannot stat: ", std::strerror(errno)));
   }
-  const uint64_t size = static_cast<uint64_t>(info.st_size);
-  std::string bytes(size, '\0');
-  const size_t got = size == 0 ? 0 : std::fread(&bytes[0], 1, size, file.get());
-  if (got != size) {
-    return absl::DataLossError(
-        absl::StrCat(path, ": short read: got ", got, " of ", size, " bytes"));
-  }
-  return bytes;
+  return ReadOpenedFile(file.get(), path, static_cast<uint64_t>(info.st_size));
 }
 
 }  // namespace anorand

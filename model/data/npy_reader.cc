@@ -254,7 +254,7 @@ absl::StatusOr<NpyArray> ParseNpy(absl::string_view bytes,
 }
 
 absl::StatusOr<NpyArray> ParseNpyFile(const std::string& path) {
-  ASSIGN_OR_RETURN(std::string bytes, ReadFileBytes(path, kMaxNpyFileBytes));
+  ASSIGN_OR_RETURN(std::string bytes, ReadFileBounded(path, kMaxNpyFileBytes));
   return ParseNpy(bytes, path);
 }
 

@@ -1,8 +1,12 @@
 #include "model/data/csv_reader.h"
 
+#include <unistd.h>
+
 #include <cmath>
 #include <random>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -306,6 +310,121 @@ TEST(CsvReaderTest, ReadCsvFileNamesPathInErrors) {
   auto ok = ReadCsvFile(path, {});
   ASSERT_TRUE(ok.ok()) << ok.status();
   EXPECT_EQ(ok->rows, 2);
+}
+
+// A pipe whose write end the test holds: the reader sees what was written
+// so far, then waits, like `tail -f records.csv | ...`.
+class Pipe {
+ public:
+  Pipe() { ok_ = ::pipe(fds_) == 0; }
+  ~Pipe() {
+    CloseWrite();
+    if (ok_) ::close(fds_[0]);
+  }
+  bool ok() const { return ok_; }
+  int read_fd() const { return fds_[0]; }
+  int write_fd() const { return fds_[1]; }
+  void Write(const std::string& text) {
+    ASSERT_EQ(::write(fds_[1], text.data(), text.size()),
+              static_cast<ssize_t>(text.size()));
+  }
+  void CloseWrite() {
+    if (ok_ && fds_[1] >= 0) ::close(fds_[1]);
+    fds_[1] = -1;
+  }
+
+ private:
+  int fds_[2] = {-1, -1};
+  bool ok_ = false;
+};
+
+TEST(CsvBatchReaderTest, ReturnsWhatArrivedWithoutWaitingForAFullBatch) {
+  Pipe pipe;
+  ASSERT_TRUE(pipe.ok());
+  CsvBatchReader reader(pipe.read_fd(), "stdin", {});
+  pipe.Write("a,b\n1,2\n3,4\n");
+  auto first = reader.Next(100, /*stop_when_idle=*/true);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->rows, 2);
+  EXPECT_THAT(first->feature_names, ElementsAre("a", "b"));
+  EXPECT_THAT(first->x, ElementsAre(1, 2, 3, 4));
+  pipe.Write("5,6\n");
+  auto second = reader.Next(100, true);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->rows, 1);
+  EXPECT_THAT(second->feature_names, ElementsAre("a", "b"));
+  EXPECT_THAT(second->x, ElementsAre(5, 6));
+  pipe.CloseWrite();
+  auto end = reader.Next(100, true);
+  ASSERT_TRUE(end.ok()) << end.status();
+  EXPECT_EQ(end->rows, 0);
+}
+
+TEST(CsvBatchReaderTest, BatchesOfAFileHoldAtMostMaxRows) {
+  testing::TempDir dir;
+  ASSERT_TRUE(dir.ok());
+  const std::string path = dir.File("rows.csv");
+  std::string text;
+  for (int i = 0; i < 10; ++i) text += absl::StrCat(i, ",", i % 2, "\n");
+  ASSERT_TRUE(testing::WriteFile(path, text));
+  auto reader = CsvBatchReader::OpenFile(path, Label("1"));
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  std::vector<int64_t> sizes;
+  std::vector<float> all;
+  std::vector<int> labels;
+  while (true) {
+    auto batch = (*reader)->Next(4, /*stop_when_idle=*/false);
+    ASSERT_TRUE(batch.ok()) << batch.status();
+    if (batch->rows == 0) break;
+    sizes.push_back(batch->rows);
+    all.insert(all.end(), batch->x.begin(), batch->x.end());
+    labels.insert(labels.end(), batch->labels.begin(), batch->labels.end());
+  }
+  EXPECT_THAT(sizes, ElementsAre(4, 4, 2));
+  EXPECT_THAT(all, ElementsAre(0, 1, 2, 3, 4, 5, 6, 7, 8, 9));
+  EXPECT_THAT(labels, ElementsAre(0, 1, 0, 1, 0, 1, 0, 1, 0, 1));
+}
+
+// The first line decides the header by the library's one rule: a record
+// whose label reads `true` is data, not a header.
+TEST(CsvBatchReaderTest, FirstRecordWithATrueLabelIsData) {
+  Pipe pipe;
+  ASSERT_TRUE(pipe.ok());
+  CsvBatchReader reader(pipe.read_fd(), "stdin", Label("2"));
+  pipe.Write("0.5,1.5,true\n2.5,3.5,false\n");
+  pipe.CloseWrite();
+  auto batch = reader.Next(100, true);
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  EXPECT_EQ(batch->rows, 2);
+  EXPECT_THAT(batch->labels, ElementsAre(1, 0));
+}
+
+TEST(CsvBatchReaderTest, LineOverTheLimitFromAPipeIsAnErrorThatSaysSo) {
+  Pipe pipe;
+  ASSERT_TRUE(pipe.ok());
+  CsvBatchReader reader(pipe.read_fd(), "stdin", {});
+  std::thread writer([&] {
+    // One line of kMaxCsvLineBytes + 100 bytes, no line end. The reader
+    // stops after the limit; the few bytes it leaves fit the pipe's buffer.
+    const std::string block(1 << 20, 'x');
+    for (int i = 0; i < 16; ++i) pipe.Write(block);
+    pipe.Write(std::string(100, 'x'));
+    pipe.CloseWrite();
+  });
+  auto batch = reader.Next(100, true);
+  writer.join();
+  ExpectError(batch, {"stdin: line 1", "longer than 16777216 bytes"});
+  auto again = reader.Next(100, true);
+  EXPECT_EQ(again.status(), batch.status()) << "the first error ends the reader";
+}
+
+TEST(CsvBatchReaderTest, HeaderWithoutRowsIsReportedAtTheEnd) {
+  Pipe pipe;
+  ASSERT_TRUE(pipe.ok());
+  CsvBatchReader reader(pipe.read_fd(), "stdin", {});
+  pipe.Write("a,b\n");
+  pipe.CloseWrite();
+  ExpectError(reader.Next(100, true), {"stdin: has a header line but no data rows"});
 }
 
 // Random short inputs over a CSV-ish alphabet must only ever yield a

@@ -102,9 +102,31 @@ bool WantsHelp(const std::vector<std::string>& args) {
   return false;
 }
 
+std::optional<Command> ParseCommand(const std::vector<std::string>& argv,
+                                    const std::vector<FlagSpec>& specs,
+                                    const std::string& usage_head, int* exit) {
+  const std::string usage = usage_head + FlagHelp(specs);
+  if (WantsHelp(argv)) {
+    std::fputs(usage.c_str(), stdout);
+    *exit = 0;
+    return std::nullopt;
+  }
+  auto a = Args::Parse(argv, specs);
+  if (!a.ok()) {
+    *exit = UsageError(std::string(a.status().message()), usage);
+    return std::nullopt;
+  }
+  return Command{*std::move(a), usage};
+}
+
 int UsageError(const std::string& msg, const std::string& usage) {
   std::fprintf(stderr, "anorand: %s\n%s", msg.c_str(), usage.c_str());
   return 2;
+}
+
+int Fail(const absl::Status& status) {
+  std::fprintf(stderr, "anorand: %s\n", std::string(status.message()).c_str());
+  return 1;
 }
 
 }  // namespace anorand::cli

@@ -8,10 +8,12 @@
 #define ANORAND_CLIENT_ARGS_H_
 
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
 namespace anorand::cli {
@@ -46,9 +48,28 @@ std::string FlagHelp(const std::vector<FlagSpec>& specs);
 // True when the arguments ask for --help (or -h).
 bool WantsHelp(const std::vector<std::string>& args);
 
+// A parsed command line and the command's full usage text.
+struct Command {
+  Args args;
+  std::string usage;  // usage_head, then FlagHelp(specs)
+};
+
+// The preamble every command shares. The usage text is `usage_head`
+// followed by FlagHelp(specs). With --help (or -h) prints it on stdout and
+// sets *exit to 0; otherwise parses `argv` against `specs`, and a bad flag
+// prints the message and the usage on stderr and sets *exit to 2. In both
+// cases returns nullopt: the command returns *exit.
+std::optional<Command> ParseCommand(const std::vector<std::string>& argv,
+                                    const std::vector<FlagSpec>& specs,
+                                    const std::string& usage_head, int* exit);
+
 // Prints "anorand: MSG" and the command's usage on stderr; returns the
 // usage exit code (2).
 int UsageError(const std::string& msg, const std::string& usage);
+
+// Prints "anorand: MSG" (the status message) on stderr; returns the exit
+// code of a refused or failed command (1).
+int Fail(const absl::Status& status);
 
 }  // namespace anorand::cli
 

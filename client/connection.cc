@@ -4,35 +4,13 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "client/commands.h"
 #include "model/model_file.h"
 
 namespace anorand::cli {
 namespace {
-
-const char* CodeName(grpc::StatusCode c) {
-  switch (c) {
-    case grpc::StatusCode::OK: return "OK";
-    case grpc::StatusCode::CANCELLED: return "CANCELLED";
-    case grpc::StatusCode::UNKNOWN: return "UNKNOWN";
-    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
-    case grpc::StatusCode::ALREADY_EXISTS: return "ALREADY_EXISTS";
-    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
-    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
-    case grpc::StatusCode::ABORTED: return "ABORTED";
-    case grpc::StatusCode::OUT_OF_RANGE: return "OUT_OF_RANGE";
-    case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
-    case grpc::StatusCode::INTERNAL: return "INTERNAL";
-    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
-    case grpc::StatusCode::DATA_LOSS: return "DATA_LOSS";
-    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
-    default: return "UNKNOWN";
-  }
-}
 
 absl::StatusOr<std::string> ReadPem(const std::string& path, const char* flag) {
   auto bytes = ReadFileBounded(path, 1 << 20);
@@ -62,10 +40,15 @@ std::vector<FlagSpec> WithConnectionFlags(std::vector<FlagSpec> specs) {
 }
 
 std::unique_ptr<grpc::ClientContext> Connection::NewContext(double timeout_override) const {
-  auto ctx = std::make_unique<grpc::ClientContext>();
+  auto ctx = NewStreamContext();
   const double t = timeout_override > 0 ? timeout_override : timeout_seconds;
   ctx->set_deadline(std::chrono::system_clock::now() +
                     std::chrono::microseconds(static_cast<int64_t>(t * 1e6)));
+  return ctx;
+}
+
+std::unique_ptr<grpc::ClientContext> Connection::NewStreamContext() const {
+  auto ctx = std::make_unique<grpc::ClientContext>();
   if (!token.empty()) ctx->AddMetadata("authorization", "Bearer " + token);
   return ctx;
 }
@@ -118,25 +101,24 @@ absl::StatusOr<Connection> Connect(const Args& a) {
   return c;
 }
 
-std::optional<std::pair<Args, Connection>> ParseAndConnect(const std::vector<std::string>& argv,
-                                                           const std::vector<FlagSpec>& specs,
-                                                           const std::string& usage, int* exit) {
-  auto a = Args::Parse(argv, specs);
-  if (!a.ok()) {
-    *exit = UsageError(std::string(a.status().message()), usage);
-    return std::nullopt;
-  }
-  auto c = Connect(*a);
+std::optional<RemoteCommand> ParseAndConnect(const std::vector<std::string>& argv,
+                                             const std::vector<FlagSpec>& specs,
+                                             const std::string& usage_head, int* exit) {
+  auto command = ParseCommand(argv, specs, usage_head, exit);
+  if (!command) return std::nullopt;
+  auto c = Connect(command->args);
   if (!c.ok()) {
-    *exit = UsageError(std::string(c.status().message()), usage);
+    *exit = UsageError(std::string(c.status().message()), command->usage);
     return std::nullopt;
   }
-  return std::make_pair(*std::move(a), *std::move(c));
+  return RemoteCommand{std::move(command->args), *std::move(c), std::move(command->usage)};
 }
 
 int ReportRpcError(const grpc::Status& status) {
-  std::fprintf(stderr, "anorand: %s: %s\n", CodeName(status.error_code()),
-               status.error_message().c_str());
+  // gRPC's status codes are absl's, number for number.
+  const std::string name =
+      absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code()));
+  std::fprintf(stderr, "anorand: %s: %s\n", name.c_str(), status.error_message().c_str());
   const auto code = status.error_code();
   return code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::DEADLINE_EXCEEDED
              ? kExitUnreachable

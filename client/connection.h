@@ -31,21 +31,33 @@ struct Connection {
   std::string token;
   double timeout_seconds = 30;
 
-  // A context with the deadline (now + timeout) and the token.
+  // A context with the deadline (now + timeout, or timeout_override when
+  // positive) and the token.
   std::unique_ptr<grpc::ClientContext> NewContext(double timeout_override = 0) const;
+  // A context with the token and no deadline, for a stream that lives as
+  // long as its input (`score` from stdin, `jobs watch`).
+  std::unique_ptr<grpc::ClientContext> NewStreamContext() const;
 };
 
 // Reads the flags (and ANORAND_ADDRESS / ANORAND_TOKEN) and builds the
 // channel. INVALID_ARGUMENT for bad flags or unreadable certificate files.
 absl::StatusOr<Connection> Connect(const Args& args);
 
-// Parses a remote command's arguments and connects. On a usage error
-// prints it with `usage`, sets *exit (2) and returns nullopt.
-std::optional<std::pair<Args, Connection>> ParseAndConnect(const std::vector<std::string>& argv,
-                                                           const std::vector<FlagSpec>& specs,
-                                                           const std::string& usage, int* exit);
+// A remote command's parsed line, its connection and its usage text.
+struct RemoteCommand {
+  Args args;
+  Connection conn;
+  std::string usage;
+};
 
-// Prints "anorand: CODE: message" and returns the exit code for it:
+// ParseCommand, then Connect. Returns nullopt with *exit set when the
+// command returns now (--help: 0; a usage error, printed with the usage: 2).
+std::optional<RemoteCommand> ParseAndConnect(const std::vector<std::string>& argv,
+                                             const std::vector<FlagSpec>& specs,
+                                             const std::string& usage_head, int* exit);
+
+// Prints "anorand: CODE: message" (CODE as absl::StatusCodeToString names
+// it) and returns the exit code for it:
 // 3 for UNAVAILABLE and DEADLINE_EXCEEDED, 1 otherwise.
 int ReportRpcError(const grpc::Status& status);
 

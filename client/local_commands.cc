@@ -1,14 +1,19 @@
 // fit, eval, score-local and demo-data: the model library without a server.
+#include <unistd.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <memory>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "client/args.h"
 #include "client/commands.h"
+#include "client/result_printer.h"
 #include "model/compiled_model.h"
 #include "model/data/data_loader.h"
 #include "model/data/synthetic_data.h"
@@ -20,11 +25,6 @@
 
 namespace anorand::cli {
 namespace {
-
-int Fail(const absl::Status& s) {
-  std::fprintf(stderr, "anorand: %s\n", std::string(s.message()).c_str());
-  return kExitFailed;
-}
 
 const FlagSpec kParam{"param", true, "training parameter NAME=VALUE (repeatable; see docs/CLI.md)"};
 const FlagSpec kSeed{"seed", true, "random seed (default 1)"};
@@ -61,11 +61,12 @@ int RunFit(const Argv& argv) {
       {"out", true, "where to write the model file"},
       kParam, kSeed, kThreads, kLabel, kQuiet,
       {"format", true, "summary format: json (default) or table"}};
-  const std::string usage = "usage: anorand fit --data FILE --out MODEL [--param NAME=VALUE ...]\n" +
-                            FlagHelp(specs);
-  if (WantsHelp(argv)) return std::printf("%s", usage.c_str()), kExitOk;
-  auto a = Args::Parse(argv, specs);
-  if (!a.ok()) return UsageError(std::string(a.status().message()), usage);
+  const char* const usage_head = "usage: anorand fit --data FILE --out MODEL [--param NAME=VALUE ...]\n";
+  int exit = kExitOk;
+  auto command = ParseCommand(argv, specs, usage_head, &exit);
+  if (!command) return exit;
+  const Args* a = &command->args;
+  const std::string& usage = command->usage;
   if (!a->Has("data") || !a->Has("out")) return UsageError("--data and --out are required", usage);
   auto params = ParamsFrom(*a);
   if (!params.ok()) return UsageError(std::string(params.status().message()), usage);
@@ -114,14 +115,15 @@ int RunEval(const Argv& argv) {
       {"seeds", true, "comma-separated seeds (default 1,2,3)"},
       kParam, kThreads, kLabel, kQuiet,
       {"format", true, "json (default) or table"}};
-  const std::string usage =
+  const char* const usage_head =
       "usage: anorand eval --data FILE.npz [--seeds 1,2,3] [--param NAME=VALUE ...]\n"
       "Runs the ADBench protocol (docs/ACCURACY.md): resample, stratified 70/30 split,\n"
-      "unsupervised fit on the train part, AUC-ROC and AUC-PR on the test part.\n" +
-      FlagHelp(specs);
-  if (WantsHelp(argv)) return std::printf("%s", usage.c_str()), kExitOk;
-  auto a = Args::Parse(argv, specs);
-  if (!a.ok()) return UsageError(std::string(a.status().message()), usage);
+      "unsupervised fit on the train part, AUC-ROC and AUC-PR on the test part.\n";
+  int exit = kExitOk;
+  auto command = ParseCommand(argv, specs, usage_head, &exit);
+  if (!command) return exit;
+  const Args* a = &command->args;
+  const std::string& usage = command->usage;
   if (!a->Has("data")) return UsageError("--data is required", usage);
   auto params = ParamsFrom(*a);
   if (!params.ok()) return UsageError(std::string(params.status().message()), usage);
@@ -183,61 +185,80 @@ int RunEval(const Argv& argv) {
 int RunScoreLocal(const Argv& argv) {
   const std::vector<FlagSpec> specs = {
       {"model", true, "model file written by `anorand fit` or exported"},
-      {"data", true, "records: .csv, .tsv, .npy or .npz"},
+      {"data", true, "records: .csv, .tsv, .npy or .npz, or - for CSV on stdin"},
       kLabel,
+      {"batch", true, "records scored at a time (default 4096)"},
       {"explain", false, "add per-feature contributions"},
       {"format", true, "csv (default) or jsonl"}};
-  const std::string usage =
-      "usage: anorand score-local --model MODEL --data FILE [--format csv|jsonl]\n" + FlagHelp(specs);
-  if (WantsHelp(argv)) return std::printf("%s", usage.c_str()), kExitOk;
-  auto a = Args::Parse(argv, specs);
-  if (!a.ok()) return UsageError(std::string(a.status().message()), usage);
+  const char* const usage_head =
+      "usage: anorand score-local --model MODEL --data FILE [--format csv|jsonl]\n"
+      "Scores the records in batches (a CSV file or stdin is streamed: memory holds one\n"
+      "batch and one line) and prints a header line, then one line per record.\n";
+  int exit = kExitOk;
+  auto command = ParseCommand(argv, specs, usage_head, &exit);
+  if (!command) return exit;
+  const Args* a = &command->args;
+  const std::string& usage = command->usage;
   if (!a->Has("model") || !a->Has("data")) return UsageError("--model and --data are required", usage);
-  const std::string format = a->Get("format", "csv");
-  if (format != "csv" && format != "jsonl") return UsageError("--format must be csv or jsonl", usage);
+  auto format = ParseResultFormat(a->Get("format", "csv"));
+  if (!format.ok()) return UsageError(std::string(format.status().message()), usage);
+  auto batch = a->GetInt("batch", 4096);
+  if (!batch.ok() || *batch < 1 || *batch > 1 << 20) {
+    return UsageError("--batch must be in [1, 1048576]", usage);
+  }
   auto file = LoadModelFile(a->Get("model"));
   if (!file.ok()) return Fail(file.status());
   auto model = CompiledModel::Create(*std::move(file));
   if (!model.ok()) return Fail(model.status());
-  auto data = LoadDataset(a->Get("data"), LoadOptionsFrom(*a));
-  if (!data.ok()) return Fail(data.status());
+  const std::string data_path = a->Get("data");
+  std::unique_ptr<DatasetBatches> input;
+  if (data_path == "-") {
+    input = DatasetBatches::FromCsvStream(STDIN_FILENO, "stdin", LoadOptionsFrom(*a));
+  } else {
+    auto opened = DatasetBatches::Open(data_path, LoadOptionsFrom(*a));
+    if (!opened.ok()) return Fail(opened.status());
+    input = *std::move(opened);
+  }
   const int d = (*model)->input_features();
-  if (data->cols != d) {
-    return Fail(absl::InvalidArgumentError(absl::StrCat(
-        a->Get("data"), " has ", data->cols, " features; the model takes ", d)));
-  }
-  const int64_t n = data->rows;
-  std::vector<float> score(n), nd(n), rp(n), err(n), contrib;
-  std::unique_ptr<bool[]> flag(new bool[n]);
-  ScoreOutputs out{score.data(), flag.get(), nd.data(), rp.data(), err.data(), nullptr};
   const bool explain = a->Has("explain");
-  if (explain) {
-    contrib.resize(n * d);
-    out.contributions = contrib.data();
-  }
-  if (absl::Status s = (*model)->Score(data->x.data(), n, out); !s.ok()) return Fail(s);
-  if (format == "csv") {
-    std::printf("index,score,is_anomaly,noise_probability,reconstruction_probability");
-    if (explain)
-      for (int c = 0; c < d; ++c) std::printf(",contribution_%d", c);
-    std::printf("\n");
-  }
-  for (int64_t r = 0; r < n; ++r) {
-    if (format == "csv") {
-      std::printf("%lld,%.7g,%d,%.7g,%.7g", static_cast<long long>(r), score[r], flag[r] ? 1 : 0,
-                  nd[r], rp[r]);
-      if (explain)
-        for (int c = 0; c < d; ++c) std::printf(",%.5g", contrib[r * d + c]);
-      std::printf("\n");
-    } else {
-      nlohmann::json j = {{"index", r},
-                          {"score", score[r]},
-                          {"is_anomaly", flag[r]},
-                          {"noise_probability", nd[r]},
-                          {"reconstruction_probability", rp[r]}};
-      if (explain) j["contributions"] = std::vector<float>(&contrib[r * d], &contrib[r * d] + d);
-      std::printf("%s\n", j.dump().c_str());
+  std::vector<float> score, nd, rp, err, contrib;
+  std::unique_ptr<bool[]> flag;
+  int64_t first = 0;
+  while (true) {
+    auto data = input->Next(*batch, /*stop_when_idle=*/true);
+    if (!data.ok()) return Fail(data.status());
+    const int64_t n = data->rows;
+    if (n == 0) break;
+    if (data->cols != d) {
+      return Fail(absl::InvalidArgumentError(absl::StrCat(
+          data_path == "-" ? "stdin" : data_path, " has ", data->cols,
+          " features; the model takes ", d)));
     }
+    if (first == 0 && *format == ResultFormat::kCsv) {
+      const std::string header = CsvHeader(explain, d);
+      std::fwrite(header.data(), 1, header.size(), stdout);
+    }
+    score.resize(n), nd.resize(n), rp.resize(n), err.resize(n);
+    flag.reset(new bool[n]);
+    ScoreOutputs out{score.data(), flag.get(), nd.data(), rp.data(), err.data(), nullptr};
+    if (explain) {
+      contrib.resize(n * d);
+      out.contributions = contrib.data();
+    }
+    if (absl::Status s = (*model)->Score(data->x.data(), n, out); !s.ok()) return Fail(s);
+    ScoredRows rows;
+    rows.first_index = first;
+    rows.rows = n;
+    rows.score = score.data();
+    rows.is_anomaly = flag.get();
+    rows.noise_probability = nd.data();
+    rows.reconstruction_probability = rp.data();
+    if (explain) {
+      rows.contributions = contrib.data();
+      rows.features = d;
+    }
+    PrintResults(rows, *format);
+    first += n;
   }
   return kExitOk;
 }
@@ -250,13 +271,14 @@ int RunDemoData(const Argv& argv) {
       {"anomaly-fraction", true, "share of anomalies (default 0.03)"},
       kSeed,
       {"labels", false, "add a 'label' column (1 = anomaly)"}};
-  const std::string usage =
+  const char* const usage_head =
       "usage: anorand demo-data --out FILE.csv [--rows N] [--features D] [--seed S] [--labels]\n"
-      "Writes seeded synthetic tabular data with a few percent of anomalies.\n" +
-      FlagHelp(specs);
-  if (WantsHelp(argv)) return std::printf("%s", usage.c_str()), kExitOk;
-  auto a = Args::Parse(argv, specs);
-  if (!a.ok()) return UsageError(std::string(a.status().message()), usage);
+      "Writes seeded synthetic tabular data with a few percent of anomalies.\n";
+  int exit = kExitOk;
+  auto command = ParseCommand(argv, specs, usage_head, &exit);
+  if (!command) return exit;
+  const Args* a = &command->args;
+  const std::string& usage = command->usage;
   if (!a->Has("out")) return UsageError("--out is required", usage);
   SyntheticOptions o;
   auto rows = a->GetInt("rows", o.rows);

@@ -1,47 +1,39 @@
 // health, score and models: the commands that talk to a server.
-#include <poll.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <deque>
+#include <memory>
 #include <mutex>
-#include <optional>
 #include <thread>
+#include <vector>
 
-#include "absl/strings/numbers.h"
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "anorand/v1/models.grpc.pb.h"
 #include "anorand/v1/scoring.grpc.pb.h"
 #include "client/args.h"
 #include "client/commands.h"
 #include "client/connection.h"
+#include "client/proto_json.h"
+#include "client/result_printer.h"
 #include "grpcpp/grpcpp.h"
-#include "model/data/csv_reader.h"
 #include "model/data/data_loader.h"
 #include "model/model_file.h"
-#include "google/protobuf/util/json_util.h"
-#include "nlohmann/json.hpp"
 #include "grpc/health/v1/health.grpc.pb.h"
 
 namespace anorand::cli {
-namespace {
-
-
-}  // namespace
 
 int RunHealth(const Argv& argv) {
   const auto specs = WithConnectionFlags({{"service", true, "service to ask about (default: the server as a whole)"}});
-  const std::string usage =
+  const char* const usage_head =
       "usage: anorand health [--address HOST:PORT] [--service anorand.v1.Scoring]\n"
-      "Exit 0 only when the server answers SERVING (a container health check).\n" +
-      FlagHelp(specs);
-  if (WantsHelp(argv)) return std::printf("%s", usage.c_str()), kExitOk;
-  int exit = 0;
-  auto setup = ParseAndConnect(argv, specs, usage, &exit);
+      "Exit 0 only when the server answers SERVING (a container health check).\n";
+  int exit = kExitOk;
+  auto setup = ParseAndConnect(argv, specs, usage_head, &exit);
   if (!setup) return exit;
-  auto& [a, conn] = *setup;
+  auto& [a, conn, usage] = *setup;
   auto stub = grpc::health::v1::Health::NewStub(conn.channel);
   grpc::health::v1::HealthCheckRequest req;
   req.set_service(a.Get("service"));
@@ -54,105 +46,6 @@ int RunHealth(const Argv& argv) {
   return serving ? kExitOk : kExitFailed;
 }
 
-namespace {
-
-// Reads records from a CSV stream (stdin) in batches: a batch goes out when
-// it is full or when no more input is waiting, so `tail -f | anorand score`
-// scores each line as it arrives.
-class CsvStreamReader {
- public:
-  CsvStreamReader(FILE* in, int batch, CsvOptions options)
-      : in_(in), batch_(batch), options_(std::move(options)) {}
-
-  // Next batch; empty dataset at end of input. Errors name the line.
-  absl::StatusOr<Dataset> Next() {
-    std::string text;
-    int lines = 0;
-    char* line = nullptr;
-    size_t cap = 0;
-    while (lines < batch_) {
-      if (lines > 0 && !InputWaiting()) break;
-      const ssize_t n = getline(&line, &cap, in_);
-      if (n < 0) break;
-      std::string l(line, static_cast<size_t>(n));
-      while (!l.empty() && (l.back() == '\n' || l.back() == '\r')) l.pop_back();
-      if (l.empty()) continue;
-      if (!header_checked_) {
-        header_checked_ = true;
-        if (IsHeader(l)) {
-          header_ = l;
-          continue;
-        }
-      }
-      text += l;
-      text += '\n';
-      ++lines;
-    }
-    free(line);
-    if (lines == 0) return Dataset{};
-    CsvOptions o = options_;
-    o.header = header_.empty() ? 0 : 1;
-    const std::string content = header_.empty() ? text : header_ + "\n" + text;
-    auto d = ParseCsv(content, absl::StrCat("stdin (records ", seen_, "..)"), o);
-    seen_ += lines;
-    return d;
-  }
-
- private:
-  bool InputWaiting() const {
-    pollfd p{fileno(in_), POLLIN, 0};
-    return ::poll(&p, 1, 0) > 0;
-  }
-  static bool IsHeader(const std::string& l) {
-    size_t start = 0;
-    while (start <= l.size()) {
-      size_t end = l.find_first_of(",\t", start);
-      if (end == std::string::npos) end = l.size();
-      std::string field = l.substr(start, end - start);
-      double v;
-      if (!absl::SimpleAtod(field, &v)) return true;
-      start = end + 1;
-    }
-    return false;
-  }
-  FILE* in_;
-  int batch_;
-  CsvOptions options_;
-  bool header_checked_ = false;
-  std::string header_;
-  int64_t seen_ = 0;
-};
-
-void PrintResults(const v1::ScoreResponse& r, int64_t first_index, int d, bool csv, bool explain) {
-  const int n = r.scores_size();
-  std::string out;
-  for (int i = 0; i < n; ++i) {
-    if (csv) {
-      absl::StrAppend(&out, first_index + i, ",", r.scores(i), ",", r.is_anomaly(i) ? 1 : 0, ",",
-                      r.noise_probability(i), ",", r.reconstruction_probability(i));
-      if (explain)
-        for (int c = 0; c < d; ++c) absl::StrAppend(&out, ",", r.contributions(i * d + c));
-      out += '\n';
-    } else {
-      nlohmann::json j = {{"index", first_index + i},
-                          {"score", r.scores(i)},
-                          {"is_anomaly", r.is_anomaly(i)},
-                          {"noise_probability", r.noise_probability(i)},
-                          {"reconstruction_probability", r.reconstruction_probability(i)},
-                          {"model_version", r.model_version()}};
-      if (explain) {
-        j["contributions"] = std::vector<float>(r.contributions().begin() + i * d,
-                                                r.contributions().begin() + (i + 1) * d);
-      }
-      absl::StrAppend(&out, j.dump(), "\n");
-    }
-  }
-  std::fwrite(out.data(), 1, out.size(), stdout);
-  std::fflush(stdout);
-}
-
-}  // namespace
-
 int RunScore(const Argv& argv) {
   const auto specs = WithConnectionFlags({{"model", true, "model name"},
                            {"version", true, "model version (default: latest ready)"},
@@ -162,42 +55,36 @@ int RunScore(const Argv& argv) {
                            {"batch", true, "records per request (default 1024)"},
                            {"explain", false, "add per-feature contributions"},
                            {"format", true, "csv (default) or jsonl"}});
-  const std::string usage =
+  const char* const usage_head =
       "usage: anorand score --model NAME [--version N | --alias A] [--data FILE | -] [--batch N]\n"
-      "Streams the records through StreamScore and prints one line per record, in input order.\n" +
-      FlagHelp(specs);
-  if (WantsHelp(argv)) return std::printf("%s", usage.c_str()), kExitOk;
-  int exit = 0;
-  auto setup = ParseAndConnect(argv, specs, usage, &exit);
+      "Streams the records through StreamScore and prints one line per record, in input order.\n";
+  int exit = kExitOk;
+  auto setup = ParseAndConnect(argv, specs, usage_head, &exit);
   if (!setup) return exit;
-  auto& [a, conn] = *setup;
+  auto& [a, conn, usage] = *setup;
   if (!a.Has("model")) return UsageError("--model is required", usage);
   if (a.Has("version") && a.Has("alias")) return UsageError("give --version or --alias, not both", usage);
   auto batch = a.GetInt("batch", 1024);
   auto version = a.GetInt("version", 0);
   if (!batch.ok() || *batch < 1 || *batch > 65536) return UsageError("--batch must be in [1, 65536]", usage);
   if (!version.ok() || *version < 0) return UsageError("--version must be a positive integer", usage);
-  const std::string format = a.Get("format", "csv");
-  if (format != "csv" && format != "jsonl") return UsageError("--format must be csv or jsonl", usage);
-  const bool csv = format == "csv", explain = a.Has("explain");
+  auto format = ParseResultFormat(a.Get("format", "csv"));
+  if (!format.ok()) return UsageError(std::string(format.status().message()), usage);
+  const bool explain = a.Has("explain");
   const std::string data_path = a.Get("data", "-");
 
-  // Source of batches: a whole file, or CSV lines from stdin.
-  std::optional<Dataset> whole;
-  std::unique_ptr<CsvStreamReader> stream_reader;
-  if (data_path == "-") {
-    CsvOptions o;
-    o.label_column = a.Get("label-column");
-    stream_reader = std::make_unique<CsvStreamReader>(stdin, static_cast<int>(*batch), o);
+  // Batches of records: CSV streamed from stdin or a file (memory: one batch
+  // and one line), NPY/NPZ read whole within their readers' bounds.
+  const bool from_stdin = data_path == "-";
+  LoadOptions lo;
+  lo.csv.label_column = a.Get("label-column");
+  std::unique_ptr<DatasetBatches> input;
+  if (from_stdin) {
+    input = DatasetBatches::FromCsvStream(STDIN_FILENO, "stdin", lo);
   } else {
-    LoadOptions lo;
-    lo.csv.label_column = a.Get("label-column");
-    auto d = LoadDataset(data_path, lo);
-    if (!d.ok()) {
-      std::fprintf(stderr, "anorand: %s\n", std::string(d.status().message()).c_str());
-      return kExitFailed;
-    }
-    whole = *std::move(d);
+    auto opened = DatasetBatches::Open(data_path, lo);
+    if (!opened.ok()) return Fail(opened.status());
+    input = *std::move(opened);
   }
 
   v1::ScoreRequest base;
@@ -215,18 +102,12 @@ int RunScore(const Argv& argv) {
   std::deque<v1::ScoreRequest> unanswered;  // sent or to send, oldest first
   std::string read_error;
   bool input_done = false;
-  int64_t at = 0, records = 0, anomalies = 0;
+  int64_t records = 0, anomalies = 0;
   grpc::Status s;
   while (true) {
-    grpc::ClientContext ctx;
-    if (!conn.token.empty()) ctx.AddMetadata("authorization", "Bearer " + conn.token);
     // A stream lives as long as its input; --timeout bounds it only for files.
-    if (whole) {
-      ctx.set_deadline(std::chrono::system_clock::now() +
-                       std::chrono::microseconds(
-                           static_cast<int64_t>(conn.timeout_seconds * 1e6)));
-    }
-    auto rw = stub->StreamScore(&ctx);
+    auto ctx = from_stdin ? conn.NewStreamContext() : conn.NewContext();
+    auto rw = stub->StreamScore(ctx.get());
     std::thread writer([&] {
       std::unique_lock lock(mu);
       // First what the previous stream left unanswered.
@@ -238,26 +119,17 @@ int RunScore(const Argv& argv) {
       v1::ScoreRequest req = base;
       while (true) {
         req.mutable_batch()->clear_values();
-        if (whole) {
-          const int64_t rows = std::min<int64_t>(*batch, whole->rows - at);
-          if (rows <= 0) break;
-          req.mutable_batch()->set_num_features(static_cast<int>(whole->cols));
-          req.mutable_batch()->mutable_values()->Add(
-              whole->x.begin() + at * whole->cols, whole->x.begin() + (at + rows) * whole->cols);
-          at += rows;
-        } else {
-          auto next = stream_reader->Next();
-          if (!next.ok()) {
-            lock.lock();
-            read_error = std::string(next.status().message());
-            input_done = true;
-            lock.unlock();
-            break;
-          }
-          if (next->rows == 0) break;
-          req.mutable_batch()->set_num_features(static_cast<int>(next->cols));
-          req.mutable_batch()->mutable_values()->Add(next->x.begin(), next->x.end());
+        auto next = input->Next(*batch, /*stop_when_idle=*/from_stdin);
+        if (!next.ok()) {
+          lock.lock();
+          read_error = std::string(next.status().message());
+          input_done = true;
+          lock.unlock();
+          break;
         }
+        if (next->rows == 0) break;
+        req.mutable_batch()->set_num_features(static_cast<int>(next->cols));
+        req.mutable_batch()->mutable_values()->Add(next->x.begin(), next->x.end());
         lock.lock();
         unanswered.push_back(req);
         lock.unlock();
@@ -278,7 +150,7 @@ int RunScore(const Argv& argv) {
           unanswered.pop_front();
         }
       }
-      PrintResults(resp, records, d, csv, explain);
+      PrintResults(RowsOf(resp, records, explain ? d : 0), *format);
       records += resp.scores_size();
       for (bool f : resp.is_anomaly()) anomalies += f;
     }
@@ -287,7 +159,7 @@ int RunScore(const Argv& argv) {
     const bool idle_closed = s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED &&
                              s.error_message().find("--stream_idle_seconds") != std::string::npos;
     std::lock_guard lock(mu);
-    if (!(idle_closed && !whole && read_error.empty() &&
+    if (!(idle_closed && from_stdin && read_error.empty() &&
           (!input_done || !unanswered.empty()))) {
       break;
     }
@@ -298,8 +170,7 @@ int RunScore(const Argv& argv) {
                static_cast<long long>(records), static_cast<long long>(anomalies),
                secs > 0 ? records / secs : 0.0);
   if (!read_error.empty()) {
-    std::fprintf(stderr, "anorand: %s\n", read_error.c_str());
-    return kExitFailed;
+    return Fail(absl::InvalidArgumentError(read_error));
   }
   if (!s.ok()) return ReportRpcError(s);
   return kExitOk;
@@ -318,15 +189,6 @@ void PrintVersionTable(const v1::ModelInfo& m) {
   }
 }
 
-std::string ToJson(const google::protobuf::Message& m) {
-  std::string out;
-  google::protobuf::util::JsonPrintOptions o;
-  o.add_whitespace = true;
-  o.preserve_proto_field_names = true;
-  (void)google::protobuf::util::MessageToJsonString(m, &out, o);
-  return out;
-}
-
 }  // namespace
 
 int RunModels(const Argv& argv) {
@@ -336,7 +198,7 @@ int RunModels(const Argv& argv) {
                            {"out", true, "export: file to write"},
                            {"file", true, "import: model file to upload"},
                            {"format", true, "table (default) or json"}});
-  const std::string usage =
+  const char* const usage_head =
       "usage: anorand models list|show|load|unload|delete|alias|unalias|export|import [NAME] [flags]\n"
       "  list                          every model and version on the server\n"
       "  show NAME [--version N | --alias A]\n"
@@ -344,13 +206,11 @@ int RunModels(const Argv& argv) {
       "  alias NAME --alias A --version N    point alias A at version N\n"
       "  unalias NAME --alias A\n"
       "  export NAME [--version N | --alias A] --out FILE\n"
-      "  import NAME --file FILE [--version N] [--alias A]\n" +
-      FlagHelp(specs);
-  if (WantsHelp(argv)) return std::printf("%s", usage.c_str()), kExitOk;
-  int exit = 0;
-  auto setup = ParseAndConnect(argv, specs, usage, &exit);
+      "  import NAME --file FILE [--version N] [--alias A]\n";
+  int exit = kExitOk;
+  auto setup = ParseAndConnect(argv, specs, usage_head, &exit);
   if (!setup) return exit;
-  auto& [a, conn] = *setup;
+  auto& [a, conn, usage] = *setup;
   const auto& pos = a.positional();
   if (pos.empty()) return UsageError("missing subcommand", usage);
   const std::string sub = pos[0];
@@ -367,7 +227,7 @@ int RunModels(const Argv& argv) {
     grpc::Status s = stub->ListModels(ctx.get(), v1::ListModelsRequest(), &resp);
     if (!s.ok()) return ReportRpcError(s);
     if (json) {
-      std::printf("%s\n", ToJson(resp).c_str());
+      std::printf("%s\n", ToJson(resp, true).c_str());
     } else {
       std::printf("%-24s %-8s %-10s %-9s %-10s %s\n", "MODEL", "VERSION", "STATE", "FEATURES",
                   "THRESHOLD", "ALIASES");
@@ -385,7 +245,7 @@ int RunModels(const Argv& argv) {
     grpc::Status s = stub->GetModel(ctx.get(), req, &resp);
     if (!s.ok()) return ReportRpcError(s);
     if (json) {
-      std::printf("%s\n", ToJson(resp).c_str());
+      std::printf("%s\n", ToJson(resp, true).c_str());
     } else {
       std::printf("%-24s %-8s %-10s %-9s %-10s %s\n", "MODEL", "VERSION", "STATE", "FEATURES",
                   "THRESHOLD", "ALIASES");
@@ -459,8 +319,7 @@ int RunModels(const Argv& argv) {
     grpc::Status s = reader->Finish();
     if (!s.ok()) return ReportRpcError(s);
     if (absl::Status w = WriteFileAtomic(a.Get("out"), bytes); !w.ok()) {
-      std::fprintf(stderr, "anorand: %s\n", std::string(w.message()).c_str());
-      return kExitFailed;
+      return Fail(w);
     }
     std::printf("exported %s version %lld to %s (%zu bytes)\n", name.c_str(),
                 static_cast<long long>(exported), a.Get("out").c_str(), bytes.size());
@@ -470,8 +329,7 @@ int RunModels(const Argv& argv) {
     if (!a.Has("file")) return UsageError("models import needs --file MODEL", usage);
     auto bytes = ReadFileBounded(a.Get("file"), kMaxModelBytes + kModelHeaderBytes);
     if (!bytes.ok()) {
-      std::fprintf(stderr, "anorand: %s\n", std::string(bytes.status().message()).c_str());
-      return kExitFailed;
+      return Fail(bytes.status());
     }
     v1::VersionInfo resp;
     auto writer = stub->ImportVersion(ctx.get(), &resp);

@@ -1,10 +1,13 @@
 // train and jobs: remote training through the Training service.
 #include <pthread.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <cstdio>
 #include <iostream>
 #include <thread>
@@ -15,28 +18,21 @@
 #include "client/args.h"
 #include "client/commands.h"
 #include "client/connection.h"
-#include "google/protobuf/util/json_util.h"
-#include "model/model_file.h"
+#include "client/proto_json.h"
+#include "model/data/file_io.h"
 #include "model/params.h"
 
 namespace anorand::cli {
 namespace {
 
+// Largest training file `train --data` uploads (the server's
+// --max_upload_bytes usually refuses far less), and the chunk size.
+constexpr uint64_t kMaxUploadFileBytes = uint64_t{8} << 30;
+constexpr size_t kUploadChunkBytes = size_t{1} << 20;
+
 std::string StateName(v1::JobState s) {
   const std::string n = v1::JobState_Name(s);
   return absl::StartsWith(n, "JOB_STATE_") ? n.substr(10) : n;
-}
-
-std::string ToJson(const google::protobuf::Message& m, bool pretty) {
-  std::string out;
-  google::protobuf::util::JsonPrintOptions o;
-  o.add_whitespace = pretty;
-  o.preserve_proto_field_names = true;
-  (void)google::protobuf::util::MessageToJsonString(m, &out, o);
-  if (!pretty) {
-    while (!out.empty() && out.back() == '\n') out.pop_back();
-  }
-  return out;
 }
 
 bool Terminal(v1::JobState s) {
@@ -87,8 +83,7 @@ void ShowProgress(const v1::JobProgress& p, bool tty, double* shown) {
 // Follows WatchJob until the job ends or SIGINT arrives (sets *interrupted).
 grpc::Status Follow(v1::Training::Stub* stub, const Connection& conn, const std::string& id,
                     bool* interrupted) {
-  grpc::ClientContext ctx;
-  if (!conn.token.empty()) ctx.AddMetadata("authorization", "Bearer " + conn.token);
+  auto ctx = conn.NewStreamContext();
   // SIGINT goes to a waiting thread, which cancels the watch (thread-safe),
   // not to a handler.
   sigset_t set;
@@ -102,12 +97,12 @@ grpc::Status Follow(v1::Training::Stub* stub, const Connection& conn, const std:
     sigwait(&set, &sig);
     if (sig == SIGINT) {
       got_int = true;
-      ctx.TryCancel();
+      ctx->TryCancel();
     }
   });
   v1::WatchJobRequest req;
   req.set_job_id(id);
-  auto reader = stub->WatchJob(&ctx, req);
+  auto reader = stub->WatchJob(ctx.get(), req);
   const bool tty = isatty(STDERR_FILENO);
   v1::JobProgress p;
   double shown = 0;
@@ -186,18 +181,17 @@ int RunTrain(const Argv& argv) {
                            {"description", true, "free text kept in the job record"},
                            {"wait", false, "follow the job until it ends (progress on stderr)"},
                            {"cancel-on-interrupt", false, "with --wait: Ctrl-C cancels the job"}});
-  const std::string usage =
+  const char* const usage_head =
       "usage: anorand train --name NAME (--data FILE | --data-path PATH) [--param NAME=VALUE ...]\n"
       "                     [--promote ALIAS] [--wait [--cancel-on-interrupt]]\n"
       "Submits a training job; prints its id. With --wait, follows it to the end: exit 0 when\n"
-      "it succeeded, 1 when it failed or was cancelled.\n" +
-      FlagHelp(specs);
-  if (WantsHelp(argv)) return std::printf("%s", usage.c_str()), kExitOk;
+      "it succeeded, 1 when it failed or was cancelled.\n";
   int exit = kExitOk;
-  auto setup = ParseAndConnect(argv, specs, usage, &exit);
+  auto setup = ParseAndConnect(argv, specs, usage_head, &exit);
   if (!setup) return exit;
-  Args* a = &setup->first;
-  Connection* conn = &setup->second;
+  const Args* a = &setup->args;
+  const Connection* conn = &setup->conn;
+  const std::string& usage = setup->usage;
   if (!a->Has("name")) return UsageError("--name is required", usage);
   if (a->Has("data") == a->Has("data-path")) return UsageError("give one of --data or --data-path", usage);
   v1::JobSpec spec;
@@ -210,7 +204,8 @@ int RunTrain(const Argv& argv) {
       return UsageError(std::string(s.message()), usage);
     }
   }
-  std::string bytes;
+  FilePtr upload;  // streamed in chunks, never held whole
+  uint64_t upload_bytes = 0;
   if (a->Has("data-path")) {
     spec.set_data_path(a->Get("data-path"));
   } else {
@@ -218,26 +213,42 @@ int RunTrain(const Argv& argv) {
     if (absl::EndsWith(path, ".npz")) spec.set_upload_format(v1::UPLOAD_FORMAT_NPZ);
     else if (absl::EndsWith(path, ".npy")) spec.set_upload_format(v1::UPLOAD_FORMAT_NPY);
     else spec.set_upload_format(v1::UPLOAD_FORMAT_CSV);
-    auto read = ReadFileBounded(path, 8ll << 30);
-    if (!read.ok()) {
-      std::fprintf(stderr, "anorand: %s\n", std::string(read.status().message()).c_str());
-      return kExitFailed;
-    }
-    bytes = *std::move(read);
+    auto opened = OpenFileBounded(path, kMaxUploadFileBytes);
+    if (!opened.ok()) return Fail(opened.status());
+    upload = *std::move(opened);
+    struct stat st;
+    if (::fstat(fileno(upload.get()), &st) == 0) upload_bytes = static_cast<uint64_t>(st.st_size);
   }
   auto stub = v1::Training::NewStub(conn->channel);
   v1::Job job;
   {
     // Uploads can be large: the deadline grows with the size.
-    auto ctx = conn->NewContext(conn->timeout_seconds + static_cast<double>(bytes.size()) / 20e6);
+    auto ctx = conn->NewContext(conn->timeout_seconds + static_cast<double>(upload_bytes) / 20e6);
     auto writer = stub->SubmitJob(ctx.get(), &job);
     v1::SubmitJobRequest head;
     *head.mutable_spec() = spec;
     bool ok = writer->Write(head);
-    for (size_t at = 0; ok && at < bytes.size(); at += 1 << 20) {
-      v1::SubmitJobRequest c;
-      c.mutable_chunk()->set_data(bytes.substr(at, 1 << 20));
-      ok = writer->Write(c);
+    std::string block(kUploadChunkBytes, '\0');
+    absl::Status read_error;
+    while (ok && upload != nullptr) {
+      const size_t n = std::fread(block.data(), 1, block.size(), upload.get());
+      if (n > 0) {
+        v1::SubmitJobRequest c;
+        c.mutable_chunk()->set_data(block.data(), n);
+        ok = writer->Write(c);
+      }
+      if (n < block.size()) {
+        if (std::ferror(upload.get())) {
+          read_error = absl::DataLossError(
+              absl::StrCat(a->Get("data"), ": read error: ", std::strerror(errno)));
+        }
+        break;
+      }
+    }
+    if (!read_error.ok()) {
+      ctx->TryCancel();  // the server must not train on part of the file
+      (void)writer->Finish();
+      return Fail(read_error);
     }
     writer->WritesDone();
     grpc::Status s = writer->Finish();
@@ -255,18 +266,17 @@ int RunJobs(const Argv& argv) {
                            {"limit", true, "list: at most this many (default 100)"},
                            {"cancel-on-interrupt", false, "watch: Ctrl-C cancels the job"},
                            {"format", true, "table (default), json or jsonl"}});
-  const std::string usage =
+  const char* const usage_head =
       "usage: anorand jobs list [--model NAME] [--state STATE] [--format table|json|jsonl]\n"
       "       anorand jobs show JOB_ID [--format json]\n"
       "       anorand jobs watch JOB_ID [--cancel-on-interrupt]\n"
-      "       anorand jobs cancel JOB_ID\n" +
-      FlagHelp(specs);
-  if (WantsHelp(argv)) return std::printf("%s", usage.c_str()), kExitOk;
+      "       anorand jobs cancel JOB_ID\n";
   int exit = kExitOk;
-  auto setup = ParseAndConnect(argv, specs, usage, &exit);
+  auto setup = ParseAndConnect(argv, specs, usage_head, &exit);
   if (!setup) return exit;
-  Args* a = &setup->first;
-  Connection* conn = &setup->second;
+  const Args* a = &setup->args;
+  const Connection* conn = &setup->conn;
+  const std::string& usage = setup->usage;
   const auto& pos = a->positional();
   if (pos.empty()) return UsageError("missing subcommand", usage);
   const std::string sub = pos[0];

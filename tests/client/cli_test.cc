@@ -9,6 +9,7 @@
 #include <thread>
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -21,6 +22,19 @@ namespace {
 
 using ::testing::HasSubstr;
 constexpr int kD = 6;
+
+bool WriteText(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  return static_cast<bool>(out);
+}
+
+std::vector<std::string> Fields(const std::string& line) {
+  std::vector<std::string> f;
+  std::istringstream in(line);
+  for (std::string x; std::getline(in, x, ',');) f.push_back(x);
+  return f;
+}
 
 class CliTest : public ::testing::Test {
  protected:
@@ -44,6 +58,7 @@ class CliTest : public ::testing::Test {
 
   static ServerEnv* env_;
   TempDir dir_;
+  std::string out_, err_;
 };
 ServerEnv* CliTest::env_ = nullptr;
 
@@ -215,6 +230,106 @@ TEST_F(CliTest, TrainWaitThenJobsListShowAndDeadline) {
                 &out, &err),
             3);
   EXPECT_THAT(err, HasSubstr("DEADLINE_EXCEEDED"));
+}
+
+// A 1 GB file of zero bytes (sparse: no disk) has no line end: every reader
+// of the CLI stops after the 16 MiB line limit and says so, instead of
+// reading the whole input into memory first.
+TEST_F(CliTest, OneGigabyteLineIsRefusedByEveryInputPathWithTheLimitNamed) {
+  const std::string sparse = dir_.File("sparse.csv");
+  { std::ofstream create(sparse); }
+  ASSERT_EQ(::truncate(sparse.c_str(), int64_t{1} << 30), 0);
+  ASSERT_EQ(Run({"models", "export", "m", "--out", dir_.File("m.anorand"), "--address", Address(),
+                 "--token", "tok"},
+                &out_, &err_),
+            0)
+      << err_;
+  EXPECT_EQ(Run({"score", "--model", "m", "--address", Address()}, &out_, &err_, sparse), 1);
+  EXPECT_THAT(err_, HasSubstr("anorand: stdin: line 1: line is longer than 16777216 bytes"));
+  EXPECT_EQ(out_, "");
+  EXPECT_EQ(Run({"score", "--model", "m", "--data", sparse, "--address", Address()}, &out_, &err_),
+            1);
+  EXPECT_THAT(err_, HasSubstr(sparse + ": line 1: line is longer than 16777216 bytes"));
+  EXPECT_EQ(Run({"score-local", "--model", dir_.File("m.anorand"), "--data", sparse}, &out_, &err_),
+            1);
+  EXPECT_THAT(err_, HasSubstr(sparse + ": line 1: line is longer than 16777216 bytes"));
+  EXPECT_EQ(Run({"score-local", "--model", dir_.File("m.anorand"), "--data", "-"}, &out_, &err_,
+                sparse),
+            1);
+  EXPECT_THAT(err_, HasSubstr("anorand: stdin: line 1: line is longer than 16777216 bytes"));
+}
+
+// `tail -f records.csv | anorand score`: the first line is a header only by
+// the library's rule (a field that is not a number, not empty, not a
+// true/false label). A first record whose label reads `true` is scored.
+TEST_F(CliTest, ScoreFromStdinScoresAFirstRecordWhoseLabelIsTrue) {
+  ASSERT_TRUE(WriteText(dir_.File("labelled.csv"),
+                                     "0.1,0.2,0.3,0.4,0.5,0.6,true\n"
+                                     "0.2,0.3,0.4,0.5,0.6,0.7,false\n"
+                                     "0.3,0.4,0.5,0.6,0.7,0.8,false\n"));
+  ASSERT_EQ(Run({"score", "--model", "m", "--label-column", "6", "--address", Address()}, &out_,
+                &err_, dir_.File("labelled.csv")),
+            0)
+      << err_;
+  EXPECT_EQ(std::count(out_.begin(), out_.end(), '\n'), 3) << out_;
+  EXPECT_EQ(out_.substr(0, 2), "0,") << out_;
+  EXPECT_THAT(err_, HasSubstr("records 3"));
+}
+
+// An empty field on the first line is an error naming it, not a header
+// that drops the record.
+TEST_F(CliTest, ScoreFromStdinRefusesAFirstLineWithAnEmptyField) {
+  ASSERT_TRUE(WriteText(dir_.File("hole.csv"), "0.1,,0.3,0.4,0.5,0.6\n"
+                                                            "0.2,0.3,0.4,0.5,0.6,0.7\n"));
+  EXPECT_EQ(Run({"score", "--model", "m", "--address", Address()}, &out_, &err_,
+                dir_.File("hole.csv")),
+            1);
+  EXPECT_THAT(err_, HasSubstr("anorand: stdin: line 1, column 2: empty value"));
+  EXPECT_EQ(out_, "");
+}
+
+// score-local streams a CSV file in batches and prints with the same
+// printer as score: a header line, then the lines `score` prints.
+TEST_F(CliTest, ScoreLocalStreamsInBatchesAndPrintsTheLinesScorePrints) {
+  ASSERT_EQ(Run({"models", "export", "m", "--out", dir_.File("m.anorand"), "--address", Address(),
+                 "--token", "tok"},
+                &out_, &err_),
+            0)
+      << err_;
+  Dataset d = DemoData(2500, kD, 4);
+  ASSERT_TRUE(WriteCsv(d, dir_.File("records.csv"), false).ok());
+  ASSERT_EQ(Run({"score-local", "--model", dir_.File("m.anorand"), "--data",
+                 dir_.File("records.csv"), "--batch", "700"},
+                &out_, &err_),
+            0)
+      << err_;
+  std::string local = out_;
+  const std::string header =
+      "index,score,is_anomaly,noise_probability,reconstruction_probability\n";
+  ASSERT_EQ(local.substr(0, header.size()), header);
+  local = local.substr(header.size());
+  ASSERT_EQ(Run({"score", "--model", "m", "--data", dir_.File("records.csv"), "--batch", "700",
+                 "--address", Address()},
+                &out_, &err_),
+            0)
+      << err_;
+  std::istringstream l(local), r(out_);
+  std::string local_line, remote_line;
+  int64_t n = 0;
+  while (std::getline(l, local_line)) {
+    ASSERT_TRUE(std::getline(r, remote_line)) << "score printed fewer lines, at " << n;
+    // Same index and flag, five fields each (the values are the server's
+    // own computation of the same model).
+    const std::vector<std::string> lf = Fields(local_line), rf = Fields(remote_line);
+    ASSERT_EQ(lf.size(), 5u) << local_line;
+    ASSERT_EQ(rf.size(), 5u) << remote_line;
+    ASSERT_EQ(lf[0], std::to_string(n));
+    ASSERT_EQ(rf[0], lf[0]);
+    ASSERT_EQ(rf[2], lf[2]) << "record " << n;
+    ++n;
+  }
+  EXPECT_EQ(n, 2500);
+  EXPECT_FALSE(std::getline(r, remote_line)) << "score printed more lines";
 }
 
 }  // namespace

@@ -1,0 +1,20 @@
+// File: proto_json.h
+//
+// The JSON form of a response for `--format json|jsonl`: proto field names
+// as in the .proto files (snake_case), enums by name, int64 as strings
+// (protobuf's JSON mapping). Stateless; thread-safe.
+#ifndef ANORAND_CLIENT_PROTO_JSON_H_
+#define ANORAND_CLIENT_PROTO_JSON_H_
+
+#include <string>
+
+#include "google/protobuf/message.h"
+
+namespace anorand::cli {
+
+// Indented when `pretty`, else one line; never ends with a line break.
+std::string ToJson(const google::protobuf::Message& message, bool pretty);
+
+}  // namespace anorand::cli
+
+#endif  // ANORAND_CLIENT_PROTO_JSON_H_

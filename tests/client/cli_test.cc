@@ -1,7 +1,8 @@
 // The anorand command line against a real server on loopback: output and
 // exit code of each command, server errors, an unreachable server, a
-// deadline, a wrong token, and `score` keeping order and count on 100,000
-// rows.
+// deadline, a wrong token, `score` keeping order and count on 100,000
+// rows, the input readers' line limit and header rule, and score-local
+// printing what score prints.
 #include <algorithm>
 #include <csignal>
 #include <fstream>

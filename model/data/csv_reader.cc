@@ -594,9 +594,14 @@ absl::StatusOr<Dataset> CsvBatchReader::Next(int64_t max_rows,
   if (state_->ended || max_rows < 1) return batch;
   absl::Status s = state_->parser.Read(max_rows, stop_when_idle, &batch,
                                        &state_->ended);
-  if (!s.ok()) {
-    state_->error = s;
-    return s;
+  if (s.ok()) return batch;
+  state_->error = s;
+  if (batch.rows == 0) return s;
+  // The whole rows before the bad line come out first; the error with the
+  // next call. Drop what the bad line had added of itself.
+  batch.x.resize(static_cast<size_t>(batch.rows * batch.cols));
+  if (batch.labels.size() > static_cast<size_t>(batch.rows)) {
+    batch.labels.resize(static_cast<size_t>(batch.rows));
   }
   return batch;
 }

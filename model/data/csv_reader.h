@@ -85,7 +85,8 @@ absl::StatusOr<Dataset> ReadCsvFile(const std::string& path,
 //   }
 //
 // Thread safety: one thread at a time. Failure behaviour: the first error
-// ends the reader; Next returns it again on every later call.
+// ends the reader. The whole rows read before the bad line are returned
+// first, as a batch; the error comes with the next call and every later one.
 class CsvBatchReader {
  public:
   // Reads `fd`, which it does not own: it must stay open while the reader

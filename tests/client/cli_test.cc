@@ -333,5 +333,29 @@ TEST_F(CliTest, ScoreLocalStreamsInBatchesAndPrintsTheLinesScorePrints) {
   EXPECT_FALSE(std::getline(r, remote_line)) << "score printed more lines";
 }
 
+// A bad record ends the command with exit 1 and the reader's message; the
+// records before it have been scored and printed, none after it.
+TEST_F(CliTest, RecordsBeforeABadLineArePrintedThenTheCommandFails) {
+  ASSERT_EQ(Run({"models", "export", "m", "--out", dir_.File("m.anorand"), "--address", Address(),
+                 "--token", "tok"},
+                &out_, &err_),
+            0)
+      << err_;
+  ASSERT_TRUE(WriteText(dir_.File("bad.csv"), "0.1,0.2,0.3,0.4,0.5,0.6\n"
+                                              "0.2,0.3,0.4,0.5,0.6,0.7\n"
+                                              "0.3,0.4,x,0.6,0.7,0.8\n"
+                                              "0.4,0.5,0.6,0.7,0.8,0.9\n"));
+  EXPECT_EQ(Run({"score", "--model", "m", "--address", Address()}, &out_, &err_,
+                dir_.File("bad.csv")),
+            1);
+  EXPECT_THAT(err_, HasSubstr("anorand: stdin: line 3, column 3: non-numeric value \"x\""));
+  EXPECT_EQ(std::count(out_.begin(), out_.end(), '\n'), 2) << out_;
+  EXPECT_EQ(Run({"score-local", "--model", dir_.File("m.anorand"), "--data", dir_.File("bad.csv")},
+                &out_, &err_),
+            1);
+  EXPECT_THAT(err_, HasSubstr(dir_.File("bad.csv") + ": line 3, column 3: non-numeric value"));
+  EXPECT_EQ(std::count(out_.begin(), out_.end(), '\n'), 3) << "header and two records: " << out_;
+}
+
 }  // namespace
 }  // namespace anorand::testing

@@ -418,6 +418,20 @@ TEST(CsvBatchReaderTest, LineOverTheLimitFromAPipeIsAnErrorThatSaysSo) {
   EXPECT_EQ(again.status(), batch.status()) << "the first error ends the reader";
 }
 
+TEST(CsvBatchReaderTest, RowsBeforeABadLineComeOutBeforeTheError) {
+  Pipe pipe;
+  ASSERT_TRUE(pipe.ok());
+  CsvBatchReader reader(pipe.read_fd(), "stdin", Label("2"));
+  pipe.Write("1,2,0\n3,4,1\n5,x,1\n7,8,0\n");
+  pipe.CloseWrite();
+  auto rows = reader.Next(100, true);
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  EXPECT_EQ(rows->rows, 2);
+  EXPECT_THAT(rows->x, ElementsAre(1, 2, 3, 4));
+  EXPECT_THAT(rows->labels, ElementsAre(0, 1));
+  ExpectError(reader.Next(100, true), {"stdin: line 3, column 2: non-numeric value"});
+}
+
 TEST(CsvBatchReaderTest, HeaderWithoutRowsIsReportedAtTheEnd) {
   Pipe pipe;
   ASSERT_TRUE(pipe.ok());

@@ -95,6 +95,39 @@ TEST_F(DataLoaderTest, NpyIsFeaturesOnly) {
   EXPECT_TRUE(data->feature_names.empty());
 }
 
+// DatasetBatches hands out an NPY file in slices and streams a TSV file
+// with LoadDataset's rules (the tab delimiter from the extension).
+TEST_F(DataLoaderTest, BatchesSliceAnNpyAndStreamATsvWithTheLoadersRules) {
+  auto npy = DatasetBatches::Open(Write("x.npy", X32()), {});
+  ASSERT_TRUE(npy.ok()) << npy.status();
+  auto first = (*npy)->Next(2, false);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->rows, 2);
+  EXPECT_THAT(first->x, ElementsAre(1, 2, 3, 4));
+  auto second = (*npy)->Next(2, false);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->rows, 1);
+  EXPECT_THAT(second->x, ElementsAre(5, 6));
+  auto end = (*npy)->Next(2, false);
+  ASSERT_TRUE(end.ok()) << end.status();
+  EXPECT_EQ(end->rows, 0);
+
+  auto tsv = DatasetBatches::Open(Write("c.tsv", "a\n1,5\n"), {});
+  ASSERT_TRUE(tsv.ok()) << tsv.status();
+  ExpectError((*tsv)->Next(10, false), {"non-numeric value \"1,5\""});
+
+  auto unknown = DatasetBatches::Open(Write("d.bin", "1\n"), {});
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(DataLoaderTest, BatchesWithRequiredLabelsRefuseAnNpy) {
+  LoadOptions options;
+  options.require_labels = true;
+  auto npy = DatasetBatches::Open(Write("x.npy", X32()), options);
+  ASSERT_TRUE(npy.ok()) << npy.status();
+  ExpectError((*npy)->Next(2, false), {"labels are required"});
+}
+
 TEST_F(DataLoaderTest, OneDimensionalXIsOneColumn) {
   auto data = LoadDataset(
       Write("v.npy",

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <memory>
 #include <random>
 #include <string>
 #include <thread>
@@ -338,6 +339,15 @@ class Pipe {
   bool ok_ = false;
 };
 
+// A pipe that holds `text`, its write end closed: all the input there is.
+std::unique_ptr<Pipe> ClosedPipeWith(const std::string& text) {
+  auto pipe = std::make_unique<Pipe>();
+  EXPECT_TRUE(pipe->ok());
+  pipe->Write(text);
+  pipe->CloseWrite();
+  return pipe;
+}
+
 TEST(CsvBatchReaderTest, ReturnsWhatArrivedWithoutWaitingForAFullBatch) {
   Pipe pipe;
   ASSERT_TRUE(pipe.ok());
@@ -388,11 +398,8 @@ TEST(CsvBatchReaderTest, BatchesOfAFileHoldAtMostMaxRows) {
 // The first line decides the header by the library's one rule: a record
 // whose label reads `true` is data, not a header.
 TEST(CsvBatchReaderTest, FirstRecordWithATrueLabelIsData) {
-  Pipe pipe;
-  ASSERT_TRUE(pipe.ok());
-  CsvBatchReader reader(pipe.read_fd(), "stdin", Label("2"));
-  pipe.Write("0.5,1.5,true\n2.5,3.5,false\n");
-  pipe.CloseWrite();
+  auto pipe = ClosedPipeWith("0.5,1.5,true\n2.5,3.5,false\n");
+  CsvBatchReader reader(pipe->read_fd(), "stdin", Label("2"));
   auto batch = reader.Next(100, true);
   ASSERT_TRUE(batch.ok()) << batch.status();
   EXPECT_EQ(batch->rows, 2);
@@ -419,11 +426,8 @@ TEST(CsvBatchReaderTest, LineOverTheLimitFromAPipeIsAnErrorThatSaysSo) {
 }
 
 TEST(CsvBatchReaderTest, RowsBeforeABadLineComeOutBeforeTheError) {
-  Pipe pipe;
-  ASSERT_TRUE(pipe.ok());
-  CsvBatchReader reader(pipe.read_fd(), "stdin", Label("2"));
-  pipe.Write("1,2,0\n3,4,1\n5,x,1\n7,8,0\n");
-  pipe.CloseWrite();
+  auto pipe = ClosedPipeWith("1,2,0\n3,4,1\n5,x,1\n7,8,0\n");
+  CsvBatchReader reader(pipe->read_fd(), "stdin", Label("2"));
   auto rows = reader.Next(100, true);
   ASSERT_TRUE(rows.ok()) << rows.status();
   EXPECT_EQ(rows->rows, 2);
@@ -433,11 +437,8 @@ TEST(CsvBatchReaderTest, RowsBeforeABadLineComeOutBeforeTheError) {
 }
 
 TEST(CsvBatchReaderTest, HeaderWithoutRowsIsReportedAtTheEnd) {
-  Pipe pipe;
-  ASSERT_TRUE(pipe.ok());
-  CsvBatchReader reader(pipe.read_fd(), "stdin", {});
-  pipe.Write("a,b\n");
-  pipe.CloseWrite();
+  auto pipe = ClosedPipeWith("a,b\n");
+  CsvBatchReader reader(pipe->read_fd(), "stdin", {});
   ExpectError(reader.Next(100, true), {"stdin: has a header line but no data rows"});
 }
 

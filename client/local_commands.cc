@@ -65,18 +65,17 @@ int RunFit(const Argv& argv) {
   int exit = kExitOk;
   auto command = ParseCommand(argv, specs, usage_head, &exit);
   if (!command) return exit;
-  const Args* a = &command->args;
-  const std::string& usage = command->usage;
-  if (!a->Has("data") || !a->Has("out")) return UsageError("--data and --out are required", usage);
-  auto params = ParamsFrom(*a);
+  const auto& [a, usage] = *command;
+  if (!a.Has("data") || !a.Has("out")) return UsageError("--data and --out are required", usage);
+  auto params = ParamsFrom(a);
   if (!params.ok()) return UsageError(std::string(params.status().message()), usage);
-  auto threads = a->GetInt("threads", 0);
+  auto threads = a.GetInt("threads", 0);
   if (!threads.ok() || *threads < 0 || *threads > 1024) return UsageError("--threads must be in [0, 1024]", usage);
-  auto data = LoadDataset(a->Get("data"), LoadOptionsFrom(*a));
+  auto data = LoadDataset(a.Get("data"), LoadOptionsFrom(a));
   if (!data.ok()) return Fail(data.status());
   TrainOptions options;
   options.threads = static_cast<int>(*threads);
-  if (!a->Has("quiet")) {
+  if (!a.Has("quiet")) {
     options.on_epoch = [](const EpochProgress& p) {
       std::fprintf(stderr, "epoch %d/%d  loss %.5f (bce %.5f, rec %.5f)  val %.5f  %.1fs\n",
                    p.epoch, p.max_epochs, p.train_loss, p.classification_loss,
@@ -85,10 +84,10 @@ int RunFit(const Argv& argv) {
   }
   auto model = TrainModel(*data, *params, options);
   if (!model.ok()) return Fail(model.status());
-  if (absl::Status s = SaveModelFile(*model, a->Get("out")); !s.ok()) return Fail(s);
+  if (absl::Status s = SaveModelFile(*model, a.Get("out")); !s.ok()) return Fail(s);
   const auto& sum = model->summary();
   const auto& st = model->score_stats();
-  nlohmann::json j = {{"model", a->Get("out")},
+  nlohmann::json j = {{"model", a.Get("out")},
                       {"rows", sum.rows()},
                       {"features", sum.features()},
                       {"preset", model->params().preset()},
@@ -100,7 +99,7 @@ int RunFit(const Argv& argv) {
                       {"q3_noise", st.q3_noise()},
                       {"q3_reconstruction", st.q3_reconstruction()},
                       {"threshold", st.threshold()}};
-  if (a->Get("format", "json") == "table") {
+  if (a.Get("format", "json") == "table") {
     for (auto it = j.begin(); it != j.end(); ++it)
       std::printf("%-18s %s\n", it.key().c_str(), it.value().dump().c_str());
   } else {
@@ -122,23 +121,22 @@ int RunEval(const Argv& argv) {
   int exit = kExitOk;
   auto command = ParseCommand(argv, specs, usage_head, &exit);
   if (!command) return exit;
-  const Args* a = &command->args;
-  const std::string& usage = command->usage;
-  if (!a->Has("data")) return UsageError("--data is required", usage);
-  auto params = ParamsFrom(*a);
+  const auto& [a, usage] = *command;
+  if (!a.Has("data")) return UsageError("--data is required", usage);
+  auto params = ParamsFrom(a);
   if (!params.ok()) return UsageError(std::string(params.status().message()), usage);
   std::vector<uint64_t> seeds;
-  for (absl::string_view s : absl::StrSplit(a->Get("seeds", "1,2,3"), ',', absl::SkipWhitespace())) {
+  for (absl::string_view s : absl::StrSplit(a.Get("seeds", "1,2,3"), ',', absl::SkipWhitespace())) {
     uint64_t v;
     if (!absl::SimpleAtoi(s, &v)) return UsageError("--seeds must be a comma list of integers", usage);
     seeds.push_back(v);
   }
   if (seeds.empty()) return UsageError("--seeds is empty", usage);
-  auto threads = a->GetInt("threads", 0);
+  auto threads = a.GetInt("threads", 0);
   if (!threads.ok() || *threads < 0 || *threads > 1024) return UsageError("--threads must be in [0, 1024]", usage);
-  LoadOptions lo = LoadOptionsFrom(*a);
+  LoadOptions lo = LoadOptionsFrom(a);
   lo.require_labels = true;
-  auto data = LoadDataset(a->Get("data"), lo);
+  auto data = LoadDataset(a.Get("data"), lo);
   if (!data.ok()) return Fail(data.status());
   TrainOptions options;
   options.threads = static_cast<int>(*threads);
@@ -159,16 +157,16 @@ int RunEval(const Argv& argv) {
                         {"alpha", r->alpha},
                         {"epochs", r->epochs},
                         {"fit_seconds", r->fit_seconds}});
-    if (!a->Has("quiet")) {
+    if (!a.Has("quiet")) {
       std::fprintf(stderr, "seed %llu: auc_roc %.4f auc_pr %.4f (%.1fs)\n",
                    static_cast<unsigned long long>(seed), r->auc_roc, r->auc_pr, r->fit_seconds);
     }
   }
-  nlohmann::json j = {{"data", a->Get("data")},
+  nlohmann::json j = {{"data", a.Get("data")},
                       {"auc_roc", roc / seeds.size()},
                       {"auc_pr", pr / seeds.size()},
                       {"seeds", per_seed}};
-  if (a->Get("format", "json") == "table") {
+  if (a.Get("format", "json") == "table") {
     std::printf("%-6s %-8s %-8s %s\n", "seed", "auc_roc", "auc_pr", "fit_s");
     for (const auto& s : per_seed) {
       std::printf("%-6llu %-8.4f %-8.4f %.2f\n", s["seed"].get<unsigned long long>(),
@@ -197,30 +195,29 @@ int RunScoreLocal(const Argv& argv) {
   int exit = kExitOk;
   auto command = ParseCommand(argv, specs, usage_head, &exit);
   if (!command) return exit;
-  const Args* a = &command->args;
-  const std::string& usage = command->usage;
-  if (!a->Has("model") || !a->Has("data")) return UsageError("--model and --data are required", usage);
-  auto format = ParseResultFormat(a->Get("format", "csv"));
+  const auto& [a, usage] = *command;
+  if (!a.Has("model") || !a.Has("data")) return UsageError("--model and --data are required", usage);
+  auto format = ParseResultFormat(a.Get("format", "csv"));
   if (!format.ok()) return UsageError(std::string(format.status().message()), usage);
-  auto batch = a->GetInt("batch", 4096);
+  auto batch = a.GetInt("batch", 4096);
   if (!batch.ok() || *batch < 1 || *batch > 1 << 20) {
     return UsageError("--batch must be in [1, 1048576]", usage);
   }
-  auto file = LoadModelFile(a->Get("model"));
+  auto file = LoadModelFile(a.Get("model"));
   if (!file.ok()) return Fail(file.status());
   auto model = CompiledModel::Create(*std::move(file));
   if (!model.ok()) return Fail(model.status());
-  const std::string data_path = a->Get("data");
+  const std::string data_path = a.Get("data");
   std::unique_ptr<DatasetBatches> input;
   if (data_path == "-") {
-    input = DatasetBatches::FromCsvStream(STDIN_FILENO, "stdin", LoadOptionsFrom(*a));
+    input = DatasetBatches::FromCsvStream(STDIN_FILENO, "stdin", LoadOptionsFrom(a));
   } else {
-    auto opened = DatasetBatches::Open(data_path, LoadOptionsFrom(*a));
+    auto opened = DatasetBatches::Open(data_path, LoadOptionsFrom(a));
     if (!opened.ok()) return Fail(opened.status());
     input = *std::move(opened);
   }
   const int d = (*model)->input_features();
-  const bool explain = a->Has("explain");
+  const bool explain = a.Has("explain");
   std::vector<float> score, nd, rp, err, contrib;
   std::unique_ptr<bool[]> flag;
   int64_t first = 0;
@@ -277,14 +274,13 @@ int RunDemoData(const Argv& argv) {
   int exit = kExitOk;
   auto command = ParseCommand(argv, specs, usage_head, &exit);
   if (!command) return exit;
-  const Args* a = &command->args;
-  const std::string& usage = command->usage;
-  if (!a->Has("out")) return UsageError("--out is required", usage);
+  const auto& [a, usage] = *command;
+  if (!a.Has("out")) return UsageError("--out is required", usage);
   SyntheticOptions o;
-  auto rows = a->GetInt("rows", o.rows);
-  auto cols = a->GetInt("features", o.cols);
-  auto frac = a->GetDouble("anomaly-fraction", o.anomaly_fraction);
-  auto seed = a->GetInt("seed", 1);
+  auto rows = a.GetInt("rows", o.rows);
+  auto cols = a.GetInt("features", o.cols);
+  auto frac = a.GetDouble("anomaly-fraction", o.anomaly_fraction);
+  auto seed = a.GetInt("seed", 1);
   if (!rows.ok() || *rows < 10 || *rows > 100000000) return UsageError("--rows must be in [10, 1e8]", usage);
   if (!cols.ok() || *cols < 1 || *cols > 10000) return UsageError("--features must be in [1, 10000]", usage);
   if (!frac.ok() || *frac < 0 || *frac >= 0.5) return UsageError("--anomaly-fraction must be in [0, 0.5)", usage);
@@ -294,9 +290,9 @@ int RunDemoData(const Argv& argv) {
   o.anomaly_fraction = *frac;
   o.seed = static_cast<uint64_t>(*seed);
   Dataset data = MakeSyntheticData(o);
-  if (absl::Status s = WriteCsv(data, a->Get("out"), a->Has("labels")); !s.ok()) return Fail(s);
+  if (absl::Status s = WriteCsv(data, a.Get("out"), a.Has("labels")); !s.ok()) return Fail(s);
   std::fprintf(stderr, "wrote %lld rows x %lld features to %s\n", static_cast<long long>(data.rows),
-               static_cast<long long>(data.cols), a->Get("out").c_str());
+               static_cast<long long>(data.cols), a.Get("out").c_str());
   return kExitOk;
 }
 

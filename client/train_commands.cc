@@ -189,27 +189,25 @@ int RunTrain(const Argv& argv) {
   int exit = kExitOk;
   auto setup = ParseAndConnect(argv, specs, usage_head, &exit);
   if (!setup) return exit;
-  const Args* a = &setup->args;
-  const Connection* conn = &setup->conn;
-  const std::string& usage = setup->usage;
-  if (!a->Has("name")) return UsageError("--name is required", usage);
-  if (a->Has("data") == a->Has("data-path")) return UsageError("give one of --data or --data-path", usage);
+  const auto& [a, conn, usage] = *setup;
+  if (!a.Has("name")) return UsageError("--name is required", usage);
+  if (a.Has("data") == a.Has("data-path")) return UsageError("give one of --data or --data-path", usage);
   v1::JobSpec spec;
-  spec.set_model_name(a->Get("name"));
-  spec.set_label_column(a->Get("label-column"));
-  spec.set_promote_to_alias(a->Get("promote"));
-  spec.set_description(a->Get("description"));
-  for (const std::string& kv : a->GetAll("param")) {
+  spec.set_model_name(a.Get("name"));
+  spec.set_label_column(a.Get("label-column"));
+  spec.set_promote_to_alias(a.Get("promote"));
+  spec.set_description(a.Get("description"));
+  for (const std::string& kv : a.GetAll("param")) {
     if (absl::Status s = SetParamFromString(kv, spec.mutable_params()); !s.ok()) {
       return UsageError(std::string(s.message()), usage);
     }
   }
   FilePtr upload;  // streamed in chunks, never held whole
   uint64_t upload_bytes = 0;
-  if (a->Has("data-path")) {
-    spec.set_data_path(a->Get("data-path"));
+  if (a.Has("data-path")) {
+    spec.set_data_path(a.Get("data-path"));
   } else {
-    const std::string path = a->Get("data");
+    const std::string path = a.Get("data");
     if (absl::EndsWith(path, ".npz")) spec.set_upload_format(v1::UPLOAD_FORMAT_NPZ);
     else if (absl::EndsWith(path, ".npy")) spec.set_upload_format(v1::UPLOAD_FORMAT_NPY);
     else spec.set_upload_format(v1::UPLOAD_FORMAT_CSV);
@@ -219,11 +217,11 @@ int RunTrain(const Argv& argv) {
     struct stat st;
     if (::fstat(fileno(upload.get()), &st) == 0) upload_bytes = static_cast<uint64_t>(st.st_size);
   }
-  auto stub = v1::Training::NewStub(conn->channel);
+  auto stub = v1::Training::NewStub(conn.channel);
   v1::Job job;
   {
     // Uploads can be large: the deadline grows with the size.
-    auto ctx = conn->NewContext(conn->timeout_seconds + static_cast<double>(upload_bytes) / 20e6);
+    auto ctx = conn.NewContext(conn.timeout_seconds + static_cast<double>(upload_bytes) / 20e6);
     auto writer = stub->SubmitJob(ctx.get(), &job);
     v1::SubmitJobRequest head;
     *head.mutable_spec() = spec;
@@ -240,7 +238,7 @@ int RunTrain(const Argv& argv) {
       if (n < block.size()) {
         if (std::ferror(upload.get())) {
           read_error = absl::DataLossError(
-              absl::StrCat(a->Get("data"), ": read error: ", std::strerror(errno)));
+              absl::StrCat(a.Get("data"), ": read error: ", std::strerror(errno)));
         }
         break;
       }
@@ -256,8 +254,8 @@ int RunTrain(const Argv& argv) {
   }
   std::printf("%s\n", job.id().c_str());
   std::fflush(stdout);
-  if (!a->Has("wait")) return kExitOk;
-  return WatchAndConclude(stub.get(), *conn, job.id(), a->Has("cancel-on-interrupt"));
+  if (!a.Has("wait")) return kExitOk;
+  return WatchAndConclude(stub.get(), conn, job.id(), a.Has("cancel-on-interrupt"));
 }
 
 int RunJobs(const Argv& argv) {
@@ -274,33 +272,31 @@ int RunJobs(const Argv& argv) {
   int exit = kExitOk;
   auto setup = ParseAndConnect(argv, specs, usage_head, &exit);
   if (!setup) return exit;
-  const Args* a = &setup->args;
-  const Connection* conn = &setup->conn;
-  const std::string& usage = setup->usage;
-  const auto& pos = a->positional();
+  const auto& [a, conn, usage] = *setup;
+  const auto& pos = a.positional();
   if (pos.empty()) return UsageError("missing subcommand", usage);
   const std::string sub = pos[0];
-  const std::string format = a->Get("format", "table");
+  const std::string format = a.Get("format", "table");
   if (format != "table" && format != "json" && format != "jsonl") {
     return UsageError("--format must be table, json or jsonl", usage);
   }
-  auto stub = v1::Training::NewStub(conn->channel);
+  auto stub = v1::Training::NewStub(conn.channel);
   if (sub == "list") {
     v1::ListJobsRequest req;
-    req.set_model_name(a->Get("model"));
-    if (a->Has("state")) {
+    req.set_model_name(a.Get("model"));
+    if (a.Has("state")) {
       v1::JobState st;
-      std::string name = "JOB_STATE_" + a->Get("state");
+      std::string name = "JOB_STATE_" + a.Get("state");
       for (char& c : name) c = static_cast<char>(toupper(c));
       if (!v1::JobState_Parse(name, &st) || st == v1::JOB_STATE_UNSPECIFIED) {
         return UsageError("--state must be queued, running, succeeded, failed or cancelled", usage);
       }
       req.add_states(st);
     }
-    auto limit = a->GetInt("limit", 100);
+    auto limit = a.GetInt("limit", 100);
     if (!limit.ok() || *limit < 1 || *limit > 1000) return UsageError("--limit must be in [1, 1000]", usage);
     req.set_page_size(static_cast<int>(*limit));
-    auto ctx = conn->NewContext();
+    auto ctx = conn.NewContext();
     v1::ListJobsResponse resp;
     grpc::Status s = stub->ListJobs(ctx.get(), req, &resp);
     if (!s.ok()) return ReportRpcError(s);
@@ -324,7 +320,7 @@ int RunJobs(const Argv& argv) {
   if (pos.size() < 2) return UsageError(absl::StrCat("jobs ", sub, " needs a JOB_ID"), usage);
   const std::string id = pos[1];
   if (sub == "show") {
-    auto ctx = conn->NewContext();
+    auto ctx = conn.NewContext();
     v1::GetJobRequest req;
     req.set_job_id(id);
     v1::Job job;
@@ -333,10 +329,10 @@ int RunJobs(const Argv& argv) {
     std::printf("%s\n", ToJson(job, true).c_str());
     return kExitOk;
   }
-  if (sub == "watch") return WatchAndConclude(stub.get(), *conn, id, a->Has("cancel-on-interrupt"));
+  if (sub == "watch") return WatchAndConclude(stub.get(), conn, id, a.Has("cancel-on-interrupt"));
   if (sub == "cancel") {
     v1::Job job;
-    grpc::Status s = CancelJob(stub.get(), *conn, id, &job);
+    grpc::Status s = CancelJob(stub.get(), conn, id, &job);
     if (!s.ok()) return ReportRpcError(s);
     std::printf("job %s: %s\n", id.c_str(),
                 job.state() == v1::JOB_STATE_CANCELLED ? "CANCELLED" : "cancel requested");

@@ -84,6 +84,22 @@ TEST_F(CliTest, UsageErrorsExitTwo) {
   EXPECT_THAT(out, HasSubstr("--promote"));
 }
 
+TEST_F(CliTest, HelpPrintsUsageToStdoutAndExitsZero) {
+  std::string out, err;
+  for (const char* help : {"--help", "-h", "help"}) {
+    EXPECT_EQ(Run({help}, &out, &err), 0) << help;
+    EXPECT_THAT(out, HasSubstr("usage: anorand COMMAND")) << help;
+    EXPECT_EQ(err, "") << help;
+  }
+  for (const char* command : {"fit", "eval", "score-local", "demo-data", "health", "score",
+                              "models", "train", "jobs"}) {
+    EXPECT_EQ(Run({command, "--help"}, &out, &err), 0) << command << ": " << err;
+    EXPECT_THAT(out, HasSubstr("--")) << command << " --help lists no flags";
+  }
+  EXPECT_EQ(Run({}, &out, &err), 2);
+  EXPECT_THAT(err, HasSubstr("usage: anorand COMMAND"));
+}
+
 TEST_F(CliTest, ScoreKeepsOrderAndCountOnAHundredThousandRows) {
   SyntheticOptions so;
   so.rows = 100000;

@@ -1,7 +1,8 @@
 // The anorand-server binary as a user runs it: it starts on a free port,
 // answers grpc.health.v1 and server reflection, Training RPCs answer
-// with codes and messages, bad flags exit 2 with a message, and
-// SIGTERM drains open streams and exits 0.
+// with codes and messages, bad flags exit 2 with a message, --help
+// prints usage to stdout and exits 0, and SIGTERM drains open streams and
+// exits 0.
 #include <signal.h>
 
 #include <chrono>
@@ -137,6 +138,19 @@ TEST(ServerBinaryTest, BadFlagsExitTwoWithAMessage) {
   EXPECT_THAT(err, HasSubstr("--grpc_address"));
   EXPECT_NE(RunCommand({ServerBinary(), "--no_such_flag=1"}, &out, &err), 0);
   EXPECT_THAT(err, HasSubstr("no_such_flag"));
+}
+
+TEST(ServerBinaryTest, HelpPrintsUsageToStdoutAndExitsZero) {
+  TempDir dir;
+  for (const char* flag : {"--help", "--helpfull"}) {
+    std::string out, err;
+    EXPECT_EQ(RunCommand({ServerBinary(), flag, "--model_dir=" + dir.File("models")}, &out, &err), 0)
+        << flag << ": " << err;
+    EXPECT_THAT(out, HasSubstr("Usage: anorand-server")) << flag;
+    EXPECT_THAT(out, HasSubstr("--grpc_address")) << flag;
+    EXPECT_EQ(out.find("listening on port"), std::string::npos) << flag << ": the server started";
+    EXPECT_EQ(err, "") << flag;
+  }
 }
 
 TEST(ServerBinaryTest, SigtermWithOpenStreamsDrainsAndExitsZero) {

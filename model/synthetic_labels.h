@@ -8,8 +8,10 @@
 #define ANORAND_MODEL_SYNTHETIC_LABELS_H_
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "anorand/v1/model.pb.h"
 #include "model/rng.h"
 
@@ -27,8 +29,15 @@ struct LabelledSet {
 // `x` holds `rows` normalised training rows. Uses seed_fraction,
 // anomaly_fraction, smote_k, noise_scale and noise_originals of `params`
 // (resolved). The originals keep their place; synthetic rows are appended.
-LabelledSet MakeSyntheticLabels(const float* x, int64_t rows, int cols,
-                                const v1::TrainingParams& params, Rng& rng);
+// SMOTE's neighbours are exact (model/nearest_neighbours.h): near-linear
+// time on narrow data, every pair of seed rows on wide data.
+//
+// `cancelled` (may be empty) is polled every few milliseconds of work, so a
+// call returns CANCELLED within about 100 ms of it turning true; the Rng
+// state is then unspecified.
+absl::StatusOr<LabelledSet> MakeSyntheticLabels(const float* x, int64_t rows, int cols,
+                                                const v1::TrainingParams& params, Rng& rng,
+                                                const std::function<bool()>& cancelled);
 
 }  // namespace anorand
 

@@ -84,7 +84,9 @@ absl::StatusOr<TrainedNetwork> TrainOneNetwork(const float* xn, int64_t rows, in
                                                const std::function<double()>& elapsed,
                                                int member) {
   TrainedNetwork out;
-  const LabelledSet set = MakeSyntheticLabels(xn, rows, d, p, rng);
+  auto labelled = MakeSyntheticLabels(xn, rows, d, p, rng, options.cancelled);
+  if (!labelled.ok()) return labelled.status();
+  const LabelledSet& set = *labelled;
   out.synthetic = set.synthetic;
   const Split split = SplitValidation(set, p.validation_fraction(), rng);
   const int batch = static_cast<int>(std::min<int64_t>(p.batch_size(), split.n_train));

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <iostream>
@@ -42,25 +43,44 @@ bool Terminal(v1::JobState s) {
   return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED || s == v1::JOB_STATE_CANCELLED;
 }
 
-// Prints one progress message: a redrawn bar on a terminal, a line otherwise.
-void ShowProgress(const v1::JobProgress& p, bool tty) {
-  const double frac = p.max_epochs() > 0 ? static_cast<double>(p.epoch()) / p.max_epochs() : 0;
+std::string PhaseName(v1::JobPhase p) {
+  switch (p) {
+    case v1::JOB_PHASE_PREPARING: return "preparing";
+    case v1::JOB_PHASE_SYNTHETIC_LABELS: return "labels";
+    case v1::JOB_PHASE_TRAINING: return "training";
+    case v1::JOB_PHASE_SCORING_STATISTICS: return "statistics";
+    case v1::JOB_PHASE_PUBLISHING: return "publishing";
+    default: return "";
+  }
+}
+
+// Prints one progress message: a redrawn bar on a terminal, a line
+// otherwise. The bar is the whole job (JobProgress.fraction_done, every
+// member included) and never moves back: `shown` keeps the furthest
+// fraction drawn.
+void ShowProgress(const v1::JobProgress& p, bool tty, double* shown) {
+  *shown = std::max(*shown, std::clamp(p.fraction_done(), 0.0, 1.0));
+  std::string where = PhaseName(p.phase());
+  if (p.members() > 1 && p.member() > 0) absl::StrAppend(&where, " ", p.member(), "/", p.members());
+  if (p.phase() == v1::JOB_PHASE_TRAINING && p.epoch() > 0) {
+    absl::StrAppend(&where, " epoch ", p.epoch(), "/", p.max_epochs());
+  }
   if (tty) {
-    const int width = 30, filled = static_cast<int>(frac * width);
+    const int width = 30, filled = static_cast<int>(*shown * width);
     std::string bar(filled, '#');
     bar.resize(width, '.');
-    std::fprintf(stderr, "\r%-9s [%s] epoch %d/%d  loss %.4f  val %.4f  %.0fs  eta %.0fs   ",
-                 StateName(p.state()).c_str(), bar.c_str(), p.epoch(), p.max_epochs(),
+    std::fprintf(stderr, "\r%-9s [%s] %3.0f%%  %-26s loss %.4f  val %.4f  %.0fs  eta %.0fs   ",
+                 StateName(p.state()).c_str(), bar.c_str(), 100 * *shown, where.c_str(),
                  p.train_loss(), p.validation_loss(), p.elapsed_seconds(), p.eta_seconds());
     if (Terminal(p.state())) std::fprintf(stderr, "\n");
   } else {
     std::fprintf(stderr,
-                 "%s epoch %d/%d train_loss %.5f bce %.5f rec %.5f val_loss %.5f elapsed %.1fs "
+                 "%s %.1f%% %s train_loss %.5f bce %.5f rec %.5f val_loss %.5f elapsed %.1fs "
                  "eta %.1fs%s%s\n",
-                 StateName(p.state()).c_str(), p.epoch(), p.max_epochs(), p.train_loss(),
-                 p.classification_loss(), p.reconstruction_loss(), p.validation_loss(),
-                 p.elapsed_seconds(), p.eta_seconds(), p.message().empty() ? "" : " ",
-                 p.message().c_str());
+                 StateName(p.state()).c_str(), 100 * *shown, where.empty() ? "-" : where.c_str(),
+                 p.train_loss(), p.classification_loss(), p.reconstruction_loss(),
+                 p.validation_loss(), p.elapsed_seconds(), p.eta_seconds(),
+                 p.message().empty() ? "" : " ", p.message().c_str());
   }
 }
 
@@ -90,7 +110,8 @@ grpc::Status Follow(v1::Training::Stub* stub, const Connection& conn, const std:
   auto reader = stub->WatchJob(&ctx, req);
   const bool tty = isatty(STDERR_FILENO);
   v1::JobProgress p;
-  while (reader->Read(&p)) ShowProgress(p, tty);
+  double shown = 0;
+  while (reader->Read(&p)) ShowProgress(p, tty, &shown);
   grpc::Status s = reader->Finish();
   pthread_kill(waiter.native_handle(), SIGUSR1);
   waiter.join();

@@ -142,7 +142,7 @@ void NpzSeeds() {
         Zip({{"X.npy", x, true},
              {"y.npy", Npy("<i8", false, "(2,)", Raw(std::vector<int64_t>{0, 1})), true}}));
   Write("npz", "bad_not_npy_member.npz", Zip({{"X.npy", x, false}, {"notes.txt", "hi", false}}));
-  Write("npz", "bad_no_x.npz", Zip({{"features.npy", x, true}}));
+  Write("npz", "single_array_not_named_x.npz", Zip({{"features.npy", x, true}}));
 }
 
 // ---- CSV.

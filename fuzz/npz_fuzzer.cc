@@ -4,8 +4,9 @@
 // ParseNpz (libzip from memory: central directory, member names, declared
 // and real sizes, stored or deflated data, each member through ParseNpy)
 // and, for archives it accepts, the loader's NPZ path (DatasetFromBytes
-// "npz": member "X" as features, optional "y" as 0/1 labels). The total-size
-// bound is lowered to 64 MiB so that one input cannot ask for gigabytes.
+// "npz": member "X" as features, or the only array when there is no "X";
+// optional "y" as 0/1 labels). The total-size bound is lowered to 64 MiB so
+// that one input cannot ask for gigabytes.
 //
 // libzip rejects a member whose CRC-32 does not match its data, so almost
 // every mutation inside a member would stop there. Each input is therefore
@@ -80,7 +81,8 @@ void ParseAndCheck(absl::string_view bytes) {
   // Parses again (with the default bound, which this archive is within).
   auto dataset = anorand::DatasetFromBytes(bytes, "npz", {});
   if (!dataset.ok()) return;
-  FUZZ_CHECK(arrays->count("X") == 1);
+  // The features are member "X", or the archive's only array.
+  FUZZ_CHECK(arrays->count("X") == 1 || arrays->size() == 1);
   FUZZ_CHECK(dataset->rows >= 1 && dataset->cols >= 1);
   FUZZ_CHECK(dataset->x.size() == static_cast<size_t>(dataset->rows * dataset->cols));
   FUZZ_CHECK(dataset->labels.empty() ||

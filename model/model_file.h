@@ -5,7 +5,8 @@
 //   bytes 8-11  format version (little-endian uint32, currently 1)
 //   bytes 12-15 reserved, zero
 //   bytes 16-23 payload length (little-endian uint64)
-//   bytes 24-27 CRC-32 (zlib) of the payload
+//   bytes 24-27 CRC-32 of the payload (zlib's crc32: IEEE 802.3
+//               polynomial, not CRC-32C), little-endian
 //   bytes 28-   payload: the serialized ModelFile
 // Saving is atomic (temp file, fsync, rename, fsync of the folder): a reader
 // sees the old file or the new one, never a mix. Loading validates the

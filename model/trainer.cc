@@ -23,6 +23,59 @@ namespace {
 
 constexpr int kMaxStretchedEpochs = 2000;
 
+// Rows per block between cancellation polls in the row-wise phases
+// (normalising, statistics): well under 100 ms of work at 1,000 features.
+constexpr int64_t kRowBlock = int64_t{1} << 14;
+
+bool IsCancelled(const TrainOptions& o) { return o.cancelled && o.cancelled(); }
+
+absl::Status CancelledIn(TrainPhase phase, int member, int members) {
+  if (members <= 1) return absl::CancelledError(absl::StrCat("cancelled while ", TrainPhaseName(phase)));
+  return absl::CancelledError(absl::StrCat("cancelled while ", TrainPhaseName(phase), " (member ",
+                                           member + 1, " of ", members, ")"));
+}
+
+// How the fraction of the whole fit is laid out: preparing, then an equal
+// share per member (synthetic labels, epochs, statistics), then the
+// ensemble threshold. The shares are estimates of each phase's cost.
+struct FitLayout {
+  static constexpr double kPrepare = 0.02, kFinish = 0.01;
+  static constexpr double kLabels = 0.1, kEpochs = 0.8;  // of a member's share; statistics the rest
+  int members = 1;
+  double At(int member, TrainPhase phase, double within = 0) const {
+    if (phase == TrainPhase::kPreparing) return kPrepare * within;
+    const double share = (1.0 - kPrepare - kFinish) / members;
+    double f = kPrepare + share * member;
+    if (phase == TrainPhase::kSyntheticLabels) return f + share * kLabels * within;
+    f += share * kLabels;
+    if (phase == TrainPhase::kEpochs) return f + share * kEpochs * within;
+    return f + share * kEpochs + share * (1.0 - kLabels - kEpochs) * within;
+  }
+};
+
+void ReportPhase(const TrainOptions& o, const FitLayout& layout, TrainPhase phase, int member,
+                 const std::function<double()>& elapsed) {
+  if (!o.on_phase) return;
+  PhaseProgress p;
+  p.phase = phase;
+  p.member = member;
+  p.members = layout.members;
+  p.fraction = layout.At(member, phase);
+  p.elapsed_seconds = elapsed();
+  o.on_phase(p);
+}
+
+// ApplyNormalizer in row blocks, polling for cancellation between them.
+absl::Status ApplyNormalizerPolled(const v1::Normalizer& n, const float* x, int64_t rows, int d,
+                                   float* out, const TrainOptions& o, int member, int members) {
+  for (int64_t at = 0; at < rows; at += kRowBlock) {
+    if (IsCancelled(o)) return CancelledIn(TrainPhase::kPreparing, member, members);
+    const int64_t count = std::min(kRowBlock, rows - at);
+    ApplyNormalizer(n, x + at * d, count, d, out + at * d);
+  }
+  return absl::OkStatus();
+}
+
 void AdamStep(const std::vector<Param*>& params, const v1::TrainingParams& p, int64_t t) {
   const float lr = static_cast<float>(p.learning_rate());
   const float b1 = static_cast<float>(p.adam_beta1()), b2 = static_cast<float>(p.adam_beta2());
@@ -82,12 +135,18 @@ absl::StatusOr<TrainedNetwork> TrainOneNetwork(const float* xn, int64_t rows, in
                                                const v1::TrainingParams& p, Rng& rng,
                                                const TrainOptions& options,
                                                const std::function<double()>& elapsed,
-                                               int member) {
+                                               int member, const FitLayout& layout) {
   TrainedNetwork out;
+  ReportPhase(options, layout, TrainPhase::kSyntheticLabels, member, elapsed);
+  if (IsCancelled(options)) return CancelledIn(TrainPhase::kSyntheticLabels, member, layout.members);
   auto labelled = MakeSyntheticLabels(xn, rows, d, p, rng, options.cancelled);
+  if (absl::IsCancelled(labelled.status())) {
+    return CancelledIn(TrainPhase::kSyntheticLabels, member, layout.members);
+  }
   if (!labelled.ok()) return labelled.status();
   const LabelledSet& set = *labelled;
   out.synthetic = set.synthetic;
+  if (IsCancelled(options)) return CancelledIn(TrainPhase::kSyntheticLabels, member, layout.members);
   const Split split = SplitValidation(set, p.validation_fraction(), rng);
   const int batch = static_cast<int>(std::min<int64_t>(p.batch_size(), split.n_train));
   const int64_t steps_per_epoch = std::max<int64_t>(1, split.n_train / batch);
@@ -104,13 +163,15 @@ absl::StatusOr<TrainedNetwork> TrainOneNetwork(const float* xn, int64_t rows, in
   std::iota(order.begin(), order.end(), 0);
   std::vector<float> bx(static_cast<size_t>(batch) * d), by(batch);
   int64_t step = 0;
+  ReportPhase(options, layout, TrainPhase::kEpochs, member, elapsed);
   for (int epoch = 1; epoch <= max_epochs; ++epoch) {
     rng.Shuffle(order.begin(), order.end());
     LossParts sum;
     int64_t batches = 0;
     for (int64_t at = 0; at + 1 < split.n_train; at += batch) {
-      if (options.cancelled && options.cancelled()) {
-        return absl::CancelledError(absl::StrCat("training cancelled in epoch ", epoch));
+      if (IsCancelled(options)) {
+        absl::Status s = CancelledIn(TrainPhase::kEpochs, member, layout.members);
+        return absl::CancelledError(absl::StrCat(s.message(), " in epoch ", epoch));
       }
       const int b = static_cast<int>(std::min<int64_t>(batch, split.n_train - at));
       if (b < 2) break;  // batch statistics need two rows
@@ -131,6 +192,8 @@ absl::StatusOr<TrainedNetwork> TrainOneNetwork(const float* xn, int64_t rows, in
     progress.max_epochs = max_epochs;
     progress.member = member;
     progress.members = p.ensemble_size();
+    progress.fraction = layout.At(member, TrainPhase::kEpochs,
+                                  static_cast<double>(epoch) / std::max(max_epochs, 1));
     progress.train_loss = sum.total / std::max<int64_t>(batches, 1);
     progress.classification_loss = sum.classification / std::max<int64_t>(batches, 1);
     progress.reconstruction_loss = sum.reconstruction / std::max<int64_t>(batches, 1);
@@ -163,14 +226,22 @@ absl::StatusOr<TrainedNetwork> TrainOneNetwork(const float* xn, int64_t rows, in
 // noise value (y_hat or logit) and reconstruction error.
 absl::StatusOr<v1::ScoreStats> FitMemberStats(const v1::Network& network, const float* xn,
                                               int64_t rows, int d, const v1::TrainingParams& p,
-                                              std::vector<float>* noise, std::vector<float>* err) {
+                                              std::vector<float>* noise, std::vector<float>* err,
+                                              const TrainOptions& options, int member,
+                                              int members) {
   const bool logit = p.noise_logit() && p.score_rule() == v1::SCORE_RULE_CALIBRATED;
   auto plan = InferencePlan::Compile(network, /*head_sigmoid=*/!logit);
   if (!plan.ok()) return plan.status();
   noise->assign(rows, 0.0f);
   err->assign(rows, 0.0f);
   std::vector<float> xhat(static_cast<size_t>(rows) * d);
-  if (absl::Status s = (*plan)->Run(xn, rows, noise->data(), xhat.data()); !s.ok()) return s;
+  for (int64_t at = 0; at < rows; at += kRowBlock) {
+    if (IsCancelled(options)) return CancelledIn(TrainPhase::kStatistics, member, members);
+    const int64_t count = std::min(kRowBlock, rows - at);
+    absl::Status s = (*plan)->Run(xn + at * d, count, noise->data() + at, xhat.data() + at * d);
+    if (!s.ok()) return s;
+  }
+  if (IsCancelled(options)) return CancelledIn(TrainPhase::kStatistics, member, members);
   v1::ScoreStats scale;
   if (p.error_scaling()) FitErrorScale(xn, xhat.data(), rows, d, &scale, p.error_scale_trim());
   for (int64_t r = 0; r < rows; ++r) (*err)[r] = RowError(scale, xn + r * d, &xhat[r * d], d);
@@ -180,6 +251,29 @@ absl::StatusOr<v1::ScoreStats> FitMemberStats(const v1::Network& network, const 
 }
 
 }  // namespace
+
+namespace {
+
+// True when every row equals the first one.
+bool AllColumnsConstant(const Dataset& data) {
+  const size_t d = static_cast<size_t>(data.cols);
+  for (size_t k = d; k < data.x.size(); ++k) {
+    if (data.x[k] != data.x[k % d]) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+const char* TrainPhaseName(TrainPhase phase) {
+  switch (phase) {
+    case TrainPhase::kPreparing: return "preparing the data";
+    case TrainPhase::kSyntheticLabels: return "drawing synthetic labels";
+    case TrainPhase::kEpochs: return "training";
+    case TrainPhase::kStatistics: return "scoring statistics";
+  }
+  return "training";
+}
 
 absl::StatusOr<v1::ModelFile> TrainModel(const Dataset& data, const v1::TrainingParams& user,
                                          const TrainOptions& options) {
@@ -193,6 +287,14 @@ absl::StatusOr<v1::ModelFile> TrainModel(const Dataset& data, const v1::Training
   }
   if (data.cols < 1 || static_cast<int64_t>(data.x.size()) != data.rows * data.cols) {
     return absl::InvalidArgumentError("the training data has no features or a wrong size");
+  }
+  if (AllColumnsConstant(data)) {
+    // Every record is the same point: no score could tell one from another,
+    // and the fitted threshold would flag all of them.
+    return absl::InvalidArgumentError(absl::StrCat(
+        "every feature of the training data is constant (all ", data.rows,
+        " rows are the same record), so there is nothing to learn about what is normal; "
+        "train on data whose features vary"));
   }
   auto resolved = ResolveParams(user, static_cast<int>(data.cols));
   if (!resolved.ok()) return resolved.status();
@@ -210,11 +312,19 @@ absl::StatusOr<v1::ModelFile> TrainModel(const Dataset& data, const v1::Training
                                           : (widest >= 256 ? cores : 1));
   const int d = static_cast<int>(data.cols);
 
+  FitLayout layout;
+  layout.members = p.ensemble_size();
+  ReportPhase(options, layout, TrainPhase::kPreparing, 0, elapsed);
+  if (IsCancelled(options)) return CancelledIn(TrainPhase::kPreparing, 0, layout.members);
   Rng rng(p.seed());
   v1::ModelFile model;
   *model.mutable_normalizer() = FitNormalizer(p.scaling(), data.x.data(), data.rows, d);
   std::vector<float> xn(data.x.size());
-  ApplyNormalizer(model.normalizer(), data.x.data(), data.rows, d, xn.data());
+  if (absl::Status s = ApplyNormalizerPolled(model.normalizer(), data.x.data(), data.rows, d,
+                                             xn.data(), options, 0, layout.members);
+      !s.ok()) {
+    return s;
+  }
 
   try {
     // Member 0 draws from the model's generator exactly as a single network
@@ -242,9 +352,14 @@ absl::StatusOr<v1::ModelFile> TrainModel(const Dataset& data, const v1::Training
       v1::Normalizer own_norm;
       std::vector<float> own_xn;
       if (alternate) {
+        if (IsCancelled(options)) return CancelledIn(TrainPhase::kPreparing, m, members);
         own_norm = FitNormalizer(p.alternate_scaling(), data.x.data(), data.rows, d);
         own_xn.resize(data.x.size());
-        ApplyNormalizer(own_norm, data.x.data(), data.rows, d, own_xn.data());
+        if (absl::Status s = ApplyNormalizerPolled(own_norm, data.x.data(), data.rows, d,
+                                                   own_xn.data(), options, m, members);
+            !s.ok()) {
+          return s;
+        }
       }
       const float* member_xn = alternate ? own_xn.data() : xn.data();
       const float* rows_x = member_xn;
@@ -266,9 +381,11 @@ absl::StatusOr<v1::ModelFile> TrainModel(const Dataset& data, const v1::Training
       v1::TrainingParams member_params = p;
       if (alternate && p.alternate_noise_scale() > 0)
         member_params.set_noise_scale(p.alternate_noise_scale());
-      auto trained = TrainOneNetwork(rows_x, n, d, member_params, r, options, elapsed, m);
+      auto trained = TrainOneNetwork(rows_x, n, d, member_params, r, options, elapsed, m, layout);
       if (!trained.ok()) return trained.status();
-      auto stats = FitMemberStats(trained->network, member_xn, data.rows, d, p, &noise, &err);
+      ReportPhase(options, layout, TrainPhase::kStatistics, m, elapsed);
+      auto stats = FitMemberStats(trained->network, member_xn, data.rows, d, p, &noise, &err,
+                                  options, m, members);
       if (!stats.ok()) return stats.status();
       synthetic += trained->synthetic;
       if (m == 0) {

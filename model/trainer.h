@@ -6,11 +6,14 @@
 // fitted on the training rows. Returns a complete model file.
 //
 // Blocking; run it on a training thread. Cancellation is cooperative: the
-// `cancelled` callback is polled before every mini-batch and the fit ends
-// with CANCELLED within one mini-batch. Progress is reported once per epoch
-// from the calling thread (per network of an ensemble, in turn; the
-// summary's epoch counts are the first network's). One seed gives the same model bit for bit on the
-// same machine and thread count.
+// `cancelled` callback is polled in every phase (between row blocks of the
+// normalising and the statistics, inside the synthetic labels, before every
+// mini-batch) and the fit ends with CANCELLED naming the phase. Progress is
+// reported from the calling thread at the start of every phase (on_phase)
+// and once per epoch (on_epoch); both carry the fraction of the whole fit
+// done, which never decreases. The summary's epoch counts are the first
+// network's. One seed gives the same model bit for bit on the same machine
+// and thread count.
 #ifndef ANORAND_MODEL_TRAINER_H_
 #define ANORAND_MODEL_TRAINER_H_
 
@@ -22,6 +25,21 @@
 
 namespace anorand {
 
+// The phases of a fit, in order; an ensemble repeats the last three per
+// member.
+enum class TrainPhase { kPreparing, kSyntheticLabels, kEpochs, kStatistics };
+
+// "preparing the data", "drawing synthetic labels", "training",
+// "scoring statistics".
+const char* TrainPhaseName(TrainPhase phase);
+
+struct PhaseProgress {
+  TrainPhase phase = TrainPhase::kPreparing;
+  int member = 0, members = 1;  // member is 0-based
+  double fraction = 0;          // of the whole fit, in [0, 1)
+  double elapsed_seconds = 0;
+};
+
 struct EpochProgress {
   int epoch = 0;       // 1-based
   int max_epochs = 0;  // after min_steps stretched it
@@ -31,16 +49,20 @@ struct EpochProgress {
   // Ensembles (TrainingParams.ensemble_size) train their networks one after
   // another; each counts its epochs from 1. member is 0-based.
   int member = 0, members = 1;
+  double fraction = 0;  // of the whole fit, in [0, 1)
 };
 
 struct TrainOptions {
   std::function<void(const EpochProgress&)> on_epoch;  // may be empty
+  std::function<void(const PhaseProgress&)> on_phase;  // may be empty
   std::function<bool()> cancelled;                     // may be empty
   int threads = 0;  // oneDNN/OpenMP threads for this fit; 0 = leave as is
 };
 
-// INVALID_ARGUMENT for bad parameters or data too small to train on
-// (fewer than 10 rows), CANCELLED if cancelled, INTERNAL if oneDNN fails.
+// INVALID_ARGUMENT for bad parameters, data too small to train on (fewer
+// than 10 rows) or data in which every feature is constant (all rows one
+// record: nothing to learn, and the threshold would flag every record);
+// CANCELLED if cancelled, INTERNAL if oneDNN fails.
 absl::StatusOr<v1::ModelFile> TrainModel(const Dataset& data, const v1::TrainingParams& params,
                                          const TrainOptions& options = {});
 

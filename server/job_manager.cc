@@ -1,5 +1,6 @@
 #include "server/job_manager.h"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <random>
@@ -40,6 +41,32 @@ v1::JobProgress ProgressOf(const v1::Job& job) {
   p.set_state(job.state());
   if (Terminal(job.state())) p.set_eta_seconds(0);
   return p;
+}
+
+// The share of the whole job that the fit takes; publishing is the rest.
+constexpr double kFitShare = 0.98;
+
+v1::JobPhase PhaseOf(TrainPhase p) {
+  switch (p) {
+    case TrainPhase::kPreparing: return v1::JOB_PHASE_PREPARING;
+    case TrainPhase::kSyntheticLabels: return v1::JOB_PHASE_SYNTHETIC_LABELS;
+    case TrainPhase::kEpochs: return v1::JOB_PHASE_TRAINING;
+    case TrainPhase::kStatistics: return v1::JOB_PHASE_SCORING_STATISTICS;
+  }
+  return v1::JOB_PHASE_UNSPECIFIED;
+}
+
+// Moves the whole-job fraction forward (never back) and derives the ETA
+// from the pace so far.
+void Advance(v1::JobProgress* g, double fraction, double elapsed) {
+  g->set_fraction_done(std::clamp(std::max(g->fraction_done(), fraction), 0.0, 1.0));
+  g->set_elapsed_seconds(elapsed);
+  const double f = g->fraction_done();
+  g->set_eta_seconds(f >= 0.005 && f < 1 ? elapsed * (1 - f) / f : 0);
+}
+
+std::string MemberPrefix(int member, int members) {
+  return members > 1 ? absl::StrCat("member ", member + 1, "/", members, ": ") : "";
 }
 
 }  // namespace
@@ -140,6 +167,11 @@ absl::Status JobManager::CheckQueueRoom() const {
 
 absl::Status JobManager::QueueRoomLocked() const {
   if (stopping_) return absl::UnavailableError("the server is shutting down; retry later");
+  if (options_.max_queued_jobs == 0) {
+    return absl::FailedPreconditionError(
+        "this server does not train (--max_queued_jobs=0); submit the job to a replica that "
+        "trains");
+  }
   if (static_cast<int>(queue_.size()) >= options_.max_queued_jobs) {
     return absl::ResourceExhaustedError(
         absl::StrCat("the training queue is full (", options_.max_queued_jobs,
@@ -165,6 +197,7 @@ absl::StatusOr<v1::Job> JobManager::Submit(v1::JobSpec spec, Dataset data) {
   job.set_data_rows(data.rows);
   job.set_data_features(static_cast<int>(data.cols));
   job.mutable_progress()->set_max_epochs(job.spec().params().max_epochs());
+  job.mutable_progress()->set_members(job.spec().params().ensemble_size());
   *job.mutable_progress() = ProgressOf(job);
   entry->data = std::move(data);
   // The QUEUED record is on disk before a worker can take the job, so it
@@ -334,6 +367,12 @@ void JobManager::Persist(const v1::Job& job) const {
   if (!s.ok()) std::fprintf(stderr, "anorand-server: %s\n", std::string(s.message()).c_str());
 }
 
+std::string JobManager::CancelReason(const std::string& what) const {
+  std::lock_guard lock(mu_);
+  if (!stopping_) return what;
+  return absl::StrCat(what, ": the server is shutting down (SIGTERM); submit the job again");
+}
+
 void JobManager::NotifyCounts() {
   if (!events_.on_counts) return;
   std::map<v1::JobState, int> counts;
@@ -363,6 +402,9 @@ void JobManager::WorkerLoop() {
 
 void JobManager::Run(const std::shared_ptr<Entry>& entry) {
   const auto start = std::chrono::steady_clock::now();
+  auto elapsed = [start] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
   Update(entry, [](v1::Job& j) {
     j.set_state(v1::JOB_STATE_RUNNING);
     j.set_started_unix_ms(NowMs());
@@ -374,18 +416,36 @@ void JobManager::Run(const std::shared_ptr<Entry>& entry) {
   TrainOptions options;
   options.threads = options_.omp_threads;
   options.cancelled = [&entry] { return entry->cancel.load(); };
-  options.on_epoch = [this, &entry](const EpochProgress& p) {
-    Update(entry, [&p](v1::Job& j) {
+  options.on_phase = [this, &entry, &elapsed](const PhaseProgress& p) {
+    Update(entry, [&](v1::Job& j) {
       v1::JobProgress* g = j.mutable_progress();
+      g->set_phase(PhaseOf(p.phase));
+      const bool per_member = p.phase != TrainPhase::kPreparing;
+      g->set_member(per_member ? p.member + 1 : 0);
+      g->set_members(p.members);
+      if (p.phase == TrainPhase::kSyntheticLabels) {
+        g->set_epoch(0);  // the member's epochs have not started
+      }
+      Advance(g, kFitShare * p.fraction, elapsed());
+      g->set_message(absl::StrCat(per_member ? MemberPrefix(p.member, p.members) : "",
+                                  TrainPhaseName(p.phase)));
+    });
+  };
+  options.on_epoch = [this, &entry, &elapsed](const EpochProgress& p) {
+    Update(entry, [&](v1::Job& j) {
+      v1::JobProgress* g = j.mutable_progress();
+      g->set_phase(v1::JOB_PHASE_TRAINING);
+      g->set_member(p.member + 1);
+      g->set_members(p.members);
       g->set_epoch(p.epoch);
       g->set_max_epochs(p.max_epochs);
       g->set_train_loss(p.train_loss);
       g->set_classification_loss(p.classification_loss);
       g->set_reconstruction_loss(p.reconstruction_loss);
       g->set_validation_loss(p.validation_loss);
-      g->set_elapsed_seconds(p.elapsed_seconds);
-      g->set_eta_seconds(p.elapsed_seconds / p.epoch * (p.max_epochs - p.epoch));
-      g->set_message(absl::StrCat("epoch ", p.epoch, "/", p.max_epochs));
+      Advance(g, kFitShare * p.fraction, elapsed());
+      g->set_message(absl::StrCat(MemberPrefix(p.member, p.members), "epoch ", p.epoch, "/",
+                                  p.max_epochs));
     });
   };
   auto model = TrainModel(data, spec.params(), options);
@@ -396,6 +456,7 @@ void JobManager::Run(const std::shared_ptr<Entry>& entry) {
       j.set_state(state);
       j.set_error(error);
       j.set_finished_unix_ms(NowMs());
+      if (state == v1::JOB_STATE_SUCCEEDED) Advance(j.mutable_progress(), 1.0, elapsed());
       if (version) j.set_published_version(version);
       if (summary) *j.mutable_summary() = *summary;
       j.mutable_progress()->set_message(state == v1::JOB_STATE_SUCCEEDED
@@ -409,7 +470,10 @@ void JobManager::Run(const std::shared_ptr<Entry>& entry) {
     }
   };
   if (absl::IsCancelled(model.status()) || entry->cancel.load()) {
-    finish(v1::JOB_STATE_CANCELLED, "cancelled", 0, nullptr);
+    finish(v1::JOB_STATE_CANCELLED,
+           CancelReason(model.ok() ? std::string("cancelled after training")
+                                   : std::string(model.status().message())),
+           0, nullptr);
     return;
   }
   if (!model.ok()) {
@@ -426,9 +490,16 @@ void JobManager::Run(const std::shared_ptr<Entry>& entry) {
     }
   }
   if (!entry->publishing) {
-    finish(v1::JOB_STATE_CANCELLED, "cancelled", 0, nullptr);
+    finish(v1::JOB_STATE_CANCELLED, CancelReason("cancelled after training"), 0, nullptr);
     return;
   }
+  Update(entry, [&](v1::Job& j) {
+    v1::JobProgress* g = j.mutable_progress();
+    g->set_phase(v1::JOB_PHASE_PUBLISHING);
+    g->set_member(0);
+    Advance(g, kFitShare, elapsed());
+    g->set_message("publishing");
+  });
   model->set_name(spec.model_name());
   model->set_training_job_id(entry->job.id());
   auto version = models_->Publish(spec.model_name(), 0, *model, spec.promote_to_alias());

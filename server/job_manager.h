@@ -8,9 +8,12 @@
 // Lifecycle: Submit -> QUEUED -> RUNNING -> SUCCEEDED | FAILED | CANCELLED.
 // A successful job publishes its model through ModelManager::Publish (the
 // same validated, atomic path as an import) and then moves
-// spec.promote_to_alias. After a restart, jobs that were QUEUED or RUNNING
-// are FAILED with "interrupted by server restart"; finished ones are listed
-// as they were. Thread-safe.
+// spec.promote_to_alias. After a restart, a job that was QUEUED or RUNNING
+// is SUCCEEDED, with its published_version, when the store holds a version
+// carrying its id (ModelFile.training_job_id: it was published before the
+// stop, so running it again would train a duplicate); otherwise it is
+// FAILED with "interrupted by server restart". Finished ones are listed as
+// they were. Thread-safe.
 #ifndef ANORAND_SERVER_JOB_MANAGER_H_
 #define ANORAND_SERVER_JOB_MANAGER_H_
 
@@ -54,10 +57,12 @@ class JobManager {
 
   void set_events(JobEvents events) { events_ = std::move(events); }
 
-  // Loads the persisted records (failing the interrupted ones) and starts
-  // the training threads.
+  // Loads the persisted records (settling the interrupted ones as above;
+  // the store's first scan must have run) and starts the training threads.
   absl::Status Start();
-  // Cancels running jobs, fails queued ones ("server stopped"), joins.
+  // Cancels running jobs (each ends CANCELLED within its next cancellation
+  // poll, never half-published: a job already publishing finishes that
+  // first), fails queued ones ("server stopped"), joins.
   void Stop();
 
   // `spec.params` is resolved here (every field set, as the record shows);
@@ -94,6 +99,8 @@ class JobManager {
   void Update(const std::shared_ptr<Entry>& entry, const std::function<void(v1::Job&)>& change);
   void Persist(const v1::Job& job) const;
   void NotifyCounts();
+  // A cancelled job's error: `what`, plus the shutdown when that caused it.
+  std::string CancelReason(const std::string& what) const;
   absl::Status QueueRoomLocked() const;  // requires mu_
 
   ModelManager* models_;

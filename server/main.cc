@@ -27,7 +27,7 @@ ABSL_FLAG(double, poll_seconds, 5,
 ABSL_FLAG(int64_t, max_batch_records, 65536, "Most records in one ScoreRequest.");
 ABSL_FLAG(int64_t, max_message_bytes, 64ll << 20, "Largest gRPC message, in and out, in bytes.");
 ABSL_FLAG(int32_t, max_streams, 1024, "Most StreamScore streams open at once.");
-ABSL_FLAG(int64_t, max_upload_bytes, 1ll << 30, "Largest model import or dataset upload, bytes.");
+ABSL_FLAG(int64_t, max_upload_bytes, 1ll << 30, "Largest model import or dataset upload, and the most an NPZ's members may decompress to, in bytes.");
 ABSL_FLAG(double, drain_seconds, 10,
           "On SIGTERM/SIGINT: how long calls in flight may run before they are cancelled.");
 ABSL_FLAG(double, stream_idle_seconds, 600,
@@ -60,7 +60,7 @@ ABSL_FLAG(std::string, metrics_address, "0.0.0.0:9464",
 ABSL_FLAG(std::string, data_dir, "",
           "Folder that Training.SubmitJob data_path is relative to; paths that resolve outside "
           "it are refused. Empty = uploads only.");
-ABSL_FLAG(int32_t, max_queued_jobs, 16, "Most training jobs waiting to start.");
+ABSL_FLAG(int32_t, max_queued_jobs, 16, "Most training jobs waiting to start; 0 = this server does not train.");
 ABSL_FLAG(std::string, jobs_dir, "",
           "Where training job records are kept (default <model_dir>/.jobs). Give each replica "
           "that trains its own folder when the model folder is shared.");

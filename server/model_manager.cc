@@ -5,6 +5,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "model/model_file.h"
 #include "server/names.h"
 
@@ -52,6 +53,13 @@ void ModelManager::Stop() {
 
 void ModelManager::LoadFromStore(const std::string& name, int64_t version) {
   const auto start = std::chrono::steady_clock::now();
+  {
+    // Seen by readers while it compiles: scoring it answers UNAVAILABLE
+    // (retry), listings show LOADING.
+    VersionEntry loading;
+    loading.state = VersionState::kLoading;
+    registry_->SetVersion(name, version, std::move(loading));
+  }
   VersionEntry entry;
   const std::string path = store_.VersionFile(name, version);
   auto bytes = ReadFileBounded(path, kMaxModelBytes + kModelHeaderBytes);
@@ -109,7 +117,7 @@ absl::StatusOr<int64_t> ModelManager::Publish(const std::string& name, int64_t v
 absl::StatusOr<int64_t> ModelManager::Import(const std::string& name, int64_t version,
                                              const std::string& bytes, const std::string& alias) {
   if (absl::Status s = ValidateModelName(name); !s.ok()) return s;
-  if (version < 0) return absl::InvalidArgumentError("version must be positive (or 0 = next)");
+  if (absl::Status s = ValidateVersionSelector(version); !s.ok()) return s;
   if (!alias.empty()) {
     if (absl::Status s = ValidateAliasName(alias); !s.ok()) return s;
   }
@@ -133,24 +141,37 @@ absl::StatusOr<int64_t> ModelManager::Import(const std::string& name, int64_t ve
   registry_->SetVersion(name, *published, std::move(entry));
   if (on_load_) on_load_(LoadEvent{name, *published, true, Since(start), ""});
   if (!alias.empty()) {
-    auto aliases = AliasesForUpdate(name);
-    if (!aliases.ok()) return aliases.status();
-    std::map<std::string, int64_t> next = *std::move(aliases);
-    next[alias] = *published;
-    if (absl::Status s = store_.WriteAliases(name, next); !s.ok()) return s;
-    registry_->SetAliases(name, std::move(next));
+    const int64_t target = *published;
+    absl::Status s = UpdateAliases(name, [&](std::map<std::string, int64_t>* aliases) {
+      (*aliases)[alias] = target;
+      return absl::OkStatus();
+    });
+    if (!s.ok()) return s;
   }
   return *published;
 }
 
-absl::StatusOr<std::map<std::string, int64_t>> ModelManager::AliasesForUpdate(
-    const std::string& name) const {
+absl::Status ModelManager::UpdateAliases(
+    const std::string& name,
+    const std::function<absl::Status(std::map<std::string, int64_t>*)>& change) {
+  auto lock = store_.LockAliases();
+  if (!lock.ok()) return lock.status();
+  // Read under the lock: another replica may have changed the file since
+  // this one last polled it.
   auto aliases = store_.ReadAliases(name);
-  if (aliases.ok()) return aliases;
-  // Rewriting it would silently drop every alias it holds.
-  return absl::FailedPreconditionError(absl::StrCat(
-      "the aliases file of model '", name, "' cannot be read (", aliases.status().message(),
-      "); fix or delete <model_dir>/", name, "/aliases.json, then retry"));
+  if (!aliases.ok()) {
+    // Rewriting it would silently drop every alias it holds.
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the aliases file of model '", name, "' cannot be read (", aliases.status().message(),
+        "); fix or delete <model_dir>/", name, "/aliases.json, then retry"));
+  }
+  std::map<std::string, int64_t> next = *aliases;
+  if (absl::Status s = change(&next); !s.ok()) return s;
+  if (next != *aliases) {
+    if (absl::Status s = store_.WriteAliases(name, next, *lock); !s.ok()) return s;
+  }
+  registry_->SetAliases(name, std::move(next));
+  return absl::OkStatus();
 }
 
 absl::Status ModelManager::CheckLoadBudget(const std::string& name, int64_t version,
@@ -173,7 +194,6 @@ absl::Status ModelManager::CheckLoadBudget(const std::string& name, int64_t vers
 }
 
 absl::Status ModelManager::CheckKnownModel(const std::string& name) const {
-  if (absl::Status s = ValidateModelName(name); !s.ok()) return s;
   if (!registry_->GetModel(name)) {
     return absl::NotFoundError(absl::StrCat("model '", name, "' not found"));
   }
@@ -181,6 +201,8 @@ absl::Status ModelManager::CheckKnownModel(const std::string& name) const {
 }
 
 absl::Status ModelManager::LoadVersion(const std::string& name, int64_t version) {
+  if (absl::Status s = ValidateModelName(name); !s.ok()) return s;
+  if (absl::Status s = ValidateVersionNumber(version); !s.ok()) return s;
   if (absl::Status s = CheckKnownModel(name); !s.ok()) return s;
   std::lock_guard admin(admin_mu_);
   auto v = registry_->GetVersion(name, version);
@@ -203,6 +225,8 @@ absl::Status ModelManager::LoadVersion(const std::string& name, int64_t version)
 }
 
 absl::Status ModelManager::UnloadVersion(const std::string& name, int64_t version) {
+  if (absl::Status s = ValidateModelName(name); !s.ok()) return s;
+  if (absl::Status s = ValidateVersionNumber(version); !s.ok()) return s;
   if (absl::Status s = CheckKnownModel(name); !s.ok()) return s;
   std::lock_guard admin(admin_mu_);
   auto model = registry_->GetModel(name);
@@ -211,14 +235,13 @@ absl::Status ModelManager::UnloadVersion(const std::string& name, int64_t versio
   if (it == model->versions.end()) {
     return absl::NotFoundError(absl::StrCat("model '", name, "' has no version ", version));
   }
-  int ready = 0;
-  for (const auto& [n, v] : model->versions) ready += v.state == VersionState::kReady;
-  for (const auto& [alias, target] : model->aliases) {
-    if (target == version && ready == 1 && it->second.state == VersionState::kReady) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "version ", version, " is the only ready version and alias '", alias,
-          "' points at it; move the alias first"));
-    }
+  if (it->second.state == VersionState::kLoading) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "model '", name, "' version ", version, " is loading; retry when the load ends"));
+  }
+  if (it->second.state != VersionState::kReady) return absl::OkStatus();  // nothing loaded
+  if (absl::Status s = CheckNotLastAliasedReady(name, version, *model, model->aliases); !s.ok()) {
+    return s;
   }
   VersionEntry entry;
   entry.state = VersionState::kUnloaded;
@@ -228,41 +251,77 @@ absl::Status ModelManager::UnloadVersion(const std::string& name, int64_t versio
   return absl::OkStatus();
 }
 
+absl::Status ModelManager::CheckNotLastAliasedReady(
+    const std::string& name, int64_t version, const ModelEntry& model,
+    const std::map<std::string, int64_t>& aliases) const {
+  auto it = model.versions.find(version);
+  if (it == model.versions.end() || it->second.state != VersionState::kReady) {
+    return absl::OkStatus();
+  }
+  int ready = 0;
+  for (const auto& [n, v] : model.versions) ready += v.state == VersionState::kReady;
+  if (ready != 1) return absl::OkStatus();
+  for (const auto& [alias, target] : aliases) {
+    if (target == version) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "version ", version, " is the only ready version of model '", name, "' and alias '",
+          alias, "' points at it (refused even with force); move the alias first (SetAlias), "
+          "or remove it (RemoveAlias)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ModelManager::DeleteVersion(const std::string& name, int64_t version, bool force) {
+  if (absl::Status s = ValidateModelName(name); !s.ok()) return s;
+  if (absl::Status s = ValidateVersionNumber(version); !s.ok()) return s;
   if (absl::Status s = CheckKnownModel(name); !s.ok()) return s;
   std::lock_guard admin(admin_mu_);
   auto model = registry_->GetModel(name);
   if (!model || !model->versions.count(version)) {
     return absl::NotFoundError(absl::StrCat("model '", name, "' has no version ", version));
   }
-  std::map<std::string, int64_t> aliases = model->aliases;
-  bool aliased = false;
-  for (auto it = aliases.begin(); it != aliases.end();) {
-    if (it->second == version) {
-      if (!force) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "alias '", it->first, "' points at version ", version,
-            "; move or remove the alias first, or delete with force"));
-      }
-      aliased = true;
-      it = aliases.erase(it);
-    } else {
-      ++it;
+  if (model->versions.at(version).state == VersionState::kLoading) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "model '", name, "' version ", version, " is loading; retry when the load ends"));
+  }
+  // The aliases are read, checked and rewritten under the store's alias
+  // lock, so an alias another replica points at this version meanwhile is
+  // seen, and the version folder goes only after the aliases no longer
+  // name it.
+  absl::Status s = UpdateAliases(name, [&](std::map<std::string, int64_t>* aliases) {
+    if (absl::Status last = CheckNotLastAliasedReady(name, version, *model, *aliases);
+        !last.ok()) {
+      return last;
     }
-  }
-  if (aliased) {
-    if (absl::Status s = store_.WriteAliases(name, aliases); !s.ok()) return s;
-    registry_->SetAliases(name, aliases);
-  }
-  if (absl::Status s = store_.Delete(name, version); !s.ok()) return s;
+    std::vector<std::string> pointing;
+    for (const auto& [alias, target] : *aliases)
+      if (target == version) pointing.push_back("'" + alias + "'");
+    if (!pointing.empty() && !force) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          pointing.size() == 1 ? "alias " : "aliases ", absl::StrJoin(pointing, ", "),
+          pointing.size() == 1 ? " points" : " point", " at version ", version,
+          "; move or remove the alias first, or delete with force"));
+    }
+    for (auto it = aliases->begin(); it != aliases->end();) {
+      it = it->second == version ? aliases->erase(it) : std::next(it);
+    }
+    return store_.Delete(name, version);
+  });
+  if (!s.ok()) return s;
   registry_->EraseVersion(name, version);
+  // A model without versions is gone: not listed, not found by scoring.
+  auto after = registry_->GetModel(name);
+  if (after && after->versions.empty()) registry_->EraseModel(name);
   return absl::OkStatus();
 }
 
 absl::Status ModelManager::SetAlias(const std::string& name, const std::string& alias,
                                     int64_t version) {
-  if (absl::Status s = CheckKnownModel(name); !s.ok()) return s;
+  if (absl::Status s = ValidateModelName(name); !s.ok()) return s;
   if (absl::Status s = ValidateAliasName(alias); !s.ok()) return s;
+  if (absl::Status s = ValidateVersionNumber(version); !s.ok()) return s;
+  if (absl::Status s = CheckKnownModel(name); !s.ok()) return s;
   std::lock_guard admin(admin_mu_);
   auto v = registry_->GetVersion(name, version);
   if (!v) return absl::NotFoundError(absl::StrCat("model '", name, "' has no version ", version));
@@ -271,41 +330,63 @@ absl::Status ModelManager::SetAlias(const std::string& name, const std::string& 
                                                       VersionStateName(v->state),
                                                       "; an alias must point at a ready version"));
   }
-  auto aliases = AliasesForUpdate(name);
-  if (!aliases.ok()) return aliases.status();
-  std::map<std::string, int64_t> next = *std::move(aliases);
-  next[alias] = version;
-  if (absl::Status s = store_.WriteAliases(name, next); !s.ok()) return s;
-  registry_->SetAliases(name, std::move(next));
-  return absl::OkStatus();
+  return UpdateAliases(name, [&](std::map<std::string, int64_t>* aliases) {
+    (*aliases)[alias] = version;
+    return absl::OkStatus();
+  });
 }
 
 absl::Status ModelManager::RemoveAlias(const std::string& name, const std::string& alias) {
+  if (absl::Status s = ValidateModelName(name); !s.ok()) return s;
+  if (absl::Status s = ValidateAliasName(alias); !s.ok()) return s;
   if (absl::Status s = CheckKnownModel(name); !s.ok()) return s;
   std::lock_guard admin(admin_mu_);
-  auto aliases = AliasesForUpdate(name);
-  if (!aliases.ok()) return aliases.status();
-  std::map<std::string, int64_t> next = *std::move(aliases);
-  if (!next.erase(alias)) {
-    return absl::NotFoundError(absl::StrCat("model '", name, "' has no alias '", alias, "'"));
-  }
-  if (absl::Status s = store_.WriteAliases(name, next); !s.ok()) return s;
-  registry_->SetAliases(name, std::move(next));
-  return absl::OkStatus();
+  return UpdateAliases(name, [&](std::map<std::string, int64_t>* aliases) {
+    if (!aliases->erase(alias)) {
+      return absl::NotFoundError(absl::StrCat("model '", name, "' has no alias '", alias, "'"));
+    }
+    return absl::OkStatus();
+  });
 }
 
 absl::StatusOr<std::string> ModelManager::Export(const std::string& name, int64_t version,
                                                  const std::string& alias,
                                                  int64_t* resolved_version) {
   if (absl::Status s = ValidateModelName(name); !s.ok()) return s;
-  auto handle = registry_->Resolve(name, version, alias);
-  if (!handle.ok()) {
-    // An unloaded or failed version can still be exported from disk.
-    if (version == 0 || !absl::IsFailedPrecondition(handle.status())) return handle.status();
+  if (absl::Status s = ValidateVersionSelector(version); !s.ok()) return s;
+  const bool latest = alias == "latest" || (alias.empty() && version == 0);
+  if (!alias.empty() && alias != "latest") {
+    if (absl::Status s = ValidateAliasName(alias); !s.ok()) return s;
   }
-  const int64_t v = handle.ok() ? handle->version : version;
+  int64_t v = version;
+  if (latest) {
+    auto handle = registry_->Resolve(name, 0, "");
+    if (!handle.ok()) return handle.status();
+    v = handle->version;
+  } else {
+    // An explicit version or alias is exported in any state: the file is
+    // read from the store.
+    auto model = registry_->GetModel(name);
+    if (!model) return absl::NotFoundError(absl::StrCat("model '", name, "' not found"));
+    if (!alias.empty()) {
+      auto a = model->aliases.find(alias);
+      if (a == model->aliases.end()) {
+        return absl::NotFoundError(absl::StrCat("model '", name, "' has no alias '", alias, "'"));
+      }
+      v = a->second;
+    }
+    if (!model->versions.count(v)) {
+      return absl::NotFoundError(absl::StrCat("model '", name, "' has no version ", v,
+                                              alias.empty() ? "" : " (alias '" + alias + "')"));
+    }
+  }
   *resolved_version = v;
-  return ReadFileBounded(store_.VersionFile(name, v), kMaxModelBytes + kModelHeaderBytes);
+  auto bytes = ReadFileBounded(store_.VersionFile(name, v), kMaxModelBytes + kModelHeaderBytes);
+  if (absl::IsNotFound(bytes.status())) {
+    return absl::NotFoundError(absl::StrCat("model '", name, "' version ", v,
+                                            ": its file is missing from the store"));
+  }
+  return bytes;
 }
 
 }  // namespace anorand

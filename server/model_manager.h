@@ -78,10 +78,24 @@ class ModelManager {
 
  private:
   void LoadFromStore(const std::string& name, int64_t version);
+  // NOT_FOUND unless the registry knows the model.
   absl::Status CheckKnownModel(const std::string& name) const;
-  // The aliases to change, or FAILED_PRECONDITION when aliases.json cannot be
-  // read (a hand-edited or damaged file is not overwritten).
-  absl::StatusOr<std::map<std::string, int64_t>> AliasesForUpdate(const std::string& name) const;
+  // One read-modify-write of the model's aliases under the store's alias
+  // lock (model_store.h), so replicas sharing the store never lose each
+  // other's changes: reads aliases.json, applies `change` (its error is
+  // returned and nothing is written), writes the file if it changed and
+  // publishes the result to the registry. FAILED_PRECONDITION when
+  // aliases.json cannot be read (a hand-edited or damaged file is not
+  // overwritten).
+  absl::Status UpdateAliases(
+      const std::string& name,
+      const std::function<absl::Status(std::map<std::string, int64_t>*)>& change);
+  // FAILED_PRECONDITION when `version` is the model's only READY version
+  // and one of `aliases` points at it (unloading or deleting it would leave
+  // the alias with nothing to serve).
+  absl::Status CheckNotLastAliasedReady(const std::string& name, int64_t version,
+                                        const ModelEntry& model,
+                                        const std::map<std::string, int64_t>& aliases) const;
   // Under admin_mu_: would `bytes` more for name/version stay within the cap?
   absl::Status CheckLoadBudget(const std::string& name, int64_t version, int64_t bytes) const;
 

@@ -123,6 +123,9 @@ std::map<std::string, ModelStore::Listing> ModelStore::Scan() const {
       if (!ParseVersion(v->path().filename().string(), &version)) continue;
       if (fs::exists(v->path() / kModelFileName)) listing.versions.push_back(version);
     }
+    // A model is its versions: a folder without any (its last one deleted,
+    // or a first publish not renamed into place yet) is no model.
+    if (listing.versions.empty()) continue;
     std::sort(listing.versions.begin(), listing.versions.end());
     auto aliases = ReadAliases(name);
     if (aliases.ok()) {
@@ -206,6 +209,30 @@ absl::Status ModelStore::Delete(const std::string& model, int64_t version) const
   return absl::OkStatus();
 }
 
+ModelStore::AliasLock::~AliasLock() {
+  if (fd_ >= 0) ::close(fd_);  // drops the flock
+}
+
+absl::StatusOr<ModelStore::AliasLock> ModelStore::LockAliases() const {
+  const std::string path = root_ + "/" + kAliasLockFileName;
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);  // a read-only store
+  if (fd < 0) {
+    return absl::InternalError(
+        absl::StrCat("cannot open the alias lock ", path, ": ", std::strerror(errno)));
+  }
+  int r;
+  do r = ::flock(fd, LOCK_EX);
+  while (r != 0 && errno == EINTR);
+  if (r != 0) {
+    const int err = errno;
+    ::close(fd);
+    return absl::InternalError(
+        absl::StrCat("cannot lock the alias lock ", path, ": ", std::strerror(err)));
+  }
+  return AliasLock(fd);
+}
+
 absl::StatusOr<std::map<std::string, int64_t>> ModelStore::ReadAliases(
     const std::string& model) const {
   const std::string path = ModelDir(model) + "/aliases.json";
@@ -228,7 +255,9 @@ absl::StatusOr<std::map<std::string, int64_t>> ModelStore::ReadAliases(
 }
 
 absl::Status ModelStore::WriteAliases(const std::string& model,
-                                      const std::map<std::string, int64_t>& aliases) const {
+                                      const std::map<std::string, int64_t>& aliases,
+                                      const AliasLock& held) const {
+  (void)held;  // proof that the caller holds the lock across its read
   nlohmann::json j = nlohmann::json::object();
   for (const auto& [alias, version] : aliases) j[alias] = version;
   const std::string dir = ModelDir(model);

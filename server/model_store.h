@@ -5,12 +5,17 @@
 //   <root>/<model>/<version>/model.anorand   the model file (model_file.h)
 //   <root>/<model>/aliases.json              {"production": 3, ...}
 //   <root>/.store.lock                       flock(2)ed by writers (below)
+//   <root>/.aliases.lock                     flock(2)ed by alias updates
 // Versions are positive integers; folders whose name is not one (temp
 // folders start with ".tmp-") are ignored. A version is published by
 // writing its file into a temp folder, fsyncing, and renaming the folder
 // into place (atomic: readers and other replicas see all of it or nothing;
 // two publishers of one number cannot both win). Aliases are written into a
 // temp folder and renamed over aliases.json (atomic too).
+// Alias updates: every read-modify-write of an aliases.json (any thread, any
+// process or replica on the store) holds the exclusive flock of
+// .aliases.lock from its read to its rename (LockAliases), so two replicas
+// moving aliases at once never lose one another's change.
 // Crashes: every writer (any process, any replica) holds a shared flock on
 // .store.lock while its temp entries exist; Scan() (the server's first one
 // runs at start) removes the temp entries left by writers that died, under
@@ -32,6 +37,7 @@ namespace anorand {
 
 inline constexpr char kModelFileName[] = "model.anorand";
 inline constexpr char kLockFileName[] = ".store.lock";
+inline constexpr char kAliasLockFileName[] = ".aliases.lock";
 inline constexpr char kTempPrefix[] = ".tmp-";
 
 class ModelStore {
@@ -47,7 +53,8 @@ class ModelStore {
     std::map<std::string, int64_t> aliases;
     std::string aliases_error;      // a broken aliases.json, reported not fatal
   };
-  // Every model folder with a valid name. Also removes the temp entries of
+  // Every model folder with a valid name and at least one version (a model
+  // whose last version was deleted is gone). Also removes the temp entries of
   // writers that died, when no writer is at work.
   std::map<std::string, Listing> Scan() const;
 
@@ -61,9 +68,31 @@ class ModelStore {
   // half-deleted one). NOT_FOUND if absent.
   absl::Status Delete(const std::string& model, int64_t version) const;
 
+  // Held across one read-modify-write of aliases: the exclusive flock of
+  // <root>/.aliases.lock, released when destroyed. Move-only.
+  class AliasLock {
+   public:
+    AliasLock(AliasLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+    AliasLock& operator=(AliasLock&&) = delete;
+    ~AliasLock();
+
+   private:
+    friend class ModelStore;
+    explicit AliasLock(int fd) : fd_(fd) {}
+    int fd_;
+  };
+  // Blocks until the alias lock is held. INTERNAL if the lock file cannot be
+  // opened or locked (the message names it).
+  absl::StatusOr<AliasLock> LockAliases() const;
+
+  // {} when the model has no aliases.json; DATA_LOSS when it is not a JSON
+  // object of valid alias -> positive version.
   absl::StatusOr<std::map<std::string, int64_t>> ReadAliases(const std::string& model) const;
+  // Replaces aliases.json atomically (temp file, fsync, rename). The caller
+  // holds an AliasLock taken before it read the aliases it changed.
   absl::Status WriteAliases(const std::string& model,
-                            const std::map<std::string, int64_t>& aliases) const;
+                            const std::map<std::string, int64_t>& aliases,
+                            const AliasLock& held) const;
 
  private:
   std::string ModelDir(const std::string& model) const { return root_ + "/" + model; }

@@ -48,4 +48,17 @@ absl::Status ValidateAliasName(const std::string& alias) {
   return absl::OkStatus();
 }
 
+absl::Status ValidateVersionNumber(int64_t version) {
+  if (version >= 1) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "version ", version, " is invalid: versions are numbered from 1; give the version to act "
+      "on (`anorand models show NAME` lists them)"));
+}
+
+absl::Status ValidateVersionSelector(int64_t version) {
+  if (version >= 0) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "version ", version, " is invalid: give a version >= 1, or 0 (or none) for the default"));
+}
+
 }  // namespace anorand

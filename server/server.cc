@@ -1,6 +1,7 @@
 #include "server/server.h"
 
 #include <chrono>
+#include <filesystem>
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
@@ -11,6 +12,7 @@
 #include "server/metrics.h"
 #include "server/model_manager.h"
 #include "server/models_service.h"
+#include "server/names.h"
 #include "server/score_handler.h"
 #include "server/scoring_service.h"
 #include "server/job_manager.h"
@@ -67,6 +69,10 @@ class ServerImpl final : public AnorandServer {
     if (!credentials.ok()) return credentials.status();
     grpc::ServerBuilder builder;
     builder.AddListeningPort(options_.grpc_address, *credentials, &port_);
+    // gRPC turns SO_REUSEPORT on by default: a second server on a taken port
+    // would start and take a share of the new connections. Off, its bind
+    // fails and it exits with the message below.
+    builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
     builder.SetMaxReceiveMessageSize(static_cast<int>(options_.max_message_bytes));
     builder.SetMaxSendMessageSize(static_cast<int>(options_.max_message_bytes));
     builder.RegisterService(&scoring_);
@@ -79,7 +85,8 @@ class ServerImpl final : public AnorandServer {
     if (!server_ || port_ == 0) {
       return absl::UnavailableError(absl::StrCat(
           "cannot listen on ", options_.grpc_address,
-          " (address in use or not valid; change --grpc_address)"));
+          " (address in use, perhaps by another server, or not valid; change --grpc_address "
+          "or stop the other process)"));
     }
     UpdateHealth();
     return absl::OkStatus();
@@ -178,9 +185,40 @@ class ServerImpl final : public AnorandServer {
 
 }  // namespace
 
+// HOST:PORT with PORT in 0..65535 (0 = a free one) and an IPv6 host in
+// brackets, or a unix: socket path; gRPC would otherwise default a missing
+// port to 443 and wrap one over 65535.
+absl::Status ValidateListenAddress(const std::string& flag, const std::string& address,
+                                   const std::string& example) {
+  if (address.rfind("unix:", 0) == 0 && address.size() > 5) return absl::OkStatus();
+  const size_t colon = address.rfind(':');
+  const std::string host = colon == std::string::npos ? address : address.substr(0, colon);
+  const std::string port = colon == std::string::npos ? "" : address.substr(colon + 1);
+  const bool bracketed = host.size() > 2 && host.front() == '[' && host.back() == ']';
+  std::string why;
+  if (colon == std::string::npos || port.empty()) {
+    why = "it has no port";
+  } else if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+             std::stoi(port) > 65535) {
+    why = "the port '" + port + "' is not a number in 0..65535";
+  } else if (host.empty()) {
+    why = "it has no host";
+  } else if (host.find(':') != std::string::npos && !bracketed) {
+    why = "an IPv6 host must be in brackets, e.g. [::]:50051";
+  }
+  if (why.empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat("--", flag, "=", address, " is invalid: ", why,
+                                                 "; use HOST:PORT (port 0 picks a free one), e.g. ",
+                                                 example));
+}
+
 absl::Status ValidateServerOptions(const ServerOptions& o) {
   auto bad = [](const std::string& m) { return absl::InvalidArgumentError(m); };
   if (o.grpc_address.empty()) return bad("--grpc_address is empty; use HOST:PORT, e.g. 0.0.0.0:50051");
+  if (absl::Status s = ValidateListenAddress("grpc_address", o.grpc_address, "0.0.0.0:50051");
+      !s.ok()) {
+    return s;
+  }
   if (o.model_dir.empty()) return bad("--model_dir is empty; name a folder for the model store");
   if (!(o.poll_seconds >= 0 && o.poll_seconds <= 86400))
     return bad("--poll_seconds must be in [0, 86400] (0 = no polling)");
@@ -199,19 +237,30 @@ absl::Status ValidateServerOptions(const ServerOptions& o) {
   if (o.require_token_for_scoring && o.auth_token.empty())
     return bad("--require_token_for_scoring needs a token (--auth_token or --admin_token_file)");
   if (o.max_queued_jobs < 0 || o.max_queued_jobs > 100000)
-    return bad("--max_queued_jobs must be in [0, 100000]");
+    return bad("--max_queued_jobs must be in [0, 100000] (0 = this server does not train)");
   if (o.training_threads < 1 || o.training_threads > 64)
     return bad("--training_threads must be in [1, 64]");
   if (o.training_omp_threads < 1 || o.training_omp_threads > 1024)
     return bad("--training_omp_threads must be in [1, 1024]");
   if (!o.metrics_address.empty()) {
-    const size_t colon = o.metrics_address.rfind(':');
-    const std::string port = colon == std::string::npos ? "" : o.metrics_address.substr(colon + 1);
-    if (port.empty() || port.size() > 5 ||
-        port.find_first_not_of("0123456789") != std::string::npos || std::stoi(port) > 65535) {
-      return bad("--metrics_address must be HOST:PORT (port 0..65535), e.g. 0.0.0.0:9464; "
-                 "empty = no metrics");
+    if (absl::Status s = ValidateListenAddress("metrics_address", o.metrics_address,
+                                               "0.0.0.0:9464 (empty = no metrics)");
+        !s.ok()) {
+      return s;
     }
+  }
+  for (const std::string& name : o.required_models) {
+    if (absl::Status s = ValidateModelName(name); !s.ok()) {
+      return bad(absl::StrCat("--require_models: ", s.message()));
+    }
+  }
+  if (!o.data_dir.empty() && !std::filesystem::is_directory(o.data_dir)) {
+    return bad(absl::StrCat("--data_dir=", o.data_dir,
+                            " is not a folder; create it or give the folder that holds the "
+                            "training data (empty = uploads only)"));
+  }
+  if (o.tls.reload_seconds < 1 || o.tls.reload_seconds > 86400) {
+    return bad("--tls_reload_seconds must be in [1, 86400]");
   }
   if (absl::Status s = ValidateBatchingOptions(o.batching); !s.ok()) return s;
   return ValidateTlsOptions(o.tls);

@@ -167,14 +167,26 @@ class TrainingService::SubmitReader final : public grpc::ServerReadReactor<v1::S
     Finish(ToGrpcStatus(s));
   }
 
+  // A decompressed size over the bound stays RESOURCE_EXHAUSTED and names
+  // the flag; every other data fault is INVALID_ARGUMENT.
+  absl::Status DataError(const absl::Status& s) const {
+    if (absl::IsResourceExhausted(s)) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          s.message(), " (--max_upload_bytes bounds decompressed data too; send less data or "
+          "ask the operator to raise it)"));
+    }
+    return absl::InvalidArgumentError(s.message());
+  }
+
   absl::StatusOr<Dataset> LoadData() {
     LoadOptions lo;
     lo.csv.label_column = spec_.label_column();
+    lo.max_decompressed_bytes = static_cast<uint64_t>(service_->limits_.max_upload_bytes);
     if (spec_.data_source_case() == v1::JobSpec::kDataPath) {
       auto path = ResolveDataPath(service_->limits_.data_dir, spec_.data_path());
       if (!path.ok()) return path.status();
       auto d = LoadDataset(*path, lo);
-      if (!d.ok()) return absl::InvalidArgumentError(d.status().message());
+      if (!d.ok()) return DataError(d.status());
       d->labels.clear();
       return d;
     }
@@ -185,7 +197,7 @@ class TrainingService::SubmitReader final : public grpc::ServerReadReactor<v1::S
       return std::move(dense_);
     }
     auto d = DatasetFromBytes(upload_, FormatName(spec_.upload_format()), lo);
-    if (!d.ok()) return absl::InvalidArgumentError(d.status().message());
+    if (!d.ok()) return DataError(d.status());
     d->labels.clear();
     return d;
   }

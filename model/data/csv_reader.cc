@@ -1,6 +1,9 @@
 #include "model/data/csv_reader.h"
 
+#include <algorithm>
 #include <cstddef>
+#include <cstdio>
+#include <cstring>
 #include <utility>
 #include <vector>
 
@@ -45,17 +48,25 @@ bool IsBlankLine(absl::string_view line) {
   return absl::StripAsciiWhitespace(line).empty();
 }
 
-// Walks the lines of a buffer: LF or CRLF ends, 1-based numbers. Blank lines
-// are skipped but remembered; a content line after one is an error.
+// Walks the lines of a buffer or a file: LF or CRLF ends, 1-based numbers.
+// Blank lines are skipped but remembered; a content line after one is an
+// error. A line longer than kMaxCsvLineBytes is an error, found after
+// looking at no more than that many bytes of it. From a file, lines are read
+// in blocks: memory holds one block and the current line, never the file.
 class LineReader {
  public:
   LineReader(absl::string_view content, absl::string_view source)
       : rest_(content), source_(source) {}
+  LineReader(std::FILE* file, absl::string_view source)
+      : file_(file), source_(source) {}
 
-  // Sets *line to the next non-blank line. Returns false at the end.
+  // Sets *line to the next non-blank line, valid until the next call.
+  // Returns false at the end.
   absl::StatusOr<bool> Next(absl::string_view* line, LineRef* at) {
-    while (!rest_.empty()) {
-      absl::string_view text = TakeLine();
+    while (true) {
+      absl::string_view text;
+      ASSIGN_OR_RETURN(bool more, TakeLine(&text));
+      if (!more) return false;
       if (IsBlankLine(text)) {
         if (first_blank_ == 0) first_blank_ = number_;
         continue;
@@ -69,20 +80,73 @@ class LineReader {
       *at = {source_, number_};
       return true;
     }
-    return false;
   }
 
  private:
-  absl::string_view TakeLine() {
+  static constexpr size_t kBlockBytes = size_t{1} << 20;
+
+  absl::StatusOr<bool> TakeLine(absl::string_view* text) {
+    size_t end = FindLineEnd();
+    while (end == absl::string_view::npos && file_ != nullptr &&
+           !at_eof_ && rest_.size() <= kMaxCsvLineBytes) {
+      RETURN_IF_ERROR(ReadBlock());
+      end = FindLineEnd();
+    }
+    if (end == absl::string_view::npos &&
+        rest_.size() > kMaxCsvLineBytes) {
+      end = rest_.size();  // reported below
+    }
+    if (rest_.empty()) return false;
     ++number_;
-    const size_t end = rest_.find('\n');
-    absl::string_view text = rest_.substr(0, end);
+    absl::string_view line = rest_.substr(0, end);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.size() > kMaxCsvLineBytes) {
+      return LineError(
+          {source_, number_},
+          absl::StrCat("line is longer than ", kMaxCsvLineBytes,
+                       " bytes (the limit); is this a CSV file with one "
+                       "record per line?"));
+    }
     rest_.remove_prefix(end == absl::string_view::npos ? rest_.size()
                                                        : end + 1);
-    if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
-    return text;
+    *text = line;
+    return true;
   }
 
+  // The position of the next '\n' within the first kMaxCsvLineBytes + 2
+  // bytes (a CRLF line at the limit fits), or npos.
+  size_t FindLineEnd() const {
+    return rest_.substr(0, kMaxCsvLineBytes + 2).find('\n');
+  }
+
+  // Appends the next block of the file behind what is left of the buffer.
+  absl::Status ReadBlock() {
+    const size_t keep = rest_.size();
+    if (keep > 0 && rest_.data() != buffer_.data()) {
+      std::memmove(&buffer_[0], rest_.data(), keep);
+    }
+    buffer_.resize(keep + kBlockBytes);
+    const size_t got = std::fread(&buffer_[keep], 1, kBlockBytes, file_);
+    if (got < kBlockBytes) {
+      if (std::ferror(file_)) {
+        return absl::DataLossError(
+            absl::StrCat(source_, ": read error: ", std::strerror(errno)));
+      }
+      at_eof_ = true;
+    }
+    buffer_.resize(keep + got);
+    rest_ = buffer_;
+    if (!bom_checked_) {
+      bom_checked_ = true;
+      if (absl::StartsWith(rest_, kUtf8Bom)) rest_.remove_prefix(3);
+    }
+    return absl::OkStatus();
+  }
+
+  std::FILE* file_ = nullptr;  // null: the whole input is in rest_
+  std::string buffer_;         // file mode: the block being read
+  bool at_eof_ = false;
+  bool bom_checked_ = false;
   absl::string_view rest_;
   absl::string_view source_;
   int64_t number_ = 0;
@@ -277,25 +341,31 @@ absl::StatusOr<int64_t> LabelByName(const std::string& name,
   return hits[0];
 }
 
-// Returns the 0-based label column, or -1 when there is none.
+// Returns the 0-based label column, or -1 when there is none. A header
+// name wins over the index form, so a header column named "8" is that
+// column; "#8" is always the index.
 absl::StatusOr<int64_t> ResolveLabelColumn(
     const std::string& spec, const std::vector<std::string>* header,
     int64_t columns, absl::string_view source) {
   if (spec.empty()) return -1;
-  int64_t index = 0;
-  if (spec[0] == '#' && absl::SimpleAtoi(spec.substr(1), &index)) {
-    if (index < 0 || index >= columns) {
+  if (header != nullptr && spec[0] != '#' &&
+      std::find(header->begin(), header->end(), spec) != header->end()) {
+    return LabelByName(spec, *header, source);
+  }
+  const int64_t index = LabelColumnIndex(spec);
+  if (index >= 0) {
+    if (index >= columns) {
       return absl::InvalidArgumentError(absl::StrCat(
           source, ": label column ", spec, " is out of range: the file has ",
-          columns, " columns (#0 to #", columns - 1, ")"));
+          columns, " columns (0 to ", columns - 1, ")"));
     }
     return index;
   }
   if (header == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat(
         source, ": label column ", QuoteForError(spec),
-        " is given by name but the file has no header line; give it by "
-        "0-based index as \"#N\""));
+        " is given by name but the file has no header line; give its 0-based "
+        "index (\"8\" or \"#8\")"));
   }
   return LabelByName(spec, *header, source);
 }
@@ -364,14 +434,24 @@ absl::Status CheckResult(const Dataset& data, bool had_header,
 
 }  // namespace
 
-absl::StatusOr<Dataset> ParseCsv(absl::string_view content,
-                                 absl::string_view source_name,
-                                 const CsvOptions& options) {
-  if (absl::StartsWith(content, kUtf8Bom)) content.remove_prefix(3);
-  LineReader lines(content, source_name);
+int64_t LabelColumnIndex(absl::string_view spec) {
+  if (absl::StartsWith(spec, "#")) spec.remove_prefix(1);
+  if (spec.empty() || spec.size() > 18) return -1;
+  for (char c : spec) {
+    if (c < '0' || c > '9') return -1;
+  }
+  int64_t index = -1;
+  return absl::SimpleAtoi(spec, &index) ? index : -1;
+}
+
+namespace {
+
+absl::StatusOr<Dataset> ParseLines(LineReader* lines,
+                                   absl::string_view source_name,
+                                   const CsvOptions& options) {
   absl::string_view first;
   LineRef at;
-  ASSIGN_OR_RETURN(bool any, lines.Next(&first, &at));
+  ASSIGN_OR_RETURN(bool any, lines->Next(&first, &at));
   if (!any) {
     return absl::InvalidArgumentError(
         absl::StrCat(source_name, ": is empty (no lines with content)"));
@@ -397,15 +477,26 @@ absl::StatusOr<Dataset> ParseCsv(absl::string_view content,
   }
   if (!has_header)
     RETURN_IF_ERROR(AppendRow(splitter, at, label_column, &data));
-  RETURN_IF_ERROR(ReadRows(&lines, &splitter, columns, label_column, &data));
+  RETURN_IF_ERROR(ReadRows(lines, &splitter, columns, label_column, &data));
   RETURN_IF_ERROR(CheckResult(data, has_header, source_name));
   return data;
 }
 
+}  // namespace
+
+absl::StatusOr<Dataset> ParseCsv(absl::string_view content,
+                                 absl::string_view source_name,
+                                 const CsvOptions& options) {
+  if (absl::StartsWith(content, kUtf8Bom)) content.remove_prefix(3);
+  LineReader lines(content, source_name);
+  return ParseLines(&lines, source_name, options);
+}
+
 absl::StatusOr<Dataset> ReadCsvFile(const std::string& path,
                                     const CsvOptions& options) {
-  ASSIGN_OR_RETURN(std::string content, ReadFileBytes(path, kMaxCsvFileBytes));
-  return ParseCsv(content, path, options);
+  ASSIGN_OR_RETURN(FilePtr file, OpenFileBounded(path, kMaxCsvFileBytes));
+  LineReader lines(file.get(), path);
+  return ParseLines(&lines, path, options);
 }
 
 }  // namespace anorand

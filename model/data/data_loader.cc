@@ -113,22 +113,74 @@ std::string MemberNames(const std::map<std::string, NpyArray>& arrays) {
   return absl::StrJoin(names, ", ");
 }
 
+// The label column of an array (CsvOptions::label_column in index form)
+// leaves the features and becomes the labels. Arrays have no column names,
+// so a name is refused.
+absl::Status TakeLabelColumn(const std::string& spec, absl::string_view what,
+                             Dataset* data) {
+  if (spec.empty()) return absl::OkStatus();
+  const int64_t column = LabelColumnIndex(spec);
+  if (column < 0) {
+    return Fail(what, absl::StrCat("label column ", QuoteForError(spec),
+                                   " is a name, but array columns have no "
+                                   "names; give its 0-based index (\"8\")"));
+  }
+  if (column >= data->cols) {
+    return Fail(what, absl::StrCat("label column ", spec,
+                                   " is out of range: the features have ",
+                                   data->cols, " columns (0 to ",
+                                   data->cols - 1, ")"));
+  }
+  if (data->cols == 1) {
+    return Fail(what, "no feature columns (the only column is the label)");
+  }
+  const int64_t cols = data->cols;
+  std::vector<float> x;
+  x.reserve(static_cast<size_t>(data->rows * (cols - 1)));
+  data->labels.assign(static_cast<size_t>(data->rows), 0);
+  for (int64_t r = 0; r < data->rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) {
+      const float v = data->x[static_cast<size_t>(r * cols + c)];
+      if (c != column) {
+        x.push_back(v);
+      } else if (v == 0.0f || v == 1.0f) {
+        data->labels[static_cast<size_t>(r)] = v == 1.0f ? 1 : 0;
+      } else {
+        return Fail(what, absl::StrCat("label ", v, " at row ", r,
+                                       ", column ", column,
+                                       " is not 0 or 1"));
+      }
+    }
+  }
+  data->x = std::move(x);
+  data->cols = cols - 1;
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Dataset> FromNpz(const std::map<std::string, NpyArray>& arrays,
                                 absl::string_view source,
                                 const LoadOptions& options) {
-  const auto x = arrays.find(options.x_member);
+  auto x = arrays.find(options.x_member);
+  // Without the named member, an archive's only array is the features.
+  if (x == arrays.end() && arrays.size() == 1) x = arrays.begin();
   if (x == arrays.end()) {
     return Fail(
         source,
         absl::StrCat("no member ", QuoteForError(options.x_member),
-                     " for the features; members: ", MemberNames(arrays)));
+                     " for the features and more than one array to choose "
+                     "from; members: ", MemberNames(arrays)));
   }
   Dataset data;
-  RETURN_IF_ERROR(FillFeatures(
-      x->second, absl::StrCat(source, ": member ", QuoteForError(x->first)),
-      &data));
+  const std::string what =
+      absl::StrCat(source, ": member ", QuoteForError(x->first));
+  RETURN_IF_ERROR(FillFeatures(x->second, what, &data));
+  if (!options.csv.label_column.empty()) {
+    // The label column replaces any y member.
+    RETURN_IF_ERROR(TakeLabelColumn(options.csv.label_column, what, &data));
+    return data;
+  }
   const auto y = arrays.find(options.y_member);
-  if (y != arrays.end()) {
+  if (y != arrays.end() && y != x) {
     RETURN_IF_ERROR(FillLabels(
         y->second, absl::StrCat(source, ": member ", QuoteForError(y->first)),
         &data));
@@ -136,9 +188,11 @@ absl::StatusOr<Dataset> FromNpz(const std::map<std::string, NpyArray>& arrays,
   return data;
 }
 
-absl::StatusOr<Dataset> FromNpy(const NpyArray& x, absl::string_view source) {
+absl::StatusOr<Dataset> FromNpy(const NpyArray& x, absl::string_view source,
+                                const LoadOptions& options) {
   Dataset data;
   RETURN_IF_ERROR(FillFeatures(x, source, &data));
+  RETURN_IF_ERROR(TakeLabelColumn(options.csv.label_column, source, &data));
   return data;
 }
 
@@ -155,10 +209,10 @@ absl::StatusOr<Dataset> LoadByFormat(const std::string& path, Format format,
       return ReadCsvFile(path, CsvFor(format, options.csv));
     case Format::kNpy: {
       ASSIGN_OR_RETURN(NpyArray x, ParseNpyFile(path));
-      return FromNpy(x, path);
+      return FromNpy(x, path, options);
     }
     case Format::kNpz: {
-      ASSIGN_OR_RETURN(auto arrays, ReadNpz(path));
+      ASSIGN_OR_RETURN(auto arrays, ReadNpz(path, options.max_decompressed_bytes));
       return FromNpz(arrays, path, options);
     }
     case Format::kUnknown:
@@ -176,10 +230,10 @@ absl::StatusOr<Dataset> ParseByFormat(absl::string_view bytes, Format format,
       return ParseCsv(bytes, source, CsvFor(format, options.csv));
     case Format::kNpy: {
       ASSIGN_OR_RETURN(NpyArray x, ParseNpy(bytes, source));
-      return FromNpy(x, source);
+      return FromNpy(x, source, options);
     }
     case Format::kNpz: {
-      ASSIGN_OR_RETURN(auto arrays, ParseNpz(bytes, source));
+      ASSIGN_OR_RETURN(auto arrays, ParseNpz(bytes, source, options.max_decompressed_bytes));
       return FromNpz(arrays, source, options);
     }
     case Format::kUnknown:

@@ -13,11 +13,6 @@
 namespace anorand {
 namespace {
 
-struct FileCloser {
-  void operator()(std::FILE* f) const { std::fclose(f); }
-};
-using FilePtr = std::unique_ptr<std::FILE, FileCloser>;
-
 absl::Status OpenError(const std::string& path, int err) {
   std::string message =
       absl::StrCat(path, ": cannot open: ", std::strerror(err));
@@ -28,8 +23,8 @@ absl::Status OpenError(const std::string& path, int err) {
 
 }  // namespace
 
-absl::StatusOr<std::string> ReadFileBytes(const std::string& path,
-                                          uint64_t max_bytes) {
+absl::StatusOr<FilePtr> OpenFileBounded(const std::string& path,
+                                        uint64_t max_bytes) {
   FilePtr file(std::fopen(path.c_str(), "rb"));
   if (file == nullptr) return OpenError(path, errno);
   struct stat info;
@@ -47,6 +42,20 @@ absl::StatusOr<std::string> ReadFileBytes(const std::string& path,
         absl::StrCat(path, ": file is ", size,
                      " bytes, more than the limit of ", max_bytes));
   }
+  return file;
+}
+
+absl::StatusOr<std::string> ReadFileBytes(const std::string& path,
+                                          uint64_t max_bytes) {
+  auto opened = OpenFileBounded(path, max_bytes);
+  if (!opened.ok()) return opened.status();
+  FilePtr file = *std::move(opened);
+  struct stat info;
+  if (fstat(fileno(file.get()), &info) != 0) {
+    return absl::InternalError(
+        absl::StrCat(path, ": cannot stat: ", std::strerror(errno)));
+  }
+  const uint64_t size = static_cast<uint64_t>(info.st_size);
   std::string bytes(size, '\0');
   const size_t got = size == 0 ? 0 : std::fread(&bytes[0], 1, size, file.get());
   if (got != size) {

@@ -12,11 +12,23 @@
 #define ANORAND_MODEL_DATA_FILE_IO_H_
 
 #include <cstdint>
+#include <cstdio>
+#include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
 
 namespace anorand {
+
+struct FileCloser {
+  void operator()(std::FILE* f) const { std::fclose(f); }
+};
+using FilePtr = std::unique_ptr<std::FILE, FileCloser>;
+
+// Opens the regular file at `path` for reading, with the same checks and
+// errors as ReadFileBytes, for readers that stream it.
+absl::StatusOr<FilePtr> OpenFileBounded(const std::string& path,
+                                        uint64_t max_bytes);
 
 // Returns the bytes of the regular file at `path`, or an error when it is
 // missing, unreadable, or larger than `max_bytes`.

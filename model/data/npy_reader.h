@@ -15,8 +15,9 @@
 // Bounds, checked before allocating: at most kMaxNpyElements elements per
 // array; the data length must equal elements * itemsize exactly; NPZ members
 // together may declare at most `max_total_bytes` uncompressed (4 GiB by
-// default), and a member whose real size differs from its declared size is
-// rejected while it is read. Integers beyond 2^53 lose precision in double.
+// default; over it: ResourceExhaustedError, before any member is inflated),
+// and a member whose real size differs from its declared size is rejected
+// while it is read, so inflating never holds more than the declared bytes. Integers beyond 2^53 lose precision in double.
 //
 // Thread safety: stateless functions; safe to call concurrently.
 // Failure behaviour: absl::InvalidArgumentError naming the source (and NPZ

@@ -96,12 +96,12 @@ absl::StatusOr<std::vector<Member>> ListMembers(zip_t* zip,
     RETURN_IF_ERROR(CheckEntry(st, source, &skip));
     if (skip) continue;
     if (st.size > max_total_bytes - total) {
-      return MemberError(
-          source, st.name,
-          absl::StrCat("declares ", st.size,
-                       " uncompressed bytes; the members together "
-                       "would exceed the limit of ",
-                       max_total_bytes, " bytes"));
+      // Refused from the central directory, before anything is inflated.
+      return absl::ResourceExhaustedError(absl::StrCat(
+          source, ": member ", QuoteForError(st.name), ": declares ", st.size,
+          " uncompressed bytes; the members together would exceed the limit "
+          "of ",
+          max_total_bytes, " decompressed bytes"));
     }
     total += st.size;
     members.push_back({static_cast<zip_uint64_t>(i), st.name, st.size});

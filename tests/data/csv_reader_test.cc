@@ -255,7 +255,7 @@ TEST(CsvReaderTest, DuplicateLabelColumn) {
 TEST(CsvReaderTest, LabelNameNeedsHeader) {
   CsvOptions options = Label("y");
   options.header = 0;
-  ExpectError(Parse("1,0\n", options), {"no header line", "#N"});
+  ExpectError(Parse("1,0\n", options), {"no header line", "0-based index"});
 }
 
 TEST(CsvReaderTest, LabelIndexOutOfRange) {

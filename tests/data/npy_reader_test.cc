@@ -440,14 +440,20 @@ TEST_F(NpzTest, DeclaredSizesOverLimitRefusedBeforeReading) {
       Zip("bomb.npz", {{"X.npy", XNpy(), true}, {"y.npy", YNpy(), true}}));
   testing::PatchUncompressedSize(&bytes, 0, 0xF0000000u);
   testing::PatchUncompressedSize(&bytes, 1, 0xF0000000u);
-  ExpectError(ParseNpz(bytes, "bomb.npz"),
-              {"bomb.npz: member \"y.npy\"", "declares 4026531840",
-               "limit of 4294967296"});
+  auto arrays = ParseNpz(bytes, "bomb.npz");
+  EXPECT_EQ(arrays.status().code(), absl::StatusCode::kResourceExhausted);
+  for (const char* part : {"bomb.npz: member \"y.npy\"", "declares 4026531840",
+                           "limit of 4294967296"}) {
+    EXPECT_THAT(std::string(arrays.status().message()), HasSubstr(part));
+  }
 }
 
 TEST_F(NpzTest, CustomLimit) {
   const std::string path = Zip("lim.npz", {{"X.npy", XNpy(), true}});
-  ExpectError(ReadNpz(path, 100), {"member \"X.npy\"", "limit of 100 bytes"});
+  auto over = ReadNpz(path, 100);
+  EXPECT_EQ(over.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(over.status().message()), HasSubstr("member \"X.npy\""));
+  EXPECT_THAT(std::string(over.status().message()), HasSubstr("limit of 100 decompressed bytes"));
   EXPECT_TRUE(ReadNpz(path, 1000).ok());
 }
 

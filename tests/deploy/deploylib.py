@@ -104,7 +104,7 @@ def server_flags(server):
     out = subprocess.run([server, "--helpfull"], capture_output=True, text=True, timeout=20)
     text = out.stdout + out.stderr
     flags = {}
-    for m in re.finditer(r"^\s+--([A-Za-z0-9_]+) \((.*?)\); default: (.*?);\s*$",
+    for m in re.finditer(r"^\s+--([A-Za-z0-9_]+) \((.*?)\);\s+default: (.*?);\s*$",
                          text, re.M | re.S):
         flags[m.group(1)] = m.group(3).strip().strip('"')
     # Flags whose description the regex could not pair still count as known.

@@ -63,11 +63,14 @@ TEST(TrainerTest, ReportsEveryEpochAndRecordsTheSummary) {
 TEST(TrainerTest, CancellationStopsWithinOneMiniBatch) {
   Dataset d = DemoData(3000, 6, 1);
   std::atomic<int> polls{0};
+  std::atomic<bool> in_epochs{false};
   TrainOptions o;
-  o.cancelled = [&] { return ++polls > 3; };
+  // Counts the polls of the epochs phase only (the earlier phases poll too).
+  o.on_phase = [&](const PhaseProgress& p) { in_epochs = p.phase == TrainPhase::kEpochs; };
+  o.cancelled = [&] { return in_epochs && ++polls > 3; };
   auto m = TrainModel(d, Quick(50), o);
   EXPECT_EQ(m.status().code(), absl::StatusCode::kCancelled);
-  EXPECT_THAT(std::string(m.status().message()), HasSubstr("epoch 1"));
+  EXPECT_THAT(std::string(m.status().message()), HasSubstr("cancelled while training (member 1 of 4) in epoch 1"));
   EXPECT_EQ(polls.load(), 4);
 }
 

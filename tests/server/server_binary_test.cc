@@ -134,7 +134,7 @@ TEST(ServerBinaryTest, BadFlagsExitTwoWithAMessage) {
   EXPECT_THAT(err, HasSubstr("--poll_seconds must be in [0, 86400]"));
   EXPECT_EQ(RunCommand({ServerBinary(), "--grpc_address=256.1.1.1:99999", "--model_dir=" + dir.path()},
                        &out, &err), 2);
-  EXPECT_THAT(err, HasSubstr("cannot listen on"));
+  EXPECT_THAT(err, HasSubstr("--grpc_address"));
   EXPECT_NE(RunCommand({ServerBinary(), "--no_such_flag=1"}, &out, &err), 0);
   EXPECT_THAT(err, HasSubstr("no_such_flag"));
 }

@@ -270,6 +270,16 @@ TEST_F(TrainingTest, UploadOverTheLimitIsResourceExhausted) {
   EXPECT_THAT(s.error_message(), HasSubstr("--max_upload_bytes"));
 }
 
+TEST_F(TrainingTest, AServerThatDoesNotTrainRefusesJobsNamingTheFlag) {
+  ServerOptions o;
+  o.max_queued_jobs = 0;
+  StartServer(o);
+  v1::Job job;
+  grpc::Status s = SubmitCsv(Spec("m", 1), 100, &job);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(s.error_message(), HasSubstr("--max_queued_jobs=0"));
+}
+
 TEST_F(TrainingTest, CancelARunningJobAndAQueuedOne) {
   ServerOptions o;
   o.max_queued_jobs = 1;

@@ -64,6 +64,12 @@ absl::StatusOr<LabelledSet> MakeSyntheticLabels(const float* x, int64_t rows, in
   rng.Shuffle(order.begin(), order.end());
   std::vector<int64_t> seeds(order.begin(), order.begin() + n_seed);
   std::sort(seeds.begin(), seeds.end());
+  // SMOTE's rows: every seed, or the first kMaxSmoteSeeds of the shuffled
+  // order (a uniform random subset of the seeds, drawing nothing more).
+  std::vector<int64_t> pool(order.begin(),
+                            order.begin() + std::min<int64_t>(n_seed, kMaxSmoteSeeds));
+  std::sort(pool.begin(), pool.end());
+  order = std::vector<int64_t>();
 
   std::vector<double> sd = FeatureStd(x, rows, cols);
   if (params.robust_noise()) {
@@ -89,11 +95,11 @@ absl::StatusOr<LabelledSet> MakeSyntheticLabels(const float* x, int64_t rows, in
     out.labels[s] = 1.0f;
     if (params.noise_originals()) add_noise(&out.x[s * cols]);
   }
-  // SMOTE's neighbours among the seed rows, copied side by side.
-  std::vector<float> seed_x(seeds.size() * cols);
-  for (size_t i = 0; i < seeds.size(); ++i)
-    std::copy(x + seeds[i] * cols, x + (seeds[i] + 1) * cols, &seed_x[i * cols]);
-  auto nn = NearestNeighbours(seed_x.data(), static_cast<int64_t>(seeds.size()), cols,
+  // SMOTE's neighbours among the pool's rows, copied side by side.
+  std::vector<float> seed_x(pool.size() * cols);
+  for (size_t i = 0; i < pool.size(); ++i)
+    std::copy(x + pool[i] * cols, x + (pool[i] + 1) * cols, &seed_x[i * cols]);
+  auto nn = NearestNeighbours(seed_x.data(), static_cast<int64_t>(pool.size()), cols,
                               params.smote_k(), cancelled);
   if (!nn.ok()) return nn.status();
   seed_x = std::vector<float>();
@@ -148,10 +154,10 @@ absl::StatusOr<LabelledSet> MakeSyntheticLabels(const float* x, int64_t rows, in
         continue;
       }
     }
-    const int64_t i = static_cast<int64_t>(rng.Below(seeds.size()));
-    const float* base = x + seeds[i] * cols;
+    const int64_t i = static_cast<int64_t>(rng.Below(pool.size()));
+    const float* base = x + pool[i] * cols;
     const float* other =
-        nn->k == 0 ? base : x + seeds[nn->index[i * nn->k + rng.Below(nn->k)]] * cols;
+        nn->k == 0 ? base : x + pool[nn->index[i * nn->k + rng.Below(nn->k)]] * cols;
     const float u = static_cast<float>(rng.Uniform());
     for (int c = 0; c < cols; ++c) row[c] = base[c] + u * (other[c] - base[c]);
     add_noise(row);

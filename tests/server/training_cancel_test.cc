@@ -165,7 +165,8 @@ TEST_F(TrainingCancelTest, CancelWhileNormalisingManyRows) {
 TEST_F(TrainingCancelTest, CancelWhileDrawingSyntheticLabels) {
   // The paper preset searches SMOTE neighbours among the seed rows exactly:
   // rows of 40 features are wider than the k-d tree serves, so with 0.45 of
-  // 40,000 rows as seeds the search compares 3 x 10^8 pairs.
+  // 40,000 rows as seeds (kMaxSmoteSeeds of them searched) the search
+  // compares 10^8 pairs.
   WriteNpy(DemoData(40'000, 40, 2), data_.File("seeds.npy"));
   v1::JobSpec spec = SmallNetwork("m", 5);
   spec.mutable_params()->set_preset("paper");

@@ -1,6 +1,7 @@
 // anorand-bench: programs that print numbers (never timed tests).
 //   anorand-bench forward  --model MODEL | --features D  --batch N --threads T
 //   anorand-bench train    --rows 20000 --features 20 --epochs 5 --threads T
+//   anorand-bench train-scale --rows 10000,100000,1000000 [--data FILE.npz] --threads 1
 // Each prints one JSON object (--format json) or aligned text. Medians of
 // repeated runs; see docs/PERFORMANCE.md for how the numbers are used.
 #include <omp.h>
@@ -37,6 +38,8 @@ int Usage(const std::string& msg) {
                "[--threads T] [--seconds S] [--format json|text]\n"
                "       anorand-bench train [--rows N] [--features D] [--epochs E] [--threads T] "
                "[--format json|text]\n"
+               "       anorand-bench train-scale [--rows N,N,...] [--features D] [--data FILE ...] "
+               "[--preset P] [--param NAME=VALUE ...] [--threads T] [--repeats R]\n"
                "       anorand-bench service --address HOST:PORT --model NAME --mode unary|stream "
                "[--batch N] [--concurrency C] [--seconds S] [--format json|text]\n",
                msg.c_str());
@@ -250,6 +253,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 2, argv + argc);
   if (what == "forward") return anorand::bench::Forward(args);
   if (what == "train") return anorand::bench::Train(args);
+  if (what == "train-scale") return anorand::bench::TrainScale(args);
   if (what == "service") return anorand::bench::Service(args);
   return anorand::bench::Usage("unknown benchmark '" + what + "'");
 }

@@ -35,6 +35,9 @@ inline double Median(const std::vector<double>& v) { return Percentile(v, 0.5); 
 // The service benchmark (bench/service_bench.cc).
 int Service(const std::vector<std::string>& argv);
 
+// Fit time and peak memory against rows (bench/train_scale_bench.cc).
+int TrainScale(const std::vector<std::string>& argv);
+
 }  // namespace anorand::bench
 
 #endif  // ANORAND_BENCH_BENCH_UTIL_H_

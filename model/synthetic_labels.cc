@@ -5,10 +5,15 @@
 #include <numeric>
 #include <utility>
 
+#include "model/nearest_neighbours.h"
 #include "model/score_rule.h"
 
 namespace anorand {
 namespace {
+
+absl::Status Cancelled() {
+  return absl::CancelledError("training cancelled while making synthetic anomalies");
+}
 
 std::vector<double> FeatureStd(const float* x, int64_t rows, int cols) {
   std::vector<double> mean(cols, 0.0), sq(cols, 0.0);
@@ -27,11 +32,13 @@ std::vector<double> FeatureStd(const float* x, int64_t rows, int cols) {
 // Per feature: interquartile range / 1.349 (a normal distribution's
 // standard deviation), or the standard deviation `sd` where the IQR is 0
 // (a feature that is mostly one value, e.g. a binary flag).
-std::vector<double> FeatureRobustSpread(const float* x, int64_t rows, int cols,
-                                        const std::vector<double>& sd) {
+absl::StatusOr<std::vector<double>> FeatureRobustSpread(const float* x, int64_t rows, int cols,
+                                                        const std::vector<double>& sd,
+                                                        const std::function<bool()>& cancelled) {
   std::vector<double> out(cols);
   std::vector<float> col(rows);
   for (int c = 0; c < cols; ++c) {
+    if (cancelled && cancelled()) return Cancelled();
     for (int64_t r = 0; r < rows; ++r) col[r] = x[r * cols + c];
     const double iqr = Quantile(col, 0.75) - Quantile(col, 0.25);
     out[c] = iqr > 0 ? iqr / 1.349 : sd[c];
@@ -39,34 +46,11 @@ std::vector<double> FeatureRobustSpread(const float* x, int64_t rows, int cols,
   return out;
 }
 
-// For each seed row, the indices (into `seeds`) of its k nearest other seed
-// rows by Euclidean distance; ties broken by index for determinism.
-std::vector<std::vector<int64_t>> NearestNeighbours(const float* x, int cols,
-                                                    const std::vector<int64_t>& seeds, int k) {
-  const int64_t s = static_cast<int64_t>(seeds.size());
-  std::vector<std::vector<int64_t>> nn(s);
-  std::vector<std::pair<double, int64_t>> dist;
-  for (int64_t i = 0; i < s; ++i) {
-    dist.clear();
-    const float* a = x + seeds[i] * cols;
-    for (int64_t j = 0; j < s; ++j) {
-      if (j == i) continue;
-      const float* b = x + seeds[j] * cols;
-      double d = 0;
-      for (int c = 0; c < cols; ++c) d += (a[c] - b[c]) * double(a[c] - b[c]);
-      dist.emplace_back(d, j);
-    }
-    const int64_t kk = std::min<int64_t>(k, static_cast<int64_t>(dist.size()));
-    std::partial_sort(dist.begin(), dist.begin() + kk, dist.end());
-    for (int64_t t = 0; t < kk; ++t) nn[i].push_back(dist[t].second);
-  }
-  return nn;
-}
-
 }  // namespace
 
-LabelledSet MakeSyntheticLabels(const float* x, int64_t rows, int cols,
-                                const v1::TrainingParams& params, Rng& rng) {
+absl::StatusOr<LabelledSet> MakeSyntheticLabels(const float* x, int64_t rows, int cols,
+                                                const v1::TrainingParams& params, Rng& rng,
+                                                const std::function<bool()>& cancelled) {
   LabelledSet out;
   out.cols = cols;
   const double a = params.anomaly_fraction();
@@ -80,9 +64,19 @@ LabelledSet MakeSyntheticLabels(const float* x, int64_t rows, int cols,
   rng.Shuffle(order.begin(), order.end());
   std::vector<int64_t> seeds(order.begin(), order.begin() + n_seed);
   std::sort(seeds.begin(), seeds.end());
+  // SMOTE's rows: every seed, or the first kMaxSmoteSeeds of the shuffled
+  // order (a uniform random subset of the seeds, drawing nothing more).
+  std::vector<int64_t> pool(order.begin(),
+                            order.begin() + std::min<int64_t>(n_seed, kMaxSmoteSeeds));
+  std::sort(pool.begin(), pool.end());
+  order = std::vector<int64_t>();
 
   std::vector<double> sd = FeatureStd(x, rows, cols);
-  if (params.robust_noise()) sd = FeatureRobustSpread(x, rows, cols, sd);
+  if (params.robust_noise()) {
+    auto robust = FeatureRobustSpread(x, rows, cols, sd, cancelled);
+    if (!robust.ok()) return robust.status();
+    sd = *std::move(robust);
+  }
   const double lo = params.noise_scale();
   const double hi = std::max(lo, params.noise_scale_max());
   auto add_noise = [&](float* row) {
@@ -101,7 +95,14 @@ LabelledSet MakeSyntheticLabels(const float* x, int64_t rows, int cols,
     out.labels[s] = 1.0f;
     if (params.noise_originals()) add_noise(&out.x[s * cols]);
   }
-  const auto nn = NearestNeighbours(x, cols, seeds, params.smote_k());
+  // SMOTE's neighbours among the pool's rows, copied side by side.
+  std::vector<float> seed_x(pool.size() * cols);
+  for (size_t i = 0; i < pool.size(); ++i)
+    std::copy(x + pool[i] * cols, x + (pool[i] + 1) * cols, &seed_x[i * cols]);
+  auto nn = NearestNeighbours(seed_x.data(), static_cast<int64_t>(pool.size()), cols,
+                              params.smote_k(), cancelled);
+  if (!nn.ok()) return nn.status();
+  seed_x = std::vector<float>();
   // Other kinds of synthetic rows (uniform box, per-feature shuffles): no
   // draws at all when both shares are 0, so the paper's stream is unchanged.
   const double f_uniform = params.uniform_fraction(), f_shuffle = params.shuffle_fraction();
@@ -120,6 +121,7 @@ LabelledSet MakeSyntheticLabels(const float* x, int64_t rows, int cols,
     }
   }
   for (int64_t t = 0; t < n_syn; ++t) {
+    if ((t & 4095) == 0 && cancelled && cancelled()) return Cancelled();
     float* row = &out.x[(rows + t) * cols];
     out.labels[rows + t] = 1.0f;
     if (other_kinds) {
@@ -152,9 +154,10 @@ LabelledSet MakeSyntheticLabels(const float* x, int64_t rows, int cols,
         continue;
       }
     }
-    const int64_t i = static_cast<int64_t>(rng.Below(seeds.size()));
-    const float* base = x + seeds[i] * cols;
-    const float* other = nn[i].empty() ? base : x + seeds[nn[i][rng.Below(nn[i].size())]] * cols;
+    const int64_t i = static_cast<int64_t>(rng.Below(pool.size()));
+    const float* base = x + pool[i] * cols;
+    const float* other =
+        nn->k == 0 ? base : x + pool[nn->index[i * nn->k + rng.Below(nn->k)]] * cols;
     const float u = static_cast<float>(rng.Uniform());
     for (int c = 0; c < cols; ++c) row[c] = base[c] + u * (other[c] - base[c]);
     add_noise(row);

@@ -8,8 +8,10 @@
 #define ANORAND_MODEL_SYNTHETIC_LABELS_H_
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "anorand/v1/model.pb.h"
 #include "model/rng.h"
 
@@ -27,8 +29,22 @@ struct LabelledSet {
 // `x` holds `rows` normalised training rows. Uses seed_fraction,
 // anomaly_fraction, smote_k, noise_scale and noise_originals of `params`
 // (resolved). The originals keep their place; synthetic rows are appended.
-LabelledSet MakeSyntheticLabels(const float* x, int64_t rows, int cols,
-                                const v1::TrainingParams& params, Rng& rng);
+// SMOTE interpolates between seed rows and their exact nearest neighbours
+// (model/nearest_neighbours.h) among the seeds, or, when there are more
+// than kMaxSmoteSeeds seeds, among a uniform random subset of that many
+// (also the rows SMOTE starts from; every seed is still labelled 1). The
+// search costs about seeds^2 x cols on rows of 20 or more features even
+// with the k-d tree, so the bound keeps this phase from growing with rows
+// (docs/PERFORMANCE.md). At or below the bound the draws are unchanged.
+//
+// `cancelled` (may be empty) is polled every few milliseconds of work, so a
+// call returns CANCELLED within about 100 ms of it turning true; the Rng
+// state is then unspecified.
+inline constexpr int64_t kMaxSmoteSeeds = 10'000;
+
+absl::StatusOr<LabelledSet> MakeSyntheticLabels(const float* x, int64_t rows, int cols,
+                                                const v1::TrainingParams& params, Rng& rng,
+                                                const std::function<bool()>& cancelled);
 
 }  // namespace anorand
 

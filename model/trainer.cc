@@ -139,7 +139,12 @@ absl::StatusOr<TrainedNetwork> TrainOneNetwork(const float* xn, int64_t rows, in
   TrainedNetwork out;
   ReportPhase(options, layout, TrainPhase::kSyntheticLabels, member, elapsed);
   if (IsCancelled(options)) return CancelledIn(TrainPhase::kSyntheticLabels, member, layout.members);
-  const LabelledSet set = MakeSyntheticLabels(xn, rows, d, p, rng);
+  auto labelled = MakeSyntheticLabels(xn, rows, d, p, rng, options.cancelled);
+  if (absl::IsCancelled(labelled.status())) {
+    return CancelledIn(TrainPhase::kSyntheticLabels, member, layout.members);
+  }
+  if (!labelled.ok()) return labelled.status();
+  const LabelledSet& set = *labelled;
   out.synthetic = set.synthetic;
   if (IsCancelled(options)) return CancelledIn(TrainPhase::kSyntheticLabels, member, layout.members);
   const Split split = SplitValidation(set, p.validation_fraction(), rng);

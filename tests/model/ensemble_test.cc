@@ -383,7 +383,7 @@ TEST(EnsembleTest, RobustNoiseUsesTheInterquartileRange) {
   // RMS displacement of the noised seed rows per feature.
   auto spread = [&](const v1::TrainingParams& params) {
     Rng rng(8);
-    LabelledSet s = MakeSyntheticLabels(x.data(), n, d, params, rng);
+    LabelledSet s = MakeSyntheticLabels(x.data(), n, d, params, rng, {}).value();
     std::vector<double> sq(d, 0.0);
     int moved = 0;
     for (int r = 0; r < n; ++r) {
@@ -533,7 +533,7 @@ TEST(EnsembleTest, UniformAndShuffledAnomaliesHaveTheirShapes) {
   auto p = ResolveParams(user, d);
   ASSERT_TRUE(p.ok());
   Rng rng(2);
-  LabelledSet s = MakeSyntheticLabels(x.data(), n, d, *p, rng);
+  LabelledSet s = MakeSyntheticLabels(x.data(), n, d, *p, rng, {}).value();
   ASSERT_GT(s.synthetic, 100);
   std::vector<std::set<float>> column(d);
   for (int r = 0; r < n; ++r)
@@ -567,8 +567,8 @@ TEST(EnsembleTest, UniformAndShuffledAnomaliesHaveTheirShapes) {
   zero.set_uniform_fraction(0);
   zero.set_shuffle_fraction(0);
   Rng r1(3), r2(3);
-  EXPECT_EQ(MakeSyntheticLabels(x.data(), n, d, *plain, r1).x,
-            MakeSyntheticLabels(x.data(), n, d, zero, r2).x);
+  EXPECT_EQ(MakeSyntheticLabels(x.data(), n, d, *plain, r1, {}).value().x,
+            MakeSyntheticLabels(x.data(), n, d, zero, r2, {}).value().x);
   EXPECT_EQ(r1.Next(), r2.Next());
 }
 

@@ -18,7 +18,7 @@ TEST(SyntheticLabelsTest, CountsFollowThePapersFractions) {
   auto p = ResolveParams(user, d);
   ASSERT_TRUE(p.ok());
   Rng rng(2);
-  LabelledSet s = MakeSyntheticLabels(x.data(), n, d, *p, rng);
+  LabelledSet s = MakeSyntheticLabels(x.data(), n, d, *p, rng, {}).value();
   EXPECT_EQ(s.originals, 20);
   // (20 + syn) / (1000 + syn) = 0.05  =>  syn = 30 / 0.95 = 31.6 -> 32
   EXPECT_EQ(s.synthetic, 32);
@@ -46,11 +46,32 @@ TEST(SyntheticLabelsTest, NoiseOriginalsMovesTheSeedRows) {
   auto p = ResolveParams(user, d);
   ASSERT_TRUE(p.ok());
   Rng rng(2);
-  LabelledSet s = MakeSyntheticLabels(x.data(), n, d, *p, rng);
+  LabelledSet s = MakeSyntheticLabels(x.data(), n, d, *p, rng, {}).value();
   int moved = 0;
   for (int r = 0; r < n; ++r)
     if (s.labels[r] == 1 && !std::equal(&x[r * d], &x[r * d] + d, &s.x[r * d])) ++moved;
   EXPECT_EQ(moved, s.originals);
+}
+
+// The callback turns true after a few polls, inside the work (robust
+// spreads, neighbour search, generation), so CANCELLED proves the
+// generator polls while it runs.
+TEST(SyntheticLabelsTest, CancelWhileMakingAnomaliesReturnsCancelled) {
+  const int n = 20000, d = 6;
+  std::vector<float> x(n * d);
+  Rng gen(1);
+  for (float& v : x) v = static_cast<float>(gen.Normal());
+  v1::TrainingParams user;
+  user.set_robust_noise(true);
+  auto p = ResolveParams(user, d);
+  ASSERT_TRUE(p.ok());
+  for (int after : {0, 3, 8, 20}) {
+    Rng rng(2);
+    int calls = 0;
+    auto s = MakeSyntheticLabels(x.data(), n, d, *p, rng, [&] { return ++calls > after; });
+    EXPECT_EQ(s.status().code(), absl::StatusCode::kCancelled) << after << ": " << s.status();
+    EXPECT_EQ(calls, after + 1);
+  }
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 
 namespace anorand {
 
@@ -31,7 +32,7 @@ DynamicBatcher::DynamicBatcher(const ScoreHandler* handler, BatchingOptions opti
                         : std::max(1, static_cast<int>(std::thread::hardware_concurrency()))) {}
 
 int64_t DynamicBatcher::queued_records() const {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   return queued_records_;
 }
 
@@ -57,36 +58,39 @@ void DynamicBatcher::Submit(const v1::ScoreRequest* request, v1::ScoreResponse* 
   p->item.prepared = *std::move(prepared);
   const CompiledModel* key = p->item.prepared.handle.model.get();
   const int64_t rows = p->item.prepared.rows;
+  int64_t queued_when_full = -1;
   {
-    std::unique_lock lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (queued_records_ > 0 && queued_records_ + rows > options_.max_queued_records) {
-      const int64_t queued = queued_records_;
-      lock.unlock();
-      p->item.status = absl::ResourceExhaustedError(absl::StrCat(
-          "the scoring queue is full: ", queued, " records wait and this request has ", rows,
-          " (--batch_max_queued_records is ", options_.max_queued_records,
-          "); retry with backoff, or add replicas"));
-      Answer(p.get());
-      return;
+      queued_when_full = queued_records_;
+    } else {
+      p->enqueued = Clock::now();
+      Queue& q = queues_[key];
+      q.items.push_back(std::move(p));
+      q.records += rows;
+      queued_records_ += rows;
+      // A pass waiting for its batch to fill, or no free slot: a pass takes it.
+      if (q.waiting > 0 || q.leaders >= max_parallel_) {
+        if (q.waiting > 0 && q.records >= options_.max_records) cv_.SignalAll();
+        return;
+      }
+      ++q.leaders;
     }
-    p->enqueued = Clock::now();
-    Queue& q = queues_[key];
-    q.items.push_back(std::move(p));
-    q.records += rows;
-    queued_records_ += rows;
-    // A pass waiting for its batch to fill, or no free slot: a pass takes it.
-    if (q.waiting > 0 || q.leaders >= max_parallel_) {
-      if (q.waiting > 0 && q.records >= options_.max_records) cv_.notify_all();
-      return;
-    }
-    ++q.leaders;
+  }
+  if (queued_when_full >= 0) {
+    p->item.status = absl::ResourceExhaustedError(absl::StrCat(
+        "the scoring queue is full: ", queued_when_full, " records wait and this request has ",
+        rows, " (--batch_max_queued_records is ", options_.max_queued_records,
+        "); retry with backoff, or add replicas"));
+    Answer(p.get());
+    return;
   }
   Lead(key);
 }
 
 void DynamicBatcher::Lead(const CompiledModel* key) {
   const auto delay = std::chrono::microseconds(options_.max_delay_us);
-  std::unique_lock lock(mu_);
+  mu_.Lock();
   Queue& q = queues_.at(key);  // stays put while q.leaders > 0
   while (true) {
     if (!q.items.empty() && options_.max_delay_us > 0 && q.records < options_.max_records) {
@@ -94,11 +98,16 @@ void DynamicBatcher::Lead(const CompiledModel* key) {
       const Clock::time_point until =
           std::min(q.items.front()->enqueued + delay, q.items.front()->deadline);
       ++q.waiting;
-      cv_.wait_until(lock, until, [&] { return q.records >= options_.max_records; });
+      while (q.records < options_.max_records) {
+        const Clock::duration left = until - Clock::now();
+        if (left <= Clock::duration::zero()) break;
+        cv_.WaitWithTimeout(&mu_, absl::FromChrono(left));
+      }
       --q.waiting;
     }
     if (q.items.empty()) {
       if (--q.leaders == 0) queues_.erase(key);
+      mu_.Unlock();
       return;
     }
     std::vector<std::unique_ptr<Pending>> batch;
@@ -112,9 +121,9 @@ void DynamicBatcher::Lead(const CompiledModel* key) {
     }
     q.records -= records;
     queued_records_ -= records;
-    lock.unlock();
+    mu_.Unlock();
     Execute(std::move(batch));
-    lock.lock();
+    mu_.Lock();
   }
 }
 

@@ -22,15 +22,15 @@
 #define ANORAND_SERVER_BATCHER_H_
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <unordered_map>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "server/score_handler.h"
 
 namespace anorand {
@@ -79,7 +79,7 @@ class DynamicBatcher {
     int leaders = 0;  // passes running or about to
     int waiting = 0;  // leaders waiting out max_delay_us for the batch to fill
   };
-  void Lead(const CompiledModel* key);
+  void Lead(const CompiledModel* key) ABSL_LOCKS_EXCLUDED(mu_);
   void Execute(std::vector<std::unique_ptr<Pending>> batch);
   void Answer(Pending* p) const;
 
@@ -87,10 +87,10 @@ class DynamicBatcher {
   const BatchingOptions options_;
   const int max_parallel_;
   std::function<void(int, int64_t)> on_pass_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;  // a queue grew (leaders waiting out max_delay_us)
-  std::unordered_map<const CompiledModel*, Queue> queues_;
-  int64_t queued_records_ = 0;
+  mutable absl::Mutex mu_;
+  absl::CondVar cv_;  // a queue grew (leaders waiting out max_delay_us)
+  std::unordered_map<const CompiledModel*, Queue> queues_ ABSL_GUARDED_BY(mu_);
+  int64_t queued_records_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace anorand

@@ -24,9 +24,9 @@ int64_t NowMs() {
 }
 
 std::string NewJobId() {
+  static absl::Mutex mu(absl::kConstInit);
+  absl::MutexLock lock(&mu);
   static std::mt19937_64 gen(std::random_device{}());
-  static std::mutex mu;
-  std::lock_guard lock(mu);
   return absl::StrFormat("job-%x-%06x", NowMs(), gen() & 0xffffff);
 }
 
@@ -130,6 +130,7 @@ absl::Status JobManager::Start() {
       }
       Persist(entry->job);
     }
+    absl::MutexLock lock(&mu_);
     jobs_.emplace(entry->job.id(), std::move(entry));
   }
   for (int i = 0; i < std::max(1, options_.training_threads); ++i) {
@@ -142,13 +143,13 @@ absl::Status JobManager::Start() {
 void JobManager::Stop() {
   std::deque<std::shared_ptr<Entry>> queued;
   {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (stopping_) return;
     stopping_ = true;
     queued.swap(queue_);
     for (auto& [id, e] : jobs_) e->cancel = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   for (auto& e : queued) {
     Update(e, [](v1::Job& j) {
       j.set_state(v1::JOB_STATE_FAILED);
@@ -161,7 +162,7 @@ void JobManager::Stop() {
 }
 
 absl::Status JobManager::CheckQueueRoom() const {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   return QueueRoomLocked();
 }
 
@@ -204,7 +205,7 @@ absl::StatusOr<v1::Job> JobManager::Submit(v1::JobSpec spec, Dataset data) {
   // never overwrites a newer one.
   Persist(job);
   {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (absl::Status room = QueueRoomLocked(); !room.ok()) {
       std::error_code ec;
       fs::remove(absl::StrCat(options_.jobs_dir, "/", job.id(), ".json"), ec);
@@ -213,14 +214,14 @@ absl::StatusOr<v1::Job> JobManager::Submit(v1::JobSpec spec, Dataset data) {
     jobs_.emplace(job.id(), entry);
     queue_.push_back(entry);
   }
-  cv_.notify_one();
+  cv_.Signal();
   NotifyCounts();
   return job;
 }
 
 absl::StatusOr<v1::Job> JobManager::Get(const std::string& id) const {
   if (id.empty()) return absl::InvalidArgumentError("job_id is empty");
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = jobs_.find(id);
   if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("no job '", id, "'"));
   return it->second->job;
@@ -248,7 +249,7 @@ absl::StatusOr<v1::ListJobsResponse> JobManager::List(const v1::ListJobsRequest&
     }
   }
   std::vector<const v1::Job*> matched;
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   for (const auto& [id, e] : jobs_) {
     const v1::Job& j = e->job;
     if (!r.model_name().empty() && j.spec().model_name() != r.model_name()) continue;
@@ -276,7 +277,7 @@ absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& id) {
   std::shared_ptr<Entry> entry;
   bool was_queued = false;
   {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     auto it = jobs_.find(id);
     if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("no job '", id, "'"));
     entry = it->second;
@@ -313,7 +314,7 @@ absl::StatusOr<uint64_t> JobManager::Watch(const std::string& id, Watcher on_pro
   v1::JobProgress snapshot;
   uint64_t token;
   {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     auto it = jobs_.find(id);
     if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("no job '", id, "'"));
     snapshot = ProgressOf(it->second->job);
@@ -326,7 +327,7 @@ absl::StatusOr<uint64_t> JobManager::Watch(const std::string& id, Watcher on_pro
 }
 
 void JobManager::Unwatch(uint64_t token) {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   watchers_.erase(token);
 }
 
@@ -335,7 +336,7 @@ void JobManager::Update(const std::shared_ptr<Entry>& entry,
   v1::Job copy;
   std::vector<Watcher> to_call;
   {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     change(entry->job);
     *entry->job.mutable_progress() = ProgressOf(entry->job);
     copy = entry->job;
@@ -368,7 +369,7 @@ void JobManager::Persist(const v1::Job& job) const {
 }
 
 std::string JobManager::CancelReason(const std::string& what) const {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (!stopping_) return what;
   return absl::StrCat(what, ": the server is shutting down (SIGTERM); submit the job again");
 }
@@ -378,7 +379,7 @@ void JobManager::NotifyCounts() {
   std::map<v1::JobState, int> counts;
   int depth;
   {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     for (int s = v1::JOB_STATE_QUEUED; s <= v1::JOB_STATE_CANCELLED; ++s) counts[v1::JobState(s)] = 0;
     for (const auto& [id, e] : jobs_) ++counts[e->job.state()];
     depth = static_cast<int>(queue_.size());
@@ -390,8 +391,8 @@ void JobManager::WorkerLoop() {
   while (true) {
     std::shared_ptr<Entry> entry;
     {
-      std::unique_lock lock(mu_);
-      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      absl::MutexLock lock(&mu_);
+      while (!stopping_ && queue_.empty()) cv_.Wait(&mu_);
       if (stopping_) return;
       entry = queue_.front();
       queue_.pop_front();
@@ -482,7 +483,7 @@ void JobManager::Run(const std::shared_ptr<Entry>& entry) {
     return;
   }
   {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (entry->cancel.load()) {
       // Cancelled between the last mini-batch and here: nothing published.
     } else {

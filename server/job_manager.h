@@ -18,18 +18,18 @@
 #define ANORAND_SERVER_JOB_MANAGER_H_
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "anorand/v1/training.pb.h"
 #include "model/dataset.h"
 #include "server/model_manager.h"
@@ -98,22 +98,24 @@ class JobManager {
   // Persists and notifies; takes mu_ only to copy what it needs.
   void Update(const std::shared_ptr<Entry>& entry, const std::function<void(v1::Job&)>& change);
   void Persist(const v1::Job& job) const;
-  void NotifyCounts();
+  void NotifyCounts() ABSL_LOCKS_EXCLUDED(mu_);
   // A cancelled job's error: `what`, plus the shutdown when that caused it.
-  std::string CancelReason(const std::string& what) const;
-  absl::Status QueueRoomLocked() const;  // requires mu_
+  std::string CancelReason(const std::string& what) const ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status QueueRoomLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   ModelManager* models_;
   JobOptions options_;
   JobEvents events_;
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::map<std::string, std::shared_ptr<Entry>> jobs_;  // guarded by mu_
-  std::deque<std::shared_ptr<Entry>> queue_;            // guarded by mu_
-  std::map<uint64_t, std::pair<std::string, Watcher>> watchers_;  // guarded by mu_
-  uint64_t next_watch_ = 1;                              // guarded by mu_
-  bool stopping_ = false;                                // guarded by mu_
+  // Guards the maps and the queue below, and each Entry's `job` and
+  // `publishing` (an Entry's fields cannot name it in an annotation).
+  mutable absl::Mutex mu_;
+  absl::CondVar cv_;  // the queue grew, or stopping_
+  std::map<std::string, std::shared_ptr<Entry>> jobs_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::shared_ptr<Entry>> queue_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, std::pair<std::string, Watcher>> watchers_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_watch_ ABSL_GUARDED_BY(mu_) = 1;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> workers_;
 };
 

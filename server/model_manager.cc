@@ -1,11 +1,13 @@
 #include "server/model_manager.h"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/time.h"
 #include "model/model_file.h"
 #include "server/names.h"
 
@@ -18,8 +20,8 @@ double Since(std::chrono::steady_clock::time_point t) {
 
 }  // namespace
 
-ModelManager::ModelManager(ModelStore store, Registry* registry)
-    : store_(std::move(store)), registry_(registry) {}
+ModelManager::ModelManager(ModelStore store, Registry* registry, ModelManagerOptions options)
+    : store_(std::move(store)), registry_(registry), options_(std::move(options)) {}
 
 ModelManager::~ModelManager() { Stop(); }
 
@@ -28,14 +30,13 @@ absl::Status ModelManager::Start(double poll_seconds) {
   Sync();
   if (poll_seconds > 0) {
     poller_ = std::thread([this, poll_seconds] {
-      std::unique_lock lock(poll_mu_);
-      while (!stopping_) {
-        poll_cv_.wait_for(lock, std::chrono::duration<double>(poll_seconds),
-                          [this] { return stopping_; });
-        if (stopping_) break;
-        lock.unlock();
+      while (true) {
+        {
+          absl::MutexLock lock(&poll_mu_);
+          poll_mu_.AwaitWithTimeout(absl::Condition(&stopping_), absl::Seconds(poll_seconds));
+          if (stopping_) return;
+        }
         Sync();
-        lock.lock();
       }
     });
   }
@@ -44,31 +45,49 @@ absl::Status ModelManager::Start(double poll_seconds) {
 
 void ModelManager::Stop() {
   {
-    std::lock_guard lock(poll_mu_);
+    absl::MutexLock lock(&poll_mu_);
     stopping_ = true;
   }
-  poll_cv_.notify_all();
   if (poller_.joinable()) poller_.join();
 }
 
-void ModelManager::LoadFromStore(const std::string& name, int64_t version) {
+void ModelManager::NotifyLoad(const LoadEvent& event) const {
+  if (options_.on_load) options_.on_load(event);
+}
+
+bool ModelManager::LoadInFlight(const std::string& name) const {
+  auto it = loads_.lower_bound(VersionKey(name, 0));
+  return it != loads_.end() && it->first.first == name;
+}
+
+absl::StatusOr<std::shared_ptr<ModelManager::PendingLoad>> ModelManager::BeginLoad(
+    const std::string& name, int64_t version) {
+  VersionEntry loading;
+  loading.state = VersionState::kLoading;
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(store_.VersionFile(name, version), ec);
+  // A file that cannot be sized is reserved as empty; reading it fails.
+  if (!ec) loading.file_bytes = static_cast<int64_t>(size);
+  if (absl::Status s = CheckLoadBudget(name, version, loading.file_bytes); !s.ok()) return s;
+  registry_->SetVersion(name, version, std::move(loading));
+  auto load = std::make_shared<PendingLoad>();
+  load->name = name;
+  load->version = version;
+  loads_[VersionKey(name, version)] = load;
+  return load;
+}
+
+void ModelManager::FinishLoad(const std::shared_ptr<PendingLoad>& load) {
+  const std::string& name = load->name;
+  const int64_t version = load->version;
+  if (options_.before_load) options_.before_load(name, version);
   const auto start = std::chrono::steady_clock::now();
-  {
-    // Seen by readers while it compiles: scoring it answers UNAVAILABLE
-    // (retry), listings show LOADING.
-    VersionEntry loading;
-    loading.state = VersionState::kLoading;
-    registry_->SetVersion(name, version, std::move(loading));
-  }
   VersionEntry entry;
   const std::string path = store_.VersionFile(name, version);
   auto bytes = ReadFileBounded(path, kMaxModelBytes + kModelHeaderBytes);
   absl::Status status = bytes.status();
   if (bytes.ok()) {
     entry.file_bytes = static_cast<int64_t>(bytes->size());
-    status = CheckLoadBudget(name, version, entry.file_bytes);
-  }
-  if (status.ok()) {
     auto file = ParseModel(*bytes, path);
     status = file.status();
     if (file.ok()) {
@@ -79,32 +98,66 @@ void ModelManager::LoadFromStore(const std::string& name, int64_t version) {
   }
   entry.state = status.ok() ? VersionState::kReady : VersionState::kFailed;
   entry.error = std::string(status.message());
-  registry_->SetVersion(name, version, std::move(entry));
-  if (on_load_) on_load_(LoadEvent{name, version, status.ok(), Since(start), std::string(status.message())});
+  {
+    absl::MutexLock admin(&admin_mu_);
+    registry_->SetVersion(name, version, std::move(entry));
+    loads_.erase(VersionKey(name, version));
+  }
+  load->status = status;
+  load->done.Notify();
+  NotifyLoad(LoadEvent{name, version, status.ok(), Since(start), std::string(status.message())});
 }
 
 void ModelManager::Sync() {
-  std::lock_guard admin(admin_mu_);
-  const auto listing = store_.Scan();
-  const auto loaded = registry_->Snapshot();
-  for (const auto& [name, entry] : loaded) {
-    auto it = listing.find(name);
-    for (const auto& [version, v] : entry.versions) {
-      const bool on_disk =
-          it != listing.end() && std::binary_search(it->second.versions.begin(),
-                                                    it->second.versions.end(), version);
-      if (!on_disk) registry_->EraseVersion(name, version);
+  std::vector<std::shared_ptr<PendingLoad>> started;
+  {
+    absl::MutexLock admin(&admin_mu_);
+    const auto listing = store_.Scan();
+    const auto loaded = registry_->Snapshot();
+    for (const auto& [name, entry] : loaded) {
+      auto it = listing.find(name);
+      for (const auto& [version, v] : entry.versions) {
+        if (loads_.count(VersionKey(name, version))) continue;  // its loader publishes it
+        const bool on_disk =
+            it != listing.end() && std::binary_search(it->second.versions.begin(),
+                                                      it->second.versions.end(), version);
+        if (!on_disk) registry_->EraseVersion(name, version);
+      }
+      if (it == listing.end() && !LoadInFlight(name)) registry_->EraseModel(name);
     }
-    if (it == listing.end()) registry_->EraseModel(name);
+    for (const auto& [name, l] : listing) {
+      auto known = registry_->GetModel(name);
+      bool loading = false;
+      for (int64_t version : l.versions) {
+        if (known && known->versions.count(version)) continue;
+        auto load = BeginLoad(name, version);
+        if (!load.ok()) {
+          VersionEntry failed;
+          failed.state = VersionState::kFailed;
+          failed.error = std::string(load.status().message());
+          registry_->SetVersion(name, version, std::move(failed));
+          NotifyLoad(LoadEvent{name, version, false, 0, std::string(load.status().message())});
+          continue;
+        }
+        started.push_back(*std::move(load));
+        loading = true;
+      }
+      // A model with new versions gets its aliases once they are loaded.
+      if (loading) continue;
+      if (l.aliases_error.empty()) registry_->SetAliases(name, l.aliases);
+      else if (!known) registry_->SetAliases(name, {});
+    }
   }
-  for (const auto& [name, l] : listing) {
-    auto known = registry_->GetModel(name);
-    for (int64_t version : l.versions) {
-      if (known && known->versions.count(version)) continue;
-      LoadFromStore(name, version);
-    }
-    if (l.aliases_error.empty()) registry_->SetAliases(name, l.aliases);
-    else if (!known) registry_->SetAliases(name, {});
+  std::set<std::string> models;
+  for (const auto& load : started) {
+    FinishLoad(load);
+    models.insert(load->name);
+  }
+  // Read again: an alias may have moved while the versions compiled.
+  absl::MutexLock admin(&admin_mu_);
+  for (const std::string& name : models) {
+    auto aliases = store_.ReadAliases(name);
+    if (aliases.ok()) registry_->SetAliases(name, *std::move(aliases));
   }
 }
 
@@ -127,28 +180,31 @@ absl::StatusOr<int64_t> ModelManager::Import(const std::string& name, int64_t ve
   if (!file.ok()) return file.status();
   auto compiled = CompiledModel::Create(*std::move(file));
   if (!compiled.ok()) return compiled.status();
-  std::lock_guard admin(admin_mu_);
-  if (absl::Status s = CheckLoadBudget(name, version, static_cast<int64_t>(bytes.size()));
-      !s.ok()) {
-    return s;
+  int64_t published = 0;
+  {
+    absl::MutexLock admin(&admin_mu_);
+    if (absl::Status s = CheckLoadBudget(name, version, static_cast<int64_t>(bytes.size()));
+        !s.ok()) {
+      return s;
+    }
+    auto stored = store_.Publish(name, version, bytes);
+    if (!stored.ok()) return stored.status();
+    published = *stored;
+    VersionEntry entry;
+    entry.state = VersionState::kReady;
+    entry.model = *std::move(compiled);
+    entry.file_bytes = static_cast<int64_t>(bytes.size());
+    registry_->SetVersion(name, published, std::move(entry));
+    if (!alias.empty()) {
+      absl::Status s = UpdateAliases(name, [&](std::map<std::string, int64_t>* aliases) {
+        (*aliases)[alias] = published;
+        return absl::OkStatus();
+      });
+      if (!s.ok()) return s;
+    }
   }
-  auto published = store_.Publish(name, version, bytes);
-  if (!published.ok()) return published.status();
-  VersionEntry entry;
-  entry.state = VersionState::kReady;
-  entry.model = *std::move(compiled);
-  entry.file_bytes = static_cast<int64_t>(bytes.size());
-  registry_->SetVersion(name, *published, std::move(entry));
-  if (on_load_) on_load_(LoadEvent{name, *published, true, Since(start), ""});
-  if (!alias.empty()) {
-    const int64_t target = *published;
-    absl::Status s = UpdateAliases(name, [&](std::map<std::string, int64_t>* aliases) {
-      (*aliases)[alias] = target;
-      return absl::OkStatus();
-    });
-    if (!s.ok()) return s;
-  }
-  return *published;
+  NotifyLoad(LoadEvent{name, published, true, Since(start), ""});
+  return published;
 }
 
 absl::Status ModelManager::UpdateAliases(
@@ -176,20 +232,21 @@ absl::Status ModelManager::UpdateAliases(
 
 absl::Status ModelManager::CheckLoadBudget(const std::string& name, int64_t version,
                                            int64_t bytes) const {
-  if (max_loaded_bytes_ <= 0) return absl::OkStatus();
+  if (options_.max_loaded_bytes <= 0) return absl::OkStatus();
   int64_t loaded = 0;
   for (const auto& [n, model] : registry_->Snapshot()) {
     for (const auto& [v, entry] : model.versions) {
-      if (entry.state == VersionState::kReady && !(n == name && v == version)) {
+      const bool held = entry.state == VersionState::kReady || entry.state == VersionState::kLoading;
+      if (held && !(n == name && v == version)) {
         loaded += entry.file_bytes;
       }
     }
   }
-  if (loaded + bytes <= max_loaded_bytes_) return absl::OkStatus();
+  if (loaded + bytes <= options_.max_loaded_bytes) return absl::OkStatus();
   return absl::ResourceExhaustedError(absl::StrCat(
       "loading model '", name, "'", version > 0 ? absl::StrCat(" version ", version) : "", " (",
       bytes, " bytes) would hold ", loaded + bytes, " bytes of loaded models, over ",
-      "--max_loaded_model_bytes=", max_loaded_bytes_,
+      "--max_loaded_model_bytes=", options_.max_loaded_bytes,
       "; unload or delete versions no longer needed, or raise the limit"));
 }
 
@@ -204,22 +261,33 @@ absl::Status ModelManager::LoadVersion(const std::string& name, int64_t version)
   if (absl::Status s = ValidateModelName(name); !s.ok()) return s;
   if (absl::Status s = ValidateVersionNumber(version); !s.ok()) return s;
   if (absl::Status s = CheckKnownModel(name); !s.ok()) return s;
-  std::lock_guard admin(admin_mu_);
-  auto v = registry_->GetVersion(name, version);
-  if (!v) return absl::NotFoundError(absl::StrCat("model '", name, "' has no version ", version));
-  if (v->state == VersionState::kReady) return absl::OkStatus();
-  std::error_code ec;
-  const auto size = std::filesystem::file_size(store_.VersionFile(name, version), ec);
-  if (!ec) {
-    if (absl::Status s = CheckLoadBudget(name, version, static_cast<int64_t>(size)); !s.ok()) {
-      return s;
+  std::shared_ptr<PendingLoad> load;
+  bool mine = false;
+  {
+    absl::MutexLock admin(&admin_mu_);
+    auto v = registry_->GetVersion(name, version);
+    if (!v) {
+      return absl::NotFoundError(absl::StrCat("model '", name, "' has no version ", version));
+    }
+    if (v->state == VersionState::kReady) return absl::OkStatus();
+    auto in_flight = loads_.find(VersionKey(name, version));
+    if (in_flight != loads_.end()) {
+      load = in_flight->second;  // one compile per version: wait for it
+    } else {
+      auto begun = BeginLoad(name, version);
+      if (!begun.ok()) return begun.status();
+      load = *std::move(begun);
+      mine = true;
     }
   }
-  LoadFromStore(name, version);
-  auto after = registry_->GetVersion(name, version);
-  if (!after || after->state != VersionState::kReady) {
+  if (mine) {
+    FinishLoad(load);
+  } else {
+    load->done.WaitForNotification();
+  }
+  if (!load->status.ok()) {
     return absl::DataLossError(absl::StrCat("model '", name, "' version ", version,
-                                            " could not be loaded: ", after ? after->error : "gone"));
+                                            " could not be loaded: ", load->status.message()));
   }
   return absl::OkStatus();
 }
@@ -228,7 +296,7 @@ absl::Status ModelManager::UnloadVersion(const std::string& name, int64_t versio
   if (absl::Status s = ValidateModelName(name); !s.ok()) return s;
   if (absl::Status s = ValidateVersionNumber(version); !s.ok()) return s;
   if (absl::Status s = CheckKnownModel(name); !s.ok()) return s;
-  std::lock_guard admin(admin_mu_);
+  absl::MutexLock admin(&admin_mu_);
   auto model = registry_->GetModel(name);
   if (!model) return absl::NotFoundError(absl::StrCat("model '", name, "' not found"));
   auto it = model->versions.find(version);
@@ -276,7 +344,7 @@ absl::Status ModelManager::DeleteVersion(const std::string& name, int64_t versio
   if (absl::Status s = ValidateModelName(name); !s.ok()) return s;
   if (absl::Status s = ValidateVersionNumber(version); !s.ok()) return s;
   if (absl::Status s = CheckKnownModel(name); !s.ok()) return s;
-  std::lock_guard admin(admin_mu_);
+  absl::MutexLock admin(&admin_mu_);
   auto model = registry_->GetModel(name);
   if (!model || !model->versions.count(version)) {
     return absl::NotFoundError(absl::StrCat("model '", name, "' has no version ", version));
@@ -322,7 +390,7 @@ absl::Status ModelManager::SetAlias(const std::string& name, const std::string& 
   if (absl::Status s = ValidateAliasName(alias); !s.ok()) return s;
   if (absl::Status s = ValidateVersionNumber(version); !s.ok()) return s;
   if (absl::Status s = CheckKnownModel(name); !s.ok()) return s;
-  std::lock_guard admin(admin_mu_);
+  absl::MutexLock admin(&admin_mu_);
   auto v = registry_->GetVersion(name, version);
   if (!v) return absl::NotFoundError(absl::StrCat("model '", name, "' has no version ", version));
   if (v->state != VersionState::kReady) {
@@ -340,7 +408,7 @@ absl::Status ModelManager::RemoveAlias(const std::string& name, const std::strin
   if (absl::Status s = ValidateModelName(name); !s.ok()) return s;
   if (absl::Status s = ValidateAliasName(alias); !s.ok()) return s;
   if (absl::Status s = CheckKnownModel(name); !s.ok()) return s;
-  std::lock_guard admin(admin_mu_);
+  absl::MutexLock admin(&admin_mu_);
   return UpdateAliases(name, [&](std::map<std::string, int64_t>* aliases) {
     if (!aliases->erase(alias)) {
       return absl::NotFoundError(absl::StrCat("model '", name, "' has no alias '", alias, "'"));

@@ -1,7 +1,5 @@
 #include "server/registry.h"
 
-#include <mutex>
-
 #include "absl/strings/str_cat.h"
 
 namespace anorand {
@@ -18,7 +16,7 @@ const char* VersionStateName(VersionState s) {
 
 absl::StatusOr<ModelHandle> Registry::Resolve(const std::string& name, int64_t version,
                                               const std::string& alias) const {
-  std::shared_lock lock(mu_);
+  absl::ReaderMutexLock lock(&mu_);
   auto m = models_.find(name);
   if (m == models_.end()) {
     return absl::NotFoundError(absl::StrCat(
@@ -73,7 +71,7 @@ absl::StatusOr<ModelHandle> Registry::Resolve(const std::string& name, int64_t v
 
 void Registry::SetVersion(const std::string& name, int64_t version, VersionEntry entry) {
   std::shared_ptr<const CompiledModel> old;  // freed after the lock
-  std::unique_lock lock(mu_);
+  absl::MutexLock lock(&mu_);
   VersionEntry& slot = models_[name].versions[version];
   old = std::move(slot.model);
   slot = std::move(entry);
@@ -81,7 +79,7 @@ void Registry::SetVersion(const std::string& name, int64_t version, VersionEntry
 
 void Registry::EraseVersion(const std::string& name, int64_t version) {
   std::shared_ptr<const CompiledModel> old;
-  std::unique_lock lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto m = models_.find(name);
   if (m == models_.end()) return;
   auto v = m->second.versions.find(version);
@@ -92,7 +90,7 @@ void Registry::EraseVersion(const std::string& name, int64_t version) {
 
 void Registry::EraseModel(const std::string& name) {
   ModelEntry old;
-  std::unique_lock lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto m = models_.find(name);
   if (m == models_.end()) return;
   old = std::move(m->second);
@@ -100,12 +98,12 @@ void Registry::EraseModel(const std::string& name) {
 }
 
 void Registry::SetAliases(const std::string& name, std::map<std::string, int64_t> aliases) {
-  std::unique_lock lock(mu_);
+  absl::MutexLock lock(&mu_);
   models_[name].aliases = std::move(aliases);
 }
 
 std::optional<VersionEntry> Registry::GetVersion(const std::string& name, int64_t version) const {
-  std::shared_lock lock(mu_);
+  absl::ReaderMutexLock lock(&mu_);
   auto m = models_.find(name);
   if (m == models_.end()) return std::nullopt;
   auto v = m->second.versions.find(version);
@@ -114,14 +112,14 @@ std::optional<VersionEntry> Registry::GetVersion(const std::string& name, int64_
 }
 
 std::optional<ModelEntry> Registry::GetModel(const std::string& name) const {
-  std::shared_lock lock(mu_);
+  absl::ReaderMutexLock lock(&mu_);
   auto m = models_.find(name);
   if (m == models_.end()) return std::nullopt;
   return m->second;
 }
 
 std::map<std::string, ModelEntry> Registry::Snapshot() const {
-  std::shared_lock lock(mu_);
+  absl::ReaderMutexLock lock(&mu_);
   return models_;
 }
 

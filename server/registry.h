@@ -15,10 +15,11 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <shared_mutex>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "model/compiled_model.h"
 
 namespace anorand {
@@ -64,8 +65,8 @@ class Registry {
   std::map<std::string, ModelEntry> Snapshot() const;
 
  private:
-  mutable std::shared_mutex mu_;
-  std::map<std::string, ModelEntry> models_;  // guarded by mu_
+  mutable absl::Mutex mu_;  // readers share it; writers hold it briefly
+  std::map<std::string, ModelEntry> models_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace anorand

@@ -30,7 +30,10 @@ class ServerImpl final : public AnorandServer {
   explicit ServerImpl(const ServerOptions& o)
       : options_(o),
         auth_(o.auth_token),
-        manager_(ModelStore(o.model_dir), &registry_),
+        manager_(ModelStore(o.model_dir), &registry_,
+                 ModelManagerOptions{o.max_loaded_model_bytes,
+                                     [this](const LoadEvent& e) { OnModelLoad(e); },
+                                     o.before_model_load}),
         handler_(&registry_, ScoreLimits{o.max_batch_records, o.max_message_bytes}),
         stream_handler_(&registry_, ScoreLimits{o.max_batch_records, o.max_message_bytes}),
         batcher_(&handler_, o.batching),
@@ -51,15 +54,6 @@ class ServerImpl final : public AnorandServer {
     if (options_.require_token_for_scoring) scoring_.set_auth(&auth_);
     if (options_.enable_batching) scoring_.set_batcher(&batcher_);
     scoring_.set_stream_idle_seconds(options_.stream_idle_seconds);
-    manager_.set_max_loaded_bytes(options_.max_loaded_model_bytes);
-    manager_.set_on_load([this](const LoadEvent& e) {
-      if (!e.ok) {
-        fprintf(stderr, "anorand-server: model %s version %lld failed to load: %s\n",
-                e.model.c_str(), static_cast<long long>(e.version), e.error.c_str());
-      }
-      if (metrics_) metrics_->OnLoad(e);
-      UpdateHealth();
-    });
     if (absl::Status s = manager_.Start(options_.poll_seconds); !s.ok()) return s;
     if (absl::Status s = jobs_.Start(); !s.ok()) return s;
 
@@ -148,6 +142,15 @@ class ServerImpl final : public AnorandServer {
       m->OnTrainingJobFinished(state, seconds);
     };
     jobs_.set_events(std::move(job_events));
+  }
+
+  void OnModelLoad(const LoadEvent& e) {
+    if (!e.ok) {
+      fprintf(stderr, "anorand-server: model %s version %lld failed to load: %s\n",
+              e.model.c_str(), static_cast<long long>(e.version), e.error.c_str());
+    }
+    if (metrics_) metrics_->OnLoad(e);
+    UpdateHealth();
   }
 
   void UpdateHealth() {

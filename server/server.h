@@ -10,6 +10,7 @@
 #ifndef ANORAND_SERVER_SERVER_H_
 #define ANORAND_SERVER_SERVER_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -51,6 +52,10 @@ struct ServerOptions {
   std::string metrics_address;
   // TLS on the gRPC port (off when every file is empty); see tls.h.
   TlsOptions tls;
+  // Called once a version is LOADING, before its file is read and compiled,
+  // with no lock held (model_manager.h). Empty in anorand-server; tests hold
+  // a load here.
+  std::function<void(const std::string& model, int64_t version)> before_model_load;
 };
 
 // Checks ranges; INVALID_ARGUMENT names the flag.

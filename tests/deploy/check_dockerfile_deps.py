@@ -5,9 +5,11 @@ scripts/test-fresh use) and its runtime stage from
 `scripts/install-deps --runtime`. Fails when a RUN installs packages any
 other way (apt-get/apt/aptitude install, dpkg -i), when the build stage
 does not run scripts/install-deps with no arguments, or when the runtime
-stage does not run it with --runtime.
+stage does not run it with --runtime. For another Dockerfile, the stages and
+their install-deps arguments are given as STAGE=ARGUMENT (an unnamed stage
+is its index: deploy/prometheus/Dockerfile is `0=--prometheus`).
 
-usage: check_dockerfile_deps.py ROOT [DOCKERFILE]"""
+usage: check_dockerfile_deps.py ROOT [DOCKERFILE [STAGE=ARGUMENT ...]]"""
 
 import os
 import re
@@ -48,6 +50,8 @@ def main():
             if cmd == "install-deps":
                 calls.setdefault(name, []).append(" ".join(args))
     want = {"build": "", "runtime": "--runtime"}
+    if len(sys.argv) > 3:
+        want = dict(a.split("=", 1) for a in sys.argv[3:])
     for stage, arg in want.items():
         if stage not in names.values():
             failures.append(f"no stage named '{stage}' (FROM ... AS {stage})")
@@ -59,8 +63,9 @@ def main():
         print("FAIL:", f)
     if failures:
         return 1
-    print("ok: build stage packages from scripts/install-deps, runtime from --runtime; "
-          "no other install in", os.path.relpath(dockerfile, root))
+    print("ok:", ", ".join(f"stage {k} from `{('scripts/install-deps ' + v).strip()}`"
+                           for k, v in want.items()),
+          "; no other install in", os.path.relpath(dockerfile, root))
     return 0
 
 

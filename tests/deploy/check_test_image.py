@@ -2,11 +2,11 @@
 """scripts/test-image runs the compose stack's services with `podman run`
 (Debian's podman-compose 1.0.3 mishandles depends_on conditions and
 ${VAR:-}); this check keeps those runs and deploy/compose.yaml from
-drifting apart. For the `anorand`, `seed` and `traffic` services: the
+drifting apart. For the `anorand`, `seed`, `traffic` and `prometheus` services: the
 command flags, read_only, tmpfs, cap_drop, security_opt, stop_grace_period,
 the entrypoint, every environment variable and every volume's mount point
 appear in the script's `podman run` of that service (the run whose --entrypoint is the
-service's, or for `anorand` the one with --network-alias anorand).
+service's, or for a service without one the run with --network-alias NAME).
 
 usage: check_test_image.py ROOT"""
 
@@ -81,7 +81,7 @@ def main():
     services = compose["services"]
     runs = podman_runs(os.path.join(root, "scripts/test-image"))
     failures = []
-    for name in ("anorand", "seed", "traffic"):
+    for name in ("anorand", "seed", "traffic", "prometheus"):
         svc = services[name]
         entry = (svc.get("entrypoint") or [None])[0]
         if entry:

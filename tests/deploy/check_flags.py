@@ -89,7 +89,11 @@ def main():
     # compose.yaml
     compose = dl.load_yaml_docs(os.path.join(root, "deploy/compose.yaml"))[0]
     for name, svc in compose.get("services", {}).items():
-        if not dl.is_anorand_image(dl.compose_image(svc)) and "build" not in svc:
+        # The anorand image's services; the Prometheus image is also built
+        # here, from deploy/prometheus/Dockerfile.
+        build = svc.get("build")
+        builds_anorand = isinstance(build, dict) and build.get("dockerfile") == "deploy/Dockerfile"
+        if not dl.is_anorand_image(dl.compose_image(svc)) and not builds_anorand:
             continue
         entrypoint = svc.get("entrypoint") or ["/usr/local/bin/anorand-server"]
         command = svc.get("command") or []

@@ -199,13 +199,35 @@ TEST_F(TrainingCancelTest, CancelWhileScoringStatisticsOverManyRows) {
 }
 
 TEST_F(TrainingCancelTest, WholeJobProgressNeverGoesBackAcrossMembers) {
+  // The job waits in the queue behind a long one (one training thread)
+  // until its watch is open, so that the watch sees every phase from the
+  // first: the long job is cancelled once the watch has its first message.
+  WriteNpy(DemoData(300'000, 5, 6), data_.File("long.npy"));
+  v1::Job blocker;
+  ASSERT_TRUE(SubmitPath(SmallNetwork("long", 1000), "long.npy", &blocker).ok());
   WriteNpy(DemoData(600, 5, 5), data_.File("p.npy"));
   v1::JobSpec spec = SmallNetwork("m", 4);
   spec.mutable_params()->set_ensemble_size(3);
   v1::Job job;
   ASSERT_TRUE(SubmitPath(spec, "p.npy", &job).ok());
   EXPECT_EQ(job.progress().members(), 3);
-  const auto messages = WatchAndCancel(job.id(), nullptr);
+  std::vector<v1::JobProgress> messages;
+  {
+    grpc::ClientContext ctx;
+    v1::WatchJobRequest req;
+    req.set_job_id(job.id());
+    auto r = stub_->WatchJob(&ctx, req);
+    v1::JobProgress p;
+    while (r->Read(&p)) {
+      if (messages.empty()) {
+        EXPECT_EQ(p.state(), v1::JOB_STATE_QUEUED) << p.message();
+        EXPECT_TRUE(Cancel(blocker.id()).ok());
+      }
+      messages.push_back(p);
+    }
+    ASSERT_TRUE(r->Finish().ok());
+  }
+  ASSERT_FALSE(messages.empty());
   ASSERT_EQ(messages.back().state(), v1::JOB_STATE_SUCCEEDED);
   double last = 0;
   int last_member = 0;

@@ -12,6 +12,7 @@
 #include "model/model_file.h"
 #include "model/params.h"
 #include "model/trainer.h"
+#include "server/thread_priority.h"
 
 namespace anorand {
 namespace fs = std::filesystem;
@@ -388,6 +389,11 @@ void JobManager::NotifyCounts() {
 }
 
 void JobManager::WorkerLoop() {
+  if (options_.low_priority) {
+    if (absl::Status s = LowerCurrentThreadPriority(); !s.ok()) {
+      std::fprintf(stderr, "anorand-server: warning: %s\n", std::string(s.message()).c_str());
+    }
+  }
   while (true) {
     std::shared_ptr<Entry> entry;
     {

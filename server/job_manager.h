@@ -41,6 +41,9 @@ struct JobOptions {
   int max_queued_jobs = 16;
   int training_threads = 1;  // jobs running at once
   int omp_threads = 1;       // oneDNN/OpenMP threads per running job
+  // Training threads (and the OpenMP workers they start) run at SCHED_IDLE
+  // (thread_priority.h), so scoring wins the CPU.
+  bool low_priority = true;
 };
 
 // Counts for metrics: jobs per state, queue depth, and a finished job's

@@ -70,6 +70,9 @@ ABSL_FLAG(std::string, jobs_dir, "",
 ABSL_FLAG(int32_t, training_threads, 1, "Training jobs that run at once.");
 ABSL_FLAG(int32_t, training_omp_threads, 1,
           "oneDNN/OpenMP threads per running training job (scoring keeps its own threads).");
+ABSL_FLAG(bool, training_low_priority, true,
+          "Run training threads and their OpenMP workers at SCHED_IDLE, so scoring wins the "
+          "CPU; false = training competes with scoring as an equal.");
 ABSL_FLAG(std::string, admin_token_file, "",
           "File holding the bearer token for Models and Training (whitespace trimmed); "
           "overrides --auth_token.");
@@ -145,6 +148,7 @@ int main(int argc, char** argv) {
   o.require_token_for_scoring = absl::GetFlag(FLAGS_require_token_for_scoring);
   o.training_threads = absl::GetFlag(FLAGS_training_threads);
   o.training_omp_threads = absl::GetFlag(FLAGS_training_omp_threads);
+  o.training_low_priority = absl::GetFlag(FLAGS_training_low_priority);
   o.auth_token = absl::GetFlag(FLAGS_auth_token);
   o.tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
   o.tls.key_file = absl::GetFlag(FLAGS_tls_key);

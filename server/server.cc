@@ -41,7 +41,7 @@ class ServerImpl final : public AnorandServer {
         models_(&manager_, &auth_, o.max_upload_bytes),
         jobs_(&manager_, JobOptions{o.jobs_dir.empty() ? o.model_dir + "/.jobs" : o.jobs_dir,
                                     o.max_queued_jobs, o.training_threads,
-                                    o.training_omp_threads}),
+                                    o.training_omp_threads, o.training_low_priority}),
         training_(&jobs_, &auth_, TrainingLimits{o.data_dir, o.max_upload_bytes}) {}
 
   ~ServerImpl() override {

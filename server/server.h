@@ -46,6 +46,7 @@ struct ServerOptions {
   int max_queued_jobs = 16;
   int training_threads = 1;      // jobs at once
   int training_omp_threads = 1;  // oneDNN threads per job
+  bool training_low_priority = true;  // training threads at SCHED_IDLE
   // Prometheus endpoint (GET /metrics), HOST:PORT; port 0 picks a free one.
   // Empty = no metrics. anorand-server's --metrics_address defaults to
   // 0.0.0.0:9464; embedders and tests opt in here.

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/names.h"
+#include "server/raw_call.h"
 #include "server/refused_call.h"
 #include "server/status_util.h"
 
@@ -55,15 +56,12 @@ void FillModel(const std::string& name, const ModelEntry& m, v1::ModelInfo* info
   for (const auto& [alias, v] : m.aliases) (*info->mutable_aliases())[alias] = v;
 }
 
-// Runs `body` after the token check and finishes the default reactor.
-template <typename Body>
+// Parses the request after the token check, runs `body` and finishes the
+// default reactor (raw_call.h).
+template <typename Request, typename Response, typename Body>
 grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx, const TokenAuth* auth,
-                                Body body) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  grpc::Status s = auth->Check(*ctx);
-  if (s.ok()) s = ToGrpcStatus(body());
-  reactor->Finish(s);
-  return reactor;
+                                const grpc::ByteBuffer* in, grpc::ByteBuffer* out, Body body) {
+  return ServeUnary<Request, Response>(ctx, in, out, std::move(body), auth->Check(*ctx));
 }
 
 }  // namespace
@@ -88,19 +86,17 @@ absl::Status ModelsService::FillVersionInfo(const std::string& name, int64_t ver
 }
 
 grpc::ServerUnaryReactor* ModelsService::ListModels(grpc::CallbackServerContext* ctx,
-                                                    const v1::ListModelsRequest*,
-                                                    v1::ListModelsResponse* resp) {
-  return Unary(ctx, auth_, [&] {
+                                    const grpc::ByteBuffer* in, grpc::ByteBuffer* out) {
+  return Unary<v1::ListModelsRequest, v1::ListModelsResponse>(ctx, auth_, in, out, [&](const v1::ListModelsRequest&, v1::ListModelsResponse* resp) {
     for (const auto& [name, m] : manager_->registry().Snapshot()) FillModel(name, m, resp->add_models());
     return absl::OkStatus();
   });
 }
 
 grpc::ServerUnaryReactor* ModelsService::GetModel(grpc::CallbackServerContext* ctx,
-                                                  const v1::GetModelRequest* req,
-                                                  v1::ModelInfo* resp) {
-  return Unary(ctx, auth_, [&]() -> absl::Status {
-    const v1::ModelSpec& spec = req->model();
+                                    const grpc::ByteBuffer* in, grpc::ByteBuffer* out) {
+  return Unary<v1::GetModelRequest, v1::ModelInfo>(ctx, auth_, in, out, [&](const v1::GetModelRequest& req, v1::ModelInfo* resp) -> absl::Status {
+    const v1::ModelSpec& spec = req.model();
     if (absl::Status s = ValidateModelName(spec.name()); !s.ok()) return s;
     if (spec.version() < 0) return absl::InvalidArgumentError("model.version must be >= 1");
     if (spec.version() == 0 && spec.alias().empty()) return FillModelInfo(spec.name(), resp);
@@ -129,55 +125,50 @@ grpc::ServerUnaryReactor* ModelsService::GetModel(grpc::CallbackServerContext* c
 }
 
 grpc::ServerUnaryReactor* ModelsService::LoadVersion(grpc::CallbackServerContext* ctx,
-                                                     const v1::LoadVersionRequest* req,
-                                                     v1::VersionInfo* resp) {
-  return Unary(ctx, auth_, [&]() -> absl::Status {
-    if (absl::Status s = manager_->LoadVersion(req->model_name(), req->version()); !s.ok()) return s;
-    return FillVersionInfo(req->model_name(), req->version(), resp);
+                                    const grpc::ByteBuffer* in, grpc::ByteBuffer* out) {
+  return Unary<v1::LoadVersionRequest, v1::VersionInfo>(ctx, auth_, in, out, [&](const v1::LoadVersionRequest& req, v1::VersionInfo* resp) -> absl::Status {
+    if (absl::Status s = manager_->LoadVersion(req.model_name(), req.version()); !s.ok()) return s;
+    return FillVersionInfo(req.model_name(), req.version(), resp);
   });
 }
 
 grpc::ServerUnaryReactor* ModelsService::UnloadVersion(grpc::CallbackServerContext* ctx,
-                                                       const v1::UnloadVersionRequest* req,
-                                                       v1::VersionInfo* resp) {
-  return Unary(ctx, auth_, [&]() -> absl::Status {
-    if (absl::Status s = manager_->UnloadVersion(req->model_name(), req->version()); !s.ok())
+                                    const grpc::ByteBuffer* in, grpc::ByteBuffer* out) {
+  return Unary<v1::UnloadVersionRequest, v1::VersionInfo>(ctx, auth_, in, out, [&](const v1::UnloadVersionRequest& req, v1::VersionInfo* resp) -> absl::Status {
+    if (absl::Status s = manager_->UnloadVersion(req.model_name(), req.version()); !s.ok())
       return s;
-    return FillVersionInfo(req->model_name(), req->version(), resp);
+    return FillVersionInfo(req.model_name(), req.version(), resp);
   });
 }
 
 grpc::ServerUnaryReactor* ModelsService::DeleteVersion(grpc::CallbackServerContext* ctx,
-                                                       const v1::DeleteVersionRequest* req,
-                                                       v1::DeleteVersionResponse*) {
-  return Unary(ctx, auth_, [&] {
-    return manager_->DeleteVersion(req->model_name(), req->version(), req->force());
+                                    const grpc::ByteBuffer* in, grpc::ByteBuffer* out) {
+  return Unary<v1::DeleteVersionRequest, v1::DeleteVersionResponse>(ctx, auth_, in, out, [&](const v1::DeleteVersionRequest& req, v1::DeleteVersionResponse*) {
+    return manager_->DeleteVersion(req.model_name(), req.version(), req.force());
   });
 }
 
 grpc::ServerUnaryReactor* ModelsService::SetAlias(grpc::CallbackServerContext* ctx,
-                                                  const v1::SetAliasRequest* req,
-                                                  v1::ModelInfo* resp) {
-  return Unary(ctx, auth_, [&]() -> absl::Status {
-    if (absl::Status s = manager_->SetAlias(req->model_name(), req->alias(), req->version());
+                                    const grpc::ByteBuffer* in, grpc::ByteBuffer* out) {
+  return Unary<v1::SetAliasRequest, v1::ModelInfo>(ctx, auth_, in, out, [&](const v1::SetAliasRequest& req, v1::ModelInfo* resp) -> absl::Status {
+    if (absl::Status s = manager_->SetAlias(req.model_name(), req.alias(), req.version());
         !s.ok())
       return s;
-    return FillModelInfo(req->model_name(), resp);
+    return FillModelInfo(req.model_name(), resp);
   });
 }
 
 grpc::ServerUnaryReactor* ModelsService::RemoveAlias(grpc::CallbackServerContext* ctx,
-                                                     const v1::RemoveAliasRequest* req,
-                                                     v1::ModelInfo* resp) {
-  return Unary(ctx, auth_, [&]() -> absl::Status {
-    if (absl::Status s = manager_->RemoveAlias(req->model_name(), req->alias()); !s.ok()) return s;
-    return FillModelInfo(req->model_name(), resp);
+                                    const grpc::ByteBuffer* in, grpc::ByteBuffer* out) {
+  return Unary<v1::RemoveAliasRequest, v1::ModelInfo>(ctx, auth_, in, out, [&](const v1::RemoveAliasRequest& req, v1::ModelInfo* resp) -> absl::Status {
+    if (absl::Status s = manager_->RemoveAlias(req.model_name(), req.alias()); !s.ok()) return s;
+    return FillModelInfo(req.model_name(), resp);
   });
 }
 
 namespace {
 
-class ExportWriter final : public grpc::ServerWriteReactor<v1::ExportChunk> {
+class ExportWriter final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   ExportWriter(std::string bytes, int64_t version) : bytes_(std::move(bytes)), version_(version) {
     Next();
@@ -206,26 +197,33 @@ class ExportWriter final : public grpc::ServerWriteReactor<v1::ExportChunk> {
     }
     sent_ += n;
     if (n == 0) sent_ = 1;  // an empty file still sends its header chunk
-    StartWrite(&chunk_);
+    if (grpc::Status s = SerializeResponse(chunk_, &chunk_bytes_); !s.ok()) {
+      Finish(s);
+      return;
+    }
+    StartWrite(&chunk_bytes_);
   }
   std::string bytes_;
   int64_t version_ = 0;
   size_t sent_ = 0;
   v1::ExportChunk chunk_;
+  grpc::ByteBuffer chunk_bytes_;
 };
 
-class ImportReader final : public grpc::ServerReadReactor<v1::ImportChunk> {
+class ImportReader final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
-  ImportReader(ModelsService* service, ModelManager* manager, v1::VersionInfo* response,
-               int64_t max_bytes, std::function<absl::Status(const std::string&, int64_t,
-                                                             v1::VersionInfo*)> fill)
+  ImportReader(ModelManager* manager, grpc::ByteBuffer* response, int64_t max_bytes,
+               std::function<absl::Status(const std::string&, int64_t, v1::VersionInfo*)> fill)
       : manager_(manager), response_(response), max_bytes_(max_bytes), fill_(std::move(fill)) {
-    (void)service;
-    StartRead(&chunk_);
+    StartRead(&chunk_bytes_);
   }
   void OnReadDone(bool ok) override {
     if (!ok) {
       Complete();
+      return;
+    }
+    if (grpc::Status s = ParseRequest(&chunk_bytes_, index_++, &chunk_); !s.ok()) {
+      Finish(s);
       return;
     }
     if (first_) {
@@ -249,7 +247,7 @@ class ImportReader final : public grpc::ServerReadReactor<v1::ImportChunk> {
       }
       bytes_ += chunk_.data();
     }
-    StartRead(&chunk_);
+    StartRead(&chunk_bytes_);
   }
   void OnDone() override { delete this; }
 
@@ -261,13 +259,18 @@ class ImportReader final : public grpc::ServerReadReactor<v1::ImportChunk> {
     }
     auto version = manager_->Import(header_.model_name(), header_.version(), bytes_, header_.alias());
     absl::Status s = version.status();
-    if (s.ok()) s = fill_(header_.model_name(), *version, response_);
-    Finish(ToGrpcStatus(s));
+    v1::VersionInfo info;
+    if (s.ok()) s = fill_(header_.model_name(), *version, &info);
+    grpc::Status status = ToGrpcStatus(s);
+    if (status.ok()) status = SerializeResponse(info, response_);
+    Finish(status);
   }
   ModelManager* manager_;
-  v1::VersionInfo* response_;
+  grpc::ByteBuffer* response_;
   int64_t max_bytes_;
   std::function<absl::Status(const std::string&, int64_t, v1::VersionInfo*)> fill_;
+  grpc::ByteBuffer chunk_bytes_;
+  int64_t index_ = 0;  // of the next chunk
   v1::ImportChunk chunk_;
   v1::ImportHeader header_;
   std::string bytes_;
@@ -276,26 +279,26 @@ class ImportReader final : public grpc::ServerReadReactor<v1::ImportChunk> {
 
 }  // namespace
 
-grpc::ServerWriteReactor<v1::ExportChunk>* ModelsService::ExportVersion(
-    grpc::CallbackServerContext* ctx, const v1::ExportVersionRequest* req) {
-  if (grpc::Status s = auth_->Check(*ctx); !s.ok()) {
-    return RefusedCall<grpc::ServerWriteReactor<v1::ExportChunk>>(s);
-  }
-  const v1::ModelSpec& spec = req->model();
+grpc::ServerWriteReactor<grpc::ByteBuffer>* ModelsService::ExportVersion(
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request_bytes) {
+  using Reactor = grpc::ServerWriteReactor<grpc::ByteBuffer>;
+  if (grpc::Status s = auth_->Check(*ctx); !s.ok()) return RefusedCall<Reactor>(s);
+  v1::ExportVersionRequest req;
+  grpc::ByteBuffer bytes(*request_bytes);  // shares the slices, copies no data
+  if (grpc::Status s = ParseRequest(&bytes, -1, &req); !s.ok()) return RefusedCall<Reactor>(s);
+  const v1::ModelSpec& spec = req.model();
   int64_t version = 0;
-  auto bytes = manager_->Export(spec.name(), spec.version(), spec.alias(), &version);
-  if (!bytes.ok()) {
-    return RefusedCall<grpc::ServerWriteReactor<v1::ExportChunk>>(ToGrpcStatus(bytes.status()));
-  }
-  return new ExportWriter(*std::move(bytes), version);
+  auto file = manager_->Export(spec.name(), spec.version(), spec.alias(), &version);
+  if (!file.ok()) return RefusedCall<Reactor>(ToGrpcStatus(file.status()));
+  return new ExportWriter(*std::move(file), version);
 }
 
-grpc::ServerReadReactor<v1::ImportChunk>* ModelsService::ImportVersion(
-    grpc::CallbackServerContext* ctx, v1::VersionInfo* response) {
+grpc::ServerReadReactor<grpc::ByteBuffer>* ModelsService::ImportVersion(
+    grpc::CallbackServerContext* ctx, grpc::ByteBuffer* response) {
   if (grpc::Status s = auth_->Check(*ctx); !s.ok()) {
-    return RefusedCall<grpc::ServerReadReactor<v1::ImportChunk>>(s);
+    return RefusedCall<grpc::ServerReadReactor<grpc::ByteBuffer>>(s);
   }
-  return new ImportReader(this, manager_, response, max_upload_bytes_,
+  return new ImportReader(manager_, response, max_upload_bytes_,
                           [this](const std::string& n, int64_t v, v1::VersionInfo* info) {
                             return FillVersionInfo(n, v, info);
                           });

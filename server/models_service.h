@@ -4,7 +4,9 @@
 // ModelManager (validate, call, convert the status). Export streams the
 // stored file in 1 MiB chunks; Import collects chunks up to a byte limit,
 // then validates and publishes exactly like a load from disk. Every call
-// passes the bearer-token check first (auth.h).
+// passes the bearer-token check first (auth.h), before its bytes are
+// parsed; a malformed message (a unary request, or ImportChunk i) is
+// INVALID_ARGUMENT naming it.
 #ifndef ANORAND_SERVER_MODELS_SERVICE_H_
 #define ANORAND_SERVER_MODELS_SERVICE_H_
 
@@ -14,31 +16,38 @@
 
 namespace anorand {
 
-class ModelsService final : public v1::Models::CallbackService {
+// Every method takes its request as bytes and parses it itself
+// (raw_call.h): a malformed message is INVALID_ARGUMENT.
+using RawModelsService = v1::Models::WithRawCallbackMethod_ListModels<
+    v1::Models::WithRawCallbackMethod_GetModel<v1::Models::WithRawCallbackMethod_LoadVersion<
+        v1::Models::WithRawCallbackMethod_UnloadVersion<
+            v1::Models::WithRawCallbackMethod_DeleteVersion<
+                v1::Models::WithRawCallbackMethod_SetAlias<
+                    v1::Models::WithRawCallbackMethod_RemoveAlias<
+                        v1::Models::WithRawCallbackMethod_ExportVersion<
+                            v1::Models::WithRawCallbackMethod_ImportVersion<
+                                v1::Models::Service>>>>>>>>>;
+
+class ModelsService final : public RawModelsService {
  public:
   ModelsService(ModelManager* manager, const TokenAuth* auth, int64_t max_upload_bytes)
       : manager_(manager), auth_(auth), max_upload_bytes_(max_upload_bytes) {}
 
-  grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext*, const v1::ListModelsRequest*,
-                                       v1::ListModelsResponse*) override;
-  grpc::ServerUnaryReactor* GetModel(grpc::CallbackServerContext*, const v1::GetModelRequest*,
-                                     v1::ModelInfo*) override;
-  grpc::ServerUnaryReactor* LoadVersion(grpc::CallbackServerContext*,
-                                        const v1::LoadVersionRequest*, v1::VersionInfo*) override;
-  grpc::ServerUnaryReactor* UnloadVersion(grpc::CallbackServerContext*,
-                                          const v1::UnloadVersionRequest*,
-                                          v1::VersionInfo*) override;
-  grpc::ServerUnaryReactor* DeleteVersion(grpc::CallbackServerContext*,
-                                          const v1::DeleteVersionRequest*,
-                                          v1::DeleteVersionResponse*) override;
-  grpc::ServerUnaryReactor* SetAlias(grpc::CallbackServerContext*, const v1::SetAliasRequest*,
-                                     v1::ModelInfo*) override;
-  grpc::ServerUnaryReactor* RemoveAlias(grpc::CallbackServerContext*,
-                                        const v1::RemoveAliasRequest*, v1::ModelInfo*) override;
-  grpc::ServerWriteReactor<v1::ExportChunk>* ExportVersion(
-      grpc::CallbackServerContext*, const v1::ExportVersionRequest*) override;
-  grpc::ServerReadReactor<v1::ImportChunk>* ImportVersion(grpc::CallbackServerContext*,
-                                                          v1::VersionInfo*) override;
+  using Bytes = grpc::ByteBuffer;
+  grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext*, const Bytes*, Bytes*) override;
+  grpc::ServerUnaryReactor* GetModel(grpc::CallbackServerContext*, const Bytes*, Bytes*) override;
+  grpc::ServerUnaryReactor* LoadVersion(grpc::CallbackServerContext*, const Bytes*,
+                                        Bytes*) override;
+  grpc::ServerUnaryReactor* UnloadVersion(grpc::CallbackServerContext*, const Bytes*,
+                                          Bytes*) override;
+  grpc::ServerUnaryReactor* DeleteVersion(grpc::CallbackServerContext*, const Bytes*,
+                                          Bytes*) override;
+  grpc::ServerUnaryReactor* SetAlias(grpc::CallbackServerContext*, const Bytes*, Bytes*) override;
+  grpc::ServerUnaryReactor* RemoveAlias(grpc::CallbackServerContext*, const Bytes*,
+                                        Bytes*) override;
+  grpc::ServerWriteReactor<Bytes>* ExportVersion(grpc::CallbackServerContext*,
+                                                 const Bytes*) override;
+  grpc::ServerReadReactor<Bytes>* ImportVersion(grpc::CallbackServerContext*, Bytes*) override;
 
  private:
   absl::Status FillModelInfo(const std::string& name, v1::ModelInfo* info) const;

@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "server/raw_call.h"
 #include "server/refused_call.h"
 #include "server/status_util.h"
 
@@ -36,23 +37,27 @@ absl::Status ScoringService::Handle(ScoreMethod method, const v1::ScoreRequest& 
 }
 
 grpc::ServerUnaryReactor* ScoringService::Score(grpc::CallbackServerContext* context,
-                                                const v1::ScoreRequest* request,
-                                                v1::ScoreResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+                                                const grpc::ByteBuffer* request_bytes,
+                                                grpc::ByteBuffer* response_bytes) {
   if (auth_ != nullptr) {
     if (grpc::Status s = auth_->Check(*context); !s.ok()) {
+      grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
       reactor->Finish(s);
       return reactor;
     }
   }
+  using Call = UnaryCall<v1::ScoreRequest, v1::ScoreResponse>;
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  Call* call = Call::Start(reactor, request_bytes, response_bytes);
+  if (call == nullptr) return reactor;  // finished: the bytes did not parse
   if (context->deadline() < std::chrono::system_clock::now()) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
-                                 "the call's deadline passed before scoring started; give "
-                                 "the call more time"));
+    call->Reply(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                             "the call's deadline passed before scoring started; give "
+                             "the call more time"));
     return reactor;
   }
   if (batcher_ == nullptr) {
-    reactor->Finish(ToGrpcStatus(Handle(ScoreMethod::kScore, *request, response)));
+    call->Reply(ToGrpcStatus(Handle(ScoreMethod::kScore, call->request(), call->response())));
     return reactor;
   }
   // The call's deadline on the batcher's clock (none: never).
@@ -63,31 +68,41 @@ grpc::ServerUnaryReactor* ScoringService::Score(grpc::CallbackServerContext* con
                    context->deadline() - std::chrono::system_clock::now());
   }
   const auto start = std::chrono::steady_clock::now();
-  batcher_->Submit(request, response, deadline,
-                   [this, reactor, request, start](const absl::Status& s) {
-                     ReportScored(ScoreMethod::kScore, *request, start);
-                     reactor->Finish(ToGrpcStatus(s));
+  batcher_->Submit(&call->request(), call->response(), deadline,
+                   [this, call, start](const absl::Status& s) {
+                     ReportScored(ScoreMethod::kScore, call->request(), start);
+                     call->Reply(ToGrpcStatus(s));
                    });
   return reactor;
 }
 
+// Reads, scores and writes with one read and one write in flight. State
+// shared with OnWriteDone, the reaper and BeginShutdown is guarded by mu_;
+// parsing, scoring and serialising run with mu_ released (scoring_ marks
+// that phase, so neither the reaper nor a shutdown ends the call under it).
+// Deleted when OnDone and every snapshot holder (Ref) are done with it.
 class ScoringService::StreamReactor final
-    : public grpc::ServerBidiReactor<v1::ScoreRequest, v1::ScoreResponse> {
+    : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   StreamReactor(ScoringService* service, grpc::CallbackServerContext* context)
       : service_(service), context_(context) {
     Touch();
-    StartRead(&request_);
+    StartRead(&request_bytes_);
   }
 
-  // The reaper, under streams_mu_ (so `this` is alive): ends the stream if
-  // nothing completed for idle_ns. A stream that cannot even deliver its
-  // end (the client stopped reading, so the status is queued behind
-  // responses it will never take) is cancelled one idle period later.
+  void Ref() { refs_.fetch_add(1); }
+  void Unref() {
+    if (refs_.fetch_sub(1) == 1) delete this;
+  }
+
+  // The reaper (holding a Ref): ends the stream if nothing completed for
+  // idle_ns. A stream that cannot even deliver its end (the client stopped
+  // reading, so the status is queued behind responses it will never take)
+  // is cancelled one idle period later.
   void ExpireIfIdle(int64_t now_ns, int64_t idle_ns, double idle_seconds) {
     if (now_ns - last_activity_ns_.load() < idle_ns) return;
     std::lock_guard lock(mu_);
-    if (cancelled_ || now_ns - last_activity_ns_.load() < idle_ns) return;
+    if (done_ || cancelled_ || scoring_ || now_ns - last_activity_ns_.load() < idle_ns) return;
     if (finished_ || writing_) {
       // The write cannot complete or the end cannot be delivered: cancel;
       // pending operations then fail and OnDone follows.
@@ -105,28 +120,65 @@ class ScoringService::StreamReactor final
                                      "there are records to score")));
   }
 
+  // BeginShutdown (holding a Ref): no further reads; the stream ends with
+  // UNAVAILABLE once the request being scored and the response being
+  // written, if any, are done.
+  void EndForShutdown() {
+    std::lock_guard lock(mu_);
+    if (done_ || finished_) return;
+    if (final_status_.ok()) final_status_ = ShuttingDownStatus();
+    reads_done_ = true;
+    MaybeFinishLocked();
+  }
+
+  static grpc::Status ShuttingDownStatus() {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                        "server shutting down; reconnect (requests not answered on this "
+                        "stream were not scored: send them again)");
+  }
+
   void OnReadDone(bool ok) override {
     Touch();
-    std::lock_guard lock(mu_);
-    if (finished_) return;  // a failed write or the reaper already ended the call
-    if (!ok) {  // the client finished writing (or the call ended)
-      reads_done_ = true;
-      MaybeFinishLocked();
-      return;
+    {
+      std::lock_guard lock(mu_);
+      if (finished_ || reads_done_) return;  // the call ended or is ending
+      if (!ok) {  // the client finished writing (or the call ended)
+        reads_done_ = true;
+        MaybeFinishLocked();
+        return;
+      }
+      scoring_ = true;
     }
-    pending_.Clear();
-    absl::Status s = service_->Handle(ScoreMethod::kStreamScore, request_, &pending_);
+    // Only this reaction touches request_, scored_ and scored_bytes_: one
+    // read is in flight, and the next starts after this one is handed off.
+    grpc::Status s = ParseRequest(&request_bytes_, index_, &request_);
+    if (s.ok()) {
+      scored_.Clear();
+      absl::Status scored = service_->Handle(ScoreMethod::kStreamScore, request_, &scored_);
+      if (!scored.ok()) {
+        s = grpc::Status(static_cast<grpc::StatusCode>(scored.code()),
+                         absl::StrCat("request ", index_, ": ", scored.message()));
+      }
+    }
+    if (s.ok()) s = SerializeResponse(scored_, &scored_bytes_);
+    Touch();
+    std::lock_guard lock(mu_);
+    scoring_ = false;
+    if (finished_) return;  // a failed write ended the call meanwhile
     if (!s.ok()) {
-      final_status_ = grpc::Status(static_cast<grpc::StatusCode>(s.code()),
-                                   absl::StrCat("request ", index_, ": ", s.message()));
+      final_status_ = s;
       reads_done_ = true;
       MaybeFinishLocked();
       return;
     }
     ++index_;
+    pending_bytes_.Swap(&scored_bytes_);
     has_pending_ = true;
-    if (!writing_) WritePendingLocked();
-    // else: OnWriteDone writes it and starts the next read (backpressure).
+    if (!writing_) {
+      WritePendingLocked();
+    } else {
+      // OnWriteDone writes it and starts the next read (backpressure).
+    }
   }
 
   void OnWriteDone(bool ok) override {
@@ -151,24 +203,28 @@ class ScoringService::StreamReactor final
       std::lock_guard lock(service_->streams_mu_);
       service_->streams_.erase(this);
     }
+    {
+      std::lock_guard lock(mu_);
+      done_ = true;
+    }
     service_->active_streams_.fetch_sub(1);
     if (service_->on_stream_change_) service_->on_stream_change_(-1);
-    delete this;
+    Unref();
   }
 
   void OnCancel() override {}
 
  private:
   void WritePendingLocked() {
-    writing_response_.Swap(&pending_);
+    writing_bytes_.Swap(&pending_bytes_);
     has_pending_ = false;
     writing_ = true;
-    StartWrite(&writing_response_);
-    if (!reads_done_) StartRead(&request_);
+    StartWrite(&writing_bytes_);
+    if (!reads_done_) StartRead(&request_bytes_);
   }
 
   void MaybeFinishLocked() {
-    if (finished_ || writing_ || has_pending_ || !reads_done_) return;
+    if (finished_ || scoring_ || writing_ || has_pending_ || !reads_done_) return;
     finished_ = true;
     finished_ns_ = NowNs();
     Finish(final_status_);
@@ -178,37 +234,65 @@ class ScoringService::StreamReactor final
 
   ScoringService* service_;
   grpc::CallbackServerContext* context_;
+  std::atomic<int> refs_{1};  // OnDone's, plus one per snapshot holder
   std::atomic<int64_t> last_activity_ns_{0};
-  std::mutex mu_;
+  // Owned by the read path (see OnReadDone).
+  grpc::ByteBuffer request_bytes_;
   v1::ScoreRequest request_;
-  v1::ScoreResponse pending_, writing_response_;
-  bool has_pending_ = false, writing_ = false, reads_done_ = false, finished_ = false;
-  bool cancelled_ = false;   // by the reaper
-  int64_t finished_ns_ = 0;  // when Finish was called
+  v1::ScoreResponse scored_;
+  grpc::ByteBuffer scored_bytes_;
   int64_t index_ = 0;
+  std::mutex mu_;
+  // Guarded by mu_.
+  grpc::ByteBuffer pending_bytes_, writing_bytes_;
+  bool has_pending_ = false, writing_ = false, reads_done_ = false, finished_ = false;
+  bool scoring_ = false;     // the read path is parsing or scoring
+  bool cancelled_ = false;   // by the reaper
+  bool done_ = false;        // OnDone ran: context_ is gone
+  int64_t finished_ns_ = 0;  // when Finish was called
   grpc::Status final_status_ = grpc::Status::OK;
 };
 
-
-grpc::ServerBidiReactor<v1::ScoreRequest, v1::ScoreResponse>* ScoringService::StreamScore(
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ScoringService::StreamScore(
     grpc::CallbackServerContext* context) {
+  using Reactor = grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>;
   if (auth_ != nullptr) {
-    if (grpc::Status s = auth_->Check(*context); !s.ok()) {
-      return RefusedCall<grpc::ServerBidiReactor<v1::ScoreRequest, v1::ScoreResponse>>(s);
-    }
+    if (grpc::Status s = auth_->Check(*context); !s.ok()) return RefusedCall<Reactor>(s);
   }
   if (active_streams_.fetch_add(1) >= max_streams_) {
     active_streams_.fetch_sub(1);
-    return RefusedCall<grpc::ServerBidiReactor<v1::ScoreRequest, v1::ScoreResponse>>(
+    return RefusedCall<Reactor>(
         grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                      absl::StrCat("too many open streams (limit ", max_streams_,
                                   ", --max_streams); close one or retry later")));
   }
+  std::lock_guard lock(streams_mu_);
+  if (shutting_down_) {
+    active_streams_.fetch_sub(1);
+    return RefusedCall<Reactor>(StreamReactor::ShuttingDownStatus());
+  }
   if (on_stream_change_) on_stream_change_(+1);
   auto* reactor = new StreamReactor(this, context);
-  std::lock_guard lock(streams_mu_);
   streams_.insert(reactor);
   return reactor;
+}
+
+std::vector<ScoringService::StreamReactor*> ScoringService::SnapshotStreams() {
+  std::lock_guard lock(streams_mu_);
+  std::vector<StreamReactor*> streams(streams_.begin(), streams_.end());
+  for (StreamReactor* r : streams) r->Ref();
+  return streams;
+}
+
+void ScoringService::BeginShutdown() {
+  {
+    std::lock_guard lock(streams_mu_);
+    shutting_down_ = true;
+  }
+  for (StreamReactor* r : SnapshotStreams()) {
+    r->EndForShutdown();
+    r->Unref();
+  }
 }
 
 ScoringService::~ScoringService() {
@@ -231,8 +315,19 @@ void ScoringService::ReapIdleStreams() {
   const auto period = std::chrono::nanoseconds(std::max<int64_t>(idle_ns / 4, 10'000'000));
   std::unique_lock lock(streams_mu_);
   while (!reaper_cv_.wait_for(lock, period, [this] { return stopping_; })) {
-    const int64_t now = NowNs();
-    for (StreamReactor* r : streams_) r->ExpireIfIdle(now, idle_ns, idle_seconds_);
+    lock.unlock();
+    ReapIdleStreamsOnce();
+    lock.lock();
+  }
+}
+
+void ScoringService::ReapIdleStreamsOnce() {
+  if (idle_seconds_ <= 0) return;
+  const int64_t idle_ns = static_cast<int64_t>(idle_seconds_ * 1e9);
+  const int64_t now = NowNs();
+  for (StreamReactor* r : SnapshotStreams()) {
+    r->ExpireIfIdle(now, idle_ns, idle_seconds_);
+    r->Unref();
   }
 }
 

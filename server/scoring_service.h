@@ -1,12 +1,18 @@
 // File: scoring_service.h
 //
-// anorand.v1.Scoring on the gRPC callback API. Score answers on the
+// anorand.v1.Scoring on the gRPC callback API, taking requests as bytes and
+// parsing them itself (raw_call.h), so a malformed message is
+// INVALID_ARGUMENT, never a silent end of the stream. Score answers on the
 // reaction thread (one forward pass of the whole batch). StreamScore keeps
 // one read and one write in flight: while response i is being written,
 // request i+1 is read and scored; the model is resolved per message, so a
-// hot swap takes effect mid-stream. A stream beyond --max_streams is
-// refused with RESOURCE_EXHAUSTED; an error in request i ends the stream
-// with that status and "request i: " before the message. A stream with no
+// hot swap takes effect mid-stream. A stream's scoring runs with no lock
+// held, so a large pass delays only its own stream. A stream beyond
+// --max_streams is refused with RESOURCE_EXHAUSTED; an error in request i
+// (including bytes that do not parse) ends the stream with that status and
+// "request i" in the message. BeginShutdown ends every open stream with
+// UNAVAILABLE ("server shutting down; reconnect") as soon as the request
+// it is scoring, if any, has been answered. A stream with no
 // completed read or write for idle_seconds (--stream_idle_seconds) is
 // closed: DEADLINE_EXCEEDED when the server was waiting for a request, a
 // cancel when the client stopped reading responses, so a stalled client
@@ -22,6 +28,7 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <vector>
 
 #include "anorand/v1/scoring.grpc.pb.h"
 #include "server/auth.h"
@@ -32,7 +39,10 @@ namespace anorand {
 
 enum class ScoreMethod { kScore, kStreamScore };
 
-class ScoringService final : public v1::Scoring::CallbackService {
+using RawScoringService = v1::Scoring::WithRawCallbackMethod_Score<
+    v1::Scoring::WithRawCallbackMethod_StreamScore<v1::Scoring::Service>>;
+
+class ScoringService final : public RawScoringService {
  public:
   // `stream_handler` scores StreamScore messages (nullptr: `handler` does);
   // a handler per method lets each observer know its method (metrics).
@@ -64,14 +74,25 @@ class ScoringService final : public v1::Scoring::CallbackService {
     on_scored_ = std::move(f);
   }
 
+  // Ends every open stream with UNAVAILABLE once its in-flight request is
+  // answered, and refuses new streams the same way (graceful shutdown:
+  // call before grpc::Server::Shutdown).
+  void BeginShutdown();
+
+  // One pass of the idle-stream reaper over a snapshot of the open streams
+  // (the reaper thread calls it; tests call it to order events).
+  void ReapIdleStreamsOnce();
+
   grpc::ServerUnaryReactor* Score(grpc::CallbackServerContext* context,
-                                  const v1::ScoreRequest* request,
-                                  v1::ScoreResponse* response) override;
-  grpc::ServerBidiReactor<v1::ScoreRequest, v1::ScoreResponse>* StreamScore(
+                                  const grpc::ByteBuffer* request,
+                                  grpc::ByteBuffer* response) override;
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* StreamScore(
       grpc::CallbackServerContext* context) override;
 
  private:
   class StreamReactor;
+  // Refs to every open stream (each released with Unref).
+  std::vector<StreamReactor*> SnapshotStreams();
   void ReapIdleStreams();
   absl::Status Handle(ScoreMethod method, const v1::ScoreRequest& request,
                       v1::ScoreResponse* response) const;
@@ -88,13 +109,15 @@ class ScoringService final : public v1::Scoring::CallbackService {
   std::function<void(int)> on_stream_change_;
   std::function<void(ScoreMethod, const v1::ScoreRequest&, double)> on_scored_;
 
-  // Idle-stream reaper: streams register while alive (streams_mu_ also
-  // keeps a reactor from being deleted while the reaper looks at it).
+  // Open streams register while alive; the reaper and BeginShutdown take a
+  // reference to each (StreamReactor::Ref) under streams_mu_ and work on
+  // that snapshot with streams_mu_ released.
   double idle_seconds_ = 0;
   std::mutex streams_mu_;
-  std::set<StreamReactor*> streams_;
+  std::set<StreamReactor*> streams_;  // guarded by streams_mu_
   std::condition_variable reaper_cv_;
-  bool stopping_ = false;  // guarded by streams_mu_
+  bool stopping_ = false;       // guarded by streams_mu_
+  bool shutting_down_ = false;  // guarded by streams_mu_
   std::thread reaper_;
 };
 

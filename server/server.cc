@@ -100,6 +100,9 @@ class ServerImpl final : public AnorandServer {
         if (server_) server_->GetHealthCheckService()->Shutdown();  // NOT_SERVING, for good
       }
       jobs_.Stop();
+      // Open streams are told to reconnect once their in-flight request is
+      // answered, instead of being cancelled at the drain deadline.
+      scoring_.BeginShutdown();
       if (server_) {
         const auto deadline = std::chrono::system_clock::now() +
                               std::chrono::milliseconds(

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "model/data/data_loader.h"
 #include "server/names.h"
+#include "server/raw_call.h"
 #include "server/refused_call.h"
 #include "server/status_util.h"
 
@@ -51,12 +52,6 @@ absl::StatusOr<std::string> ResolveDataPath(const std::string& data_dir,
 
 namespace {
 
-grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* ctx, const grpc::Status& s) {
-  auto* r = ctx->DefaultReactor();
-  r->Finish(s);
-  return r;
-}
-
 const char* FormatName(v1::UploadFormat f) {
   switch (f) {
     case v1::UPLOAD_FORMAT_CSV: return "csv";
@@ -68,15 +63,19 @@ const char* FormatName(v1::UploadFormat f) {
 
 }  // namespace
 
-class TrainingService::SubmitReader final : public grpc::ServerReadReactor<v1::SubmitJobRequest> {
+class TrainingService::SubmitReader final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
-  SubmitReader(TrainingService* service, v1::Job* response)
+  SubmitReader(TrainingService* service, grpc::ByteBuffer* response)
       : service_(service), response_(response) {
-    StartRead(&request_);
+    StartRead(&request_bytes_);
   }
   void OnReadDone(bool ok) override {
     if (!ok) {
       Complete();
+      return;
+    }
+    if (grpc::Status s = ParseRequest(&request_bytes_, index_++, &request_); !s.ok()) {
+      Finish(s);
       return;
     }
     absl::Status s = first_ ? TakeSpec() : TakeChunk();
@@ -85,7 +84,7 @@ class TrainingService::SubmitReader final : public grpc::ServerReadReactor<v1::S
       Finish(ToGrpcStatus(s));
       return;
     }
-    StartRead(&request_);
+    StartRead(&request_bytes_);
   }
   void OnDone() override { delete this; }
 
@@ -162,7 +161,10 @@ class TrainingService::SubmitReader final : public grpc::ServerReadReactor<v1::S
     if (s.ok()) {
       auto job = service_->jobs_->Submit(spec_, *std::move(data));
       s = job.status();
-      if (job.ok()) *response_ = *std::move(job);
+      if (job.ok()) {
+        Finish(SerializeResponse(*job, response_));
+        return;
+      }
     }
     Finish(ToGrpcStatus(s));
   }
@@ -203,7 +205,9 @@ class TrainingService::SubmitReader final : public grpc::ServerReadReactor<v1::S
   }
 
   TrainingService* service_;
-  v1::Job* response_;
+  grpc::ByteBuffer* response_;
+  grpc::ByteBuffer request_bytes_;
+  int64_t index_ = 0;  // of the next message
   v1::SubmitJobRequest request_;
   v1::JobSpec spec_;
   bool first_ = true;
@@ -212,47 +216,58 @@ class TrainingService::SubmitReader final : public grpc::ServerReadReactor<v1::S
   Dataset dense_;
 };
 
-grpc::ServerReadReactor<v1::SubmitJobRequest>* TrainingService::SubmitJob(
-    grpc::CallbackServerContext* ctx, v1::Job* response) {
+grpc::ServerReadReactor<grpc::ByteBuffer>* TrainingService::SubmitJob(
+    grpc::CallbackServerContext* ctx, grpc::ByteBuffer* response) {
   if (grpc::Status s = auth_->Check(*ctx); !s.ok()) {
-    return RefusedCall<grpc::ServerReadReactor<v1::SubmitJobRequest>>(s);
+    return RefusedCall<grpc::ServerReadReactor<grpc::ByteBuffer>>(s);
   }
   return new SubmitReader(this, response);
 }
 
 grpc::ServerUnaryReactor* TrainingService::GetJob(grpc::CallbackServerContext* ctx,
-                                                  const v1::GetJobRequest* req, v1::Job* resp) {
-  if (grpc::Status s = auth_->Check(*ctx); !s.ok()) return FinishUnary(ctx, s);
-  auto job = jobs_->Get(req->job_id());
-  if (job.ok()) *resp = *std::move(job);
-  return FinishUnary(ctx, ToGrpcStatus(job.status()));
+                                                  const grpc::ByteBuffer* in,
+                                                  grpc::ByteBuffer* out) {
+  return ServeUnary<v1::GetJobRequest, v1::Job>(
+      ctx, in, out,
+      [&](const v1::GetJobRequest& req, v1::Job* resp) -> absl::Status {
+        auto job = jobs_->Get(req.job_id());
+        if (job.ok()) *resp = *std::move(job);
+        return job.status();
+      },
+      auth_->Check(*ctx));
 }
 
 grpc::ServerUnaryReactor* TrainingService::ListJobs(grpc::CallbackServerContext* ctx,
-                                                    const v1::ListJobsRequest* req,
-                                                    v1::ListJobsResponse* resp) {
-  if (grpc::Status s = auth_->Check(*ctx); !s.ok()) return FinishUnary(ctx, s);
-  if (!req->model_name().empty()) {
-    if (absl::Status s = ValidateModelName(req->model_name()); !s.ok()) {
-      return FinishUnary(ctx, ToGrpcStatus(s));
-    }
-  }
-  auto list = jobs_->List(*req);
-  if (list.ok()) *resp = *std::move(list);
-  return FinishUnary(ctx, ToGrpcStatus(list.status()));
+                                                    const grpc::ByteBuffer* in,
+                                                    grpc::ByteBuffer* out) {
+  return ServeUnary<v1::ListJobsRequest, v1::ListJobsResponse>(
+      ctx, in, out,
+      [&](const v1::ListJobsRequest& req, v1::ListJobsResponse* resp) -> absl::Status {
+        if (!req.model_name().empty()) {
+          if (absl::Status s = ValidateModelName(req.model_name()); !s.ok()) return s;
+        }
+        auto list = jobs_->List(req);
+        if (list.ok()) *resp = *std::move(list);
+        return list.status();
+      },
+      auth_->Check(*ctx));
 }
 
 grpc::ServerUnaryReactor* TrainingService::CancelJob(grpc::CallbackServerContext* ctx,
-                                                     const v1::CancelJobRequest* req,
-                                                     v1::Job* resp) {
-  if (grpc::Status s = auth_->Check(*ctx); !s.ok()) return FinishUnary(ctx, s);
-  auto job = jobs_->Cancel(req->job_id());
-  if (job.ok()) *resp = *std::move(job);
-  return FinishUnary(ctx, ToGrpcStatus(job.status()));
+                                                     const grpc::ByteBuffer* in,
+                                                     grpc::ByteBuffer* out) {
+  return ServeUnary<v1::CancelJobRequest, v1::Job>(
+      ctx, in, out,
+      [&](const v1::CancelJobRequest& req, v1::Job* resp) -> absl::Status {
+        auto job = jobs_->Cancel(req.job_id());
+        if (job.ok()) *resp = *std::move(job);
+        return job.status();
+      },
+      auth_->Check(*ctx));
 }
 
 // One write in flight; a newer intermediate message replaces a pending one.
-class TrainingService::Watcher final : public grpc::ServerWriteReactor<v1::JobProgress> {
+class TrainingService::Watcher final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   // Shared with the JobManager callback, which may outlive the reactor.
   struct State {
@@ -328,7 +343,12 @@ class TrainingService::Watcher final : public grpc::ServerWriteReactor<v1::JobPr
     const v1::JobState s = current_.state();
     final_written_ = s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED ||
                      s == v1::JOB_STATE_CANCELLED;
-    StartWrite(&current_);
+    if (grpc::Status status = SerializeResponse(current_, &current_bytes_); !status.ok()) {
+      writing_ = false;
+      FinishLocked(status);
+      return;
+    }
+    StartWrite(&current_bytes_);
   }
   void FinishLocked(const grpc::Status& s) {
     if (finished_) return;
@@ -340,16 +360,19 @@ class TrainingService::Watcher final : public grpc::ServerWriteReactor<v1::JobPr
   std::shared_ptr<State> state_;
   uint64_t token_ = 0;
   v1::JobProgress pending_, current_;
+  grpc::ByteBuffer current_bytes_;
   bool has_pending_ = false, writing_ = false, final_written_ = false, finished_ = false;
   bool cancelled_ = false, terminal_seen_ = false;
 };
 
-grpc::ServerWriteReactor<v1::JobProgress>* TrainingService::WatchJob(
-    grpc::CallbackServerContext* ctx, const v1::WatchJobRequest* req) {
-  if (grpc::Status s = auth_->Check(*ctx); !s.ok()) {
-    return RefusedCall<grpc::ServerWriteReactor<v1::JobProgress>>(s);
-  }
-  return new Watcher(jobs_, req->job_id());
+grpc::ServerWriteReactor<grpc::ByteBuffer>* TrainingService::WatchJob(
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request_bytes) {
+  using Reactor = grpc::ServerWriteReactor<grpc::ByteBuffer>;
+  if (grpc::Status s = auth_->Check(*ctx); !s.ok()) return RefusedCall<Reactor>(s);
+  v1::WatchJobRequest req;
+  grpc::ByteBuffer bytes(*request_bytes);  // shares the slices, copies no data
+  if (grpc::Status s = ParseRequest(&bytes, -1, &req); !s.ok()) return RefusedCall<Reactor>(s);
+  return new Watcher(jobs_, req.job_id());
 }
 
 }  // namespace anorand

@@ -6,7 +6,9 @@
 // the data, and submits; GetJob/ListJobs/CancelJob are thin; WatchJob keeps
 // one write in flight and, for a slow reader, replaces a pending
 // intermediate message by the newest one (the terminal one is never
-// dropped). Every call passes the bearer-token check (auth.h).
+// dropped). Every call passes the bearer-token check (auth.h), then its
+// bytes are parsed (raw_call.h): a malformed request, or SubmitJobRequest
+// i of an upload, is INVALID_ARGUMENT naming it, and no job is submitted.
 #ifndef ANORAND_SERVER_TRAINING_SERVICE_H_
 #define ANORAND_SERVER_TRAINING_SERVICE_H_
 
@@ -32,21 +34,23 @@ struct TrainingLimits {
 absl::StatusOr<std::string> ResolveDataPath(const std::string& data_dir,
                                             const std::string& relative);
 
-class TrainingService final : public v1::Training::CallbackService {
+using RawTrainingService = v1::Training::WithRawCallbackMethod_SubmitJob<
+    v1::Training::WithRawCallbackMethod_GetJob<v1::Training::WithRawCallbackMethod_ListJobs<
+        v1::Training::WithRawCallbackMethod_CancelJob<
+            v1::Training::WithRawCallbackMethod_WatchJob<v1::Training::Service>>>>>;
+
+class TrainingService final : public RawTrainingService {
  public:
   TrainingService(JobManager* jobs, const TokenAuth* auth, TrainingLimits limits)
       : jobs_(jobs), auth_(auth), limits_(std::move(limits)) {}
 
-  grpc::ServerReadReactor<v1::SubmitJobRequest>* SubmitJob(grpc::CallbackServerContext*,
-                                                           v1::Job*) override;
-  grpc::ServerUnaryReactor* GetJob(grpc::CallbackServerContext*, const v1::GetJobRequest*,
-                                   v1::Job*) override;
-  grpc::ServerUnaryReactor* ListJobs(grpc::CallbackServerContext*, const v1::ListJobsRequest*,
-                                     v1::ListJobsResponse*) override;
-  grpc::ServerUnaryReactor* CancelJob(grpc::CallbackServerContext*, const v1::CancelJobRequest*,
-                                      v1::Job*) override;
-  grpc::ServerWriteReactor<v1::JobProgress>* WatchJob(grpc::CallbackServerContext*,
-                                                      const v1::WatchJobRequest*) override;
+  using Bytes = grpc::ByteBuffer;
+  grpc::ServerReadReactor<Bytes>* SubmitJob(grpc::CallbackServerContext*, Bytes*) override;
+  grpc::ServerUnaryReactor* GetJob(grpc::CallbackServerContext*, const Bytes*, Bytes*) override;
+  grpc::ServerUnaryReactor* ListJobs(grpc::CallbackServerContext*, const Bytes*, Bytes*) override;
+  grpc::ServerUnaryReactor* CancelJob(grpc::CallbackServerContext*, const Bytes*,
+                                      Bytes*) override;
+  grpc::ServerWriteReactor<Bytes>* WatchJob(grpc::CallbackServerContext*, const Bytes*) override;
 
  private:
   class SubmitReader;

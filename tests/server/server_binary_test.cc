@@ -10,6 +10,7 @@
 #include <set>
 #include <thread>
 
+#include "anorand/v1/models.grpc.pb.h"
 #include "anorand/v1/scoring.grpc.pb.h"
 #include "anorand/v1/training.grpc.pb.h"
 #include "gmock/gmock.h"
@@ -17,6 +18,7 @@
 #include "proto/grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "model/model_file.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/test_util.h"
 
@@ -176,6 +178,53 @@ TEST(ServerBinaryTest, SigtermWithOpenStreamsDrainsAndExitsZero) {
   ctx2.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
   v1::ScoreResponse resp;
   EXPECT_FALSE(stub->Score(&ctx2, req, &resp).ok());
+}
+
+// An open stream is told to reconnect once its answers are delivered,
+// instead of being cancelled at the drain deadline with gRPC's "Cancelling
+// all calls".
+TEST(ServerBinaryTest, SigtermEndsOpenStreamsWithUnavailableAfterTheirAnswers) {
+  ServerProcess server({"--drain_seconds=30"});
+  ASSERT_GT(server.port(), 0) << server.err();
+  constexpr int kD = 8;
+  {
+    grpc::ClientContext ctx;
+    v1::VersionInfo info;
+    auto writer = v1::Models::NewStub(server.channel())->ImportVersion(&ctx, &info);
+    v1::ImportChunk header;
+    header.mutable_header()->set_model_name("m");
+    ASSERT_TRUE(writer->Write(header));
+    v1::ImportChunk data;
+    data.set_data(SerializeModel(TinyModel(kD)));
+    ASSERT_TRUE(writer->Write(data));
+    writer->WritesDone();
+    const grpc::Status imported = writer->Finish();
+    ASSERT_TRUE(imported.ok()) << imported.error_message();
+  }
+  v1::ScoreRequest req;
+  req.mutable_model()->set_name("m");
+  req.mutable_batch()->set_num_features(kD);
+  for (int i = 0; i < 3 * kD; ++i) req.mutable_batch()->add_values(0.1f * (i % 7));
+  auto stub = v1::Scoring::NewStub(server.channel());
+  grpc::ClientContext ctx;
+  auto stream = stub->StreamScore(&ctx);
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(stream->Write(req));
+    v1::ScoreResponse resp;
+    ASSERT_TRUE(stream->Read(&resp)) << "answer " << i;
+    EXPECT_EQ(resp.scores_size(), 3);
+  }
+  const auto sent = std::chrono::steady_clock::now();
+  server.proc().Signal(SIGTERM);
+  // The client keeps its side open and waits: the server ends the stream.
+  v1::ScoreResponse extra;
+  EXPECT_FALSE(stream->Read(&extra));
+  const grpc::Status s = stream->Finish();
+  std::printf("stream ended %.2f s after SIGTERM (--drain_seconds=30)\n",
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - sent).count());
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
+  EXPECT_THAT(s.error_message(), HasSubstr("server shutting down; reconnect"));
+  EXPECT_EQ(server.proc().Wait(60), 0) << server.err();
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "model/model_file.h"
 #include "model/params.h"
 #include "model/trainer.h"
+#include "server/client_paths.h"
 #include "server/thread_priority.h"
 
 namespace anorand {
@@ -461,7 +462,7 @@ void JobManager::Run(const std::shared_ptr<Entry>& entry) {
                     const v1::TrainingSummary* summary) {
     Update(entry, [&](v1::Job& j) {
       j.set_state(state);
-      j.set_error(error);
+      j.set_error(ClientText(error));
       j.set_finished_unix_ms(NowMs());
       if (state == v1::JOB_STATE_SUCCEEDED) Advance(j.mutable_progress(), 1.0, elapsed());
       if (version) j.set_published_version(version);

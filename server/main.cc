@@ -60,6 +60,10 @@ ABSL_FLAG(std::string, require_models, "",
 ABSL_FLAG(std::string, metrics_address, "0.0.0.0:9464",
           "Address of the Prometheus metrics endpoint, GET /metrics (HOST:PORT; port 0 picks a "
           "free one; empty = no metrics).");
+ABSL_FLAG(std::string, metrics_basic_auth_file, "",
+          "File with one line USER:PASSWORD: GET /metrics then requires HTTP basic "
+          "authentication with that pair (Prometheus basic_auth). Empty = /metrics is open to "
+          "whoever reaches --metrics_address.");
 ABSL_FLAG(std::string, data_dir, "",
           "Folder that Training.SubmitJob data_path is relative to; paths that resolve outside "
           "it are refused. Empty = uploads only.");
@@ -142,6 +146,7 @@ int main(int argc, char** argv) {
     o.required_models.emplace_back(name);
   }
   o.metrics_address = absl::GetFlag(FLAGS_metrics_address);
+  o.metrics_basic_auth_file = absl::GetFlag(FLAGS_metrics_basic_auth_file);
   o.data_dir = absl::GetFlag(FLAGS_data_dir);
   o.max_queued_jobs = absl::GetFlag(FLAGS_max_queued_jobs);
   o.jobs_dir = absl::GetFlag(FLAGS_jobs_dir);

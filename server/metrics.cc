@@ -302,7 +302,8 @@ Metrics::~Metrics() {
   }
 }
 
-absl::Status Metrics::Serve(const std::string& address) {
+absl::Status Metrics::Serve(const std::string& address,
+                            std::optional<BasicAuthCredentials> auth) {
   try {
     exposer_ = std::make_unique<prometheus::Exposer>(address);
   } catch (const std::exception& e) {
@@ -314,6 +315,13 @@ absl::Status Metrics::Serve(const std::string& address) {
   address_ = address;
   const std::vector<int> ports = exposer_->GetListeningPorts();
   port_ = ports.empty() ? 0 : ports.front();
+  if (auth) {
+    exposer_->RegisterAuth(
+        [credentials = *std::move(auth)](const std::string& user, const std::string& password) {
+          return credentials.Matches(user, password);
+        },
+        "anorand metrics");
+  }
   exposer_->RegisterCollectable(registry_);
   exposer_->RegisterCollectable(runtime_);
   exposer_->RegisterCollectable(process_);

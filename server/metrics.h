@@ -30,12 +30,14 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "server/metrics_auth.h"
 #include "anorand/v1/training.pb.h"
 #include "prometheus/collectable.h"
 #include "prometheus/counter.h"
@@ -66,9 +68,12 @@ class Metrics {
   Metrics(const Metrics&) = delete;
   Metrics& operator=(const Metrics&) = delete;
 
-  // Serves GET /metrics on `address` (HOST:PORT; port 0 picks a free one).
-  // UNAVAILABLE when it cannot listen there. Call at most once.
-  absl::Status Serve(const std::string& address);
+  // Serves GET /metrics on `address` (HOST:PORT; port 0 picks a free one),
+  // behind HTTP basic authentication when `auth` is given (metrics_auth.h;
+  // a request without the pair gets 401). UNAVAILABLE when it cannot
+  // listen there. Call at most once.
+  absl::Status Serve(const std::string& address,
+                     std::optional<BasicAuthCredentials> auth = std::nullopt);
   // The bound port, 0 when not serving.
   int port() const { return port_; }
 

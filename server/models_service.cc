@@ -3,6 +3,7 @@
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
+#include "server/client_paths.h"
 #include "server/names.h"
 #include "server/raw_call.h"
 #include "server/refused_call.h"
@@ -28,7 +29,7 @@ void FillVersion(const std::string& name, int64_t version, const VersionEntry& e
   info->set_model_name(name);
   info->set_version(version);
   info->set_state(ToProto(e.state));
-  info->set_error(e.error);
+  info->set_error(ClientText(e.error));
   info->set_file_bytes(e.file_bytes);
   for (const auto& [alias, target] : aliases)
     if (target == version) info->add_aliases(alias);

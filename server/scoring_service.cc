@@ -157,7 +157,7 @@ class ScoringService::StreamReactor final
       absl::Status scored = service_->Handle(ScoreMethod::kStreamScore, request_, &scored_);
       if (!scored.ok()) {
         s = grpc::Status(static_cast<grpc::StatusCode>(scored.code()),
-                         absl::StrCat("request ", index_, ": ", scored.message()));
+                         ClientText(absl::StrCat("request ", index_, ": ", scored.message())));
       }
     }
     if (s.ok()) s = SerializeResponse(scored_, &scored_bytes_);

@@ -3,12 +3,15 @@
 #include <chrono>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "server/auth.h"
+#include "server/client_paths.h"
+#include "server/metrics_auth.h"
 #include "server/metrics.h"
 #include "server/model_manager.h"
 #include "server/models_service.h"
@@ -29,6 +32,9 @@ class ServerImpl final : public AnorandServer {
  public:
   explicit ServerImpl(const ServerOptions& o)
       : options_(o),
+        folders_({{o.model_dir, "the model store (--model_dir)"},
+                  {o.jobs_dir, "the job records folder (--jobs_dir)"},
+                  {o.data_dir, "the data folder (--data_dir)"}}),
         auth_(o.auth_token),
         manager_(ModelStore(o.model_dir), &registry_,
                  ModelManagerOptions{o.max_loaded_model_bytes,
@@ -122,7 +128,17 @@ class ServerImpl final : public AnorandServer {
   // be bound the server runs without them and says so.
   void InitMetrics() {
     auto metrics = std::make_unique<Metrics>(&registry_);
-    if (absl::Status s = metrics->Serve(options_.metrics_address); !s.ok()) {
+    std::optional<BasicAuthCredentials> auth;
+    if (!options_.metrics_basic_auth_file.empty()) {
+      auto read = ReadBasicAuthFile(options_.metrics_basic_auth_file);
+      if (!read.ok()) {  // checked at start-up; the file changed since
+        fprintf(stderr, "anorand-server: warning: metrics off: %s\n",
+                std::string(read.status().message()).c_str());
+        return;
+      }
+      auth = *std::move(read);
+    }
+    if (absl::Status s = metrics->Serve(options_.metrics_address, std::move(auth)); !s.ok()) {
       fprintf(stderr, "anorand-server: warning: metrics off: %s\n",
               std::string(s.message()).c_str());
       return;
@@ -171,6 +187,7 @@ class ServerImpl final : public AnorandServer {
   }
 
   ServerOptions options_;
+  ClientFolders folders_;  // clients see paths relative to these
   TokenAuth auth_;
   Registry registry_;
   std::unique_ptr<Metrics> metrics_;  // null when off; outlives the services below
@@ -248,6 +265,13 @@ absl::Status ValidateServerOptions(const ServerOptions& o) {
     return bad("--training_threads must be in [1, 64]");
   if (o.training_omp_threads < 1 || o.training_omp_threads > 1024)
     return bad("--training_omp_threads must be in [1, 1024]");
+  if (!o.metrics_basic_auth_file.empty()) {
+    if (o.metrics_address.empty()) {
+      return bad("--metrics_basic_auth_file is set but --metrics_address is empty (no metrics "
+                 "endpoint to protect); set both or neither");
+    }
+    if (auto read = ReadBasicAuthFile(o.metrics_basic_auth_file); !read.ok()) return read.status();
+  }
   if (!o.metrics_address.empty()) {
     if (absl::Status s = ValidateListenAddress("metrics_address", o.metrics_address,
                                                "0.0.0.0:9464 (empty = no metrics)");

@@ -51,6 +51,9 @@ struct ServerOptions {
   // Empty = no metrics. anorand-server's --metrics_address defaults to
   // 0.0.0.0:9464; embedders and tests opt in here.
   std::string metrics_address;
+  // A file with one line USER:PASSWORD: /metrics then requires HTTP basic
+  // authentication with that pair (metrics_auth.h). Empty = open.
+  std::string metrics_basic_auth_file;
   // TLS on the gRPC port (off when every file is empty); see tls.h.
   TlsOptions tls;
   // Called once a version is LOADING, before its file is read and compiled,

@@ -10,7 +10,8 @@
 
 namespace anorand::testing {
 
-std::string HttpGetRaw(int port, const std::string& path);
+// `headers`: extra header lines, each ending in "\r\n".
+std::string HttpGetRaw(int port, const std::string& path, const std::string& headers = "");
 
 }  // namespace anorand::testing
 

@@ -41,7 +41,8 @@ int Usage(const std::string& msg) {
                "       anorand-bench train-scale [--rows N,N,...] [--features D] [--data FILE ...] "
                "[--preset P] [--param NAME=VALUE ...] [--threads T] [--repeats R]\n"
                "       anorand-bench service --address HOST:PORT --model NAME --mode unary|stream "
-               "[--batch N] [--concurrency C] [--seconds S] [--format json|text]\n",
+               "[--batch N] [--concurrency C] [--seconds S] [--format json|text]\n"
+               "                 [--with-training [--training-rounds R] [--token T]]\n",
                msg.c_str());
   return 2;
 }

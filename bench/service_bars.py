@@ -7,8 +7,18 @@ streams (against the in-process forward pass of the same model and batch,
 measured by the same run) and unary Score of one record (against the
 grpc.health.v1 floor), `--runs` times each, then prints the medians.
 
+With --training: the isolation bar instead. For each server setting
+(--setting LABEL=FLAGS, repeatable; by default normal priority, SCHED_IDLE,
+and SCHED_IDLE with --training_yield_inflight 1 and 2) and each model,
+unary Score of one record at concurrency 2 with `--with-training` (idle
+slices interleaved with slices while a training job runs), `--runs` times,
+the settings taking turns within each run on a fresh server; prints the
+median p99 ratio (training / idle) beside the job's epochs per second.
+
 usage: bench/service_bars.py [--build build] [--runs 3] [--seconds 3]
                              [--server-flag=--enable_batching ...] [--json out.json]
+       bench/service_bars.py --training [--runs 3] [--seconds 4] [--rounds 4]
+                             [--setting "LABEL=--flag=value --flag=value" ...]
 Standard library only.
 """
 import argparse
@@ -38,6 +48,9 @@ def main():
     ap.add_argument("--seconds", type=float, default=3)
     ap.add_argument("--server-flag", action="append", default=[])
     ap.add_argument("--json", default="")
+    ap.add_argument("--training", action="store_true")
+    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--setting", action="append", default=[])
     args = ap.parse_args()
     cli = os.path.join(args.build, "client", "anorand")
     server = os.path.join(args.build, "server", "anorand-server")
@@ -56,17 +69,23 @@ def main():
         subprocess.run([cli, "fit", "--data", data, "--threads", "1", "--quiet", "--out",
                         os.path.join(tmp, "store", name, "1", "model.anorand")] + params,
                        check=True, stdout=subprocess.DEVNULL)
-    port = free_port()
-    proc = subprocess.Popen([server, f"--grpc_address=127.0.0.1:{port}",
-                             f"--model_dir={tmp}/store", "--metrics_address=",
-                             "--poll_seconds=0"] + args.server_flag,
-                            stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    try:
+    def start_server(flags):
+        port = free_port()
+        proc = subprocess.Popen([server, f"--grpc_address=127.0.0.1:{port}",
+                                 f"--model_dir={tmp}/store", "--metrics_address=",
+                                 "--poll_seconds=0"] + flags,
+                                stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         for _ in range(100):
             if subprocess.run([cli, "health", "--address", f"127.0.0.1:{port}"],
                               capture_output=True).returncode == 0:
                 break
             time.sleep(0.1)
+        return port, proc
+
+    if args.training:
+        return training_bars(args, bench, models, start_server)
+    port, proc = start_server(args.server_flag)
+    try:
         results = []
         for run in range(args.runs):
             for name in models:
@@ -101,6 +120,63 @@ def main():
                   f"{med('records_per_s'):,.0f} | {med('p50_us'):,.0f} | "
                   f"{med('floor_p50_us'):,.0f} | {med('forward_records_per_s'):,.0f} | "
                   f"{label} {ratios} (median {med(key):.2f}) |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+    return 0
+
+
+DEFAULT_SETTINGS = [
+    "normal priority=--training_low_priority=false",
+    "SCHED_IDLE=",
+    "SCHED_IDLE + yield 1=--training_yield_inflight=1",
+    "SCHED_IDLE + yield 2=--training_yield_inflight=2",
+]
+
+
+def training_bars(args, bench, models, start_server):
+    settings = []
+    for text in args.setting or DEFAULT_SETTINGS:
+        label, _, flags = text.partition("=")
+        settings.append((label, flags.split() + args.server_flag))
+    results = []
+    for run in range(args.runs):
+        for label, flags in settings:
+            port, proc = start_server(flags)
+            try:
+                for name in models:
+                    out = subprocess.run(
+                        [bench, "service", "--address", f"127.0.0.1:{port}", "--model", name,
+                         "--mode", "unary", "--batch", "1", "--concurrency", "2",
+                         "--seconds", str(args.seconds), "--with-training",
+                         "--training-rounds", str(args.rounds), "--format", "json"],
+                        capture_output=True, text=True)
+                    if out.returncode != 0:
+                        print(out.stderr, file=sys.stderr)
+                        return 1
+                    j = json.loads(out.stdout)
+                    j["model"], j["run"], j["setting"] = name, run, label
+                    results.append(j)
+            finally:
+                proc.terminate()
+                proc.wait()
+    with open("/proc/loadavg") as f:
+        load = f.read().split()[:3]
+    print(f"load average at the end: {' '.join(load)}; unary b1 c2, {args.runs} runs of "
+          f"{args.rounds} idle/training rounds ({args.seconds} s of each), medians\n")
+    print("| setting | model | p99 idle us | p99 training us | p99 ratio per run | "
+          "median ratio | epochs/s with scoring | epochs/s alone | paused |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for label, _ in settings:
+        for name in models:
+            rs = [r for r in results if r["model"] == name and r["setting"] == label]
+            med = lambda k: statistics.median(r[k] for r in rs)
+            ratios = ", ".join(f"{r['p99_training_vs_idle']:.2f}" for r in rs)
+            print(f"| {label} | {name} | {med('p99_us_idle_slices'):,.0f} | "
+                  f"{med('p99_us_while_training'):,.0f} | {ratios} | "
+                  f"**{med('p99_training_vs_idle'):.2f}** | {med('training_epochs_per_s'):.1f} | "
+                  f"{med('training_alone_epochs_per_s'):.1f} | "
+                  f"{100 * med('training_throttled_share'):.0f}% |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -1,7 +1,9 @@
 // anorand-bench service: load on a running server over gRPC, and in the
 // same run the transport floor (grpc.health.v1 Check at the same
 // concurrency) and the in-process forward throughput of the same model
-// (exported from the server) at the same batch.
+// (exported from the server) at the same batch. With --with-training, the
+// p99 of the same load while a training job runs on the server against the
+// p99 of idle slices interleaved with it, and the job's epochs per second.
 #include <omp.h>
 
 #include <atomic>
@@ -64,7 +66,8 @@ int Service(const std::vector<std::string>& argv) {
   auto a = cli::Args::Parse(argv, {{"address", true, ""}, {"model", true, ""}, {"mode", true, ""},
                                    {"batch", true, ""}, {"concurrency", true, ""},
                                    {"seconds", true, ""}, {"format", true, ""},
-                                   {"with-training", false, ""}, {"token", true, ""}});
+                                   {"with-training", false, ""}, {"training-rounds", true, ""},
+                                   {"token", true, ""}});
   if (!a.ok()) {
     std::fprintf(stderr, "anorand-bench: %s\n", std::string(a.status().message()).c_str());
     return 2;
@@ -230,53 +233,99 @@ int Service(const std::vector<std::string>& argv) {
     load = run_load(*seconds);
   }
 
-  // With --with-training: the same load again while a training job runs on
-  // the server, and the ratio of the two p99s (the isolation bar).
-  double p99_training = 0;
+  // With --with-training: the same load in rounds of an idle slice (no job
+  // on the server) then a slice while a training job is in its epochs (the
+  // job started after the idle slice, cancelled after the training slice),
+  // so both p99s come from the same minutes of a shared machine; their
+  // ratio is the isolation bar. The job's epochs during the training slices
+  // give its pace beside the ratio, and half a slice with no scoring after
+  // each its pace alone.
+  struct TrainingRounds {
+    LoadResult idle, busy;
+    int64_t epochs = 0, alone_epochs = 0;
+    double throttled_seconds = 0, alone_seconds = 0;
+  } tr;
   if (a->Has("with-training")) {
     auto training = v1::Training::NewStub(channels[0]);
+    auto authorize = [&](grpc::ClientContext* ctx) {
+      if (a->Has("token")) ctx->AddMetadata("authorization", "Bearer " + a->Get("token"));
+    };
     SyntheticOptions to;
     to.rows = 20000;
     to.cols = d;
     const Dataset train = MakeSyntheticData(to);
-    grpc::ClientContext sctx;
-    if (a->Has("token")) sctx.AddMetadata("authorization", "Bearer " + a->Get("token"));
-    v1::Job job;
-    auto w = training->SubmitJob(&sctx, &job);
-    v1::SubmitJobRequest head;
-    head.mutable_spec()->set_model_name(model + "-bench-training");
-    head.mutable_spec()->set_upload_format(v1::UPLOAD_FORMAT_DENSE);
-    head.mutable_spec()->mutable_params()->set_max_epochs(100000);
-    head.mutable_spec()->mutable_params()->set_patience(0);
-    w->Write(head);
-    v1::SubmitJobRequest chunk;
-    chunk.mutable_chunk()->set_num_features(d);
-    chunk.mutable_chunk()->mutable_values()->Add(train.x.begin(), train.x.end());
-    w->Write(chunk);
-    w->WritesDone();
-    grpc::Status ts = w->Finish();
-    if (!ts.ok()) {
-      std::fprintf(stderr, "anorand-bench: could not start a training job: %s\n",
-                   ts.error_message().c_str());
-      return 1;
-    }
-    for (int i = 0; i < 500; ++i) {  // wait until it trains
-      grpc::ClientContext gctx;
-      if (a->Has("token")) gctx.AddMetadata("authorization", "Bearer " + a->Get("token"));
+    auto get = [&](const std::string& id, v1::Job* now) {
+      grpc::ClientContext ctx;
+      authorize(&ctx);
       v1::GetJobRequest g;
-      g.set_job_id(job.id());
-      v1::Job now;
-      if (training->GetJob(&gctx, g, &now).ok() && now.progress().epoch() >= 1) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      g.set_job_id(id);
+      return training->GetJob(&ctx, g, now);
+    };
+    auto terminal = [](v1::JobState s) {
+      return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED ||
+             s == v1::JOB_STATE_CANCELLED;
+    };
+    auto rounds = a->GetInt("training-rounds", 4);
+    if (!rounds.ok() || *rounds < 1) {
+      std::fprintf(stderr, "anorand-bench service: --training-rounds >= 1\n");
+      return 2;
     }
-    const LoadResult busy = run_load(*seconds);
-    p99_training = Percentile(busy.latencies_us, 0.99);
-    grpc::ClientContext cctx;
-    if (a->Has("token")) cctx.AddMetadata("authorization", "Bearer " + a->Get("token"));
-    v1::CancelJobRequest c;
-    c.set_job_id(job.id());
-    v1::Job cancelled;
-    (void)training->CancelJob(&cctx, c, &cancelled);
+    const double slice = *seconds / static_cast<double>(*rounds);
+    for (int64_t round = 0; round < *rounds; ++round) {
+      add(&tr.idle, run_load(slice));
+      grpc::ClientContext sctx;
+      authorize(&sctx);
+      v1::Job job;
+      auto w = training->SubmitJob(&sctx, &job);
+      v1::SubmitJobRequest head;
+      head.mutable_spec()->set_model_name(model + "-bench-training");
+      head.mutable_spec()->set_upload_format(v1::UPLOAD_FORMAT_DENSE);
+      head.mutable_spec()->mutable_params()->set_max_epochs(100000);
+      head.mutable_spec()->mutable_params()->set_patience(0);
+      w->Write(head);
+      v1::SubmitJobRequest chunk;
+      chunk.mutable_chunk()->set_num_features(d);
+      chunk.mutable_chunk()->mutable_values()->Add(train.x.begin(), train.x.end());
+      w->Write(chunk);
+      w->WritesDone();
+      grpc::Status ts = w->Finish();
+      if (!ts.ok()) {
+        std::fprintf(stderr, "anorand-bench: could not start a training job: %s\n",
+                     ts.error_message().c_str());
+        return 1;
+      }
+      v1::Job before;  // in its epochs (or 10 s passed)
+      for (int i = 0; i < 500; ++i) {
+        if (get(job.id(), &before).ok() && before.progress().epoch() >= 1) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      add(&tr.busy, run_load(slice));
+      v1::Job after;
+      if (get(job.id(), &after).ok() && after.progress().member() == before.progress().member()) {
+        tr.epochs += after.progress().epoch() - before.progress().epoch();
+        tr.throttled_seconds +=
+            after.progress().throttled_seconds() - before.progress().throttled_seconds();
+      }
+      // The job's pace with no scoring at all, for reference.
+      const auto alone_start = Clock::now();
+      std::this_thread::sleep_for(Seconds(slice / 2));
+      v1::Job alone;
+      if (get(job.id(), &alone).ok() && alone.progress().member() == after.progress().member()) {
+        tr.alone_epochs += alone.progress().epoch() - after.progress().epoch();
+        tr.alone_seconds += ElapsedSeconds(alone_start);
+      }
+      grpc::ClientContext cctx;
+      authorize(&cctx);
+      v1::CancelJobRequest c;
+      c.set_job_id(job.id());
+      v1::Job cancelled;
+      (void)training->CancelJob(&cctx, c, &cancelled);
+      for (int i = 0; i < 500; ++i) {  // gone before the next idle slice
+        v1::Job now;
+        if (!get(job.id(), &now).ok() || terminal(now.state())) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    }
   }
   nlohmann::json j = {{"bench", "service"},
                       {"mode", mode},
@@ -294,8 +343,18 @@ int Service(const std::vector<std::string>& argv) {
                       {"stream_vs_forward", load.records / load.seconds / forward_rps},
                       {"p50_vs_floor", Median(load.latencies_us) / Median(floor.latencies_us)}};
   if (a->Has("with-training")) {
-    j["p99_us_while_training"] = p99_training;
-    j["p99_training_vs_idle"] = p99_training / Percentile(load.latencies_us, 0.99);
+    const double idle_p99 = Percentile(tr.idle.latencies_us, 0.99);
+    const double busy_p99 = Percentile(tr.busy.latencies_us, 0.99);
+    j["training_rounds"] = a->GetInt("training-rounds", 4).value_or(4);
+    j["p99_us_idle_slices"] = idle_p99;
+    j["p99_us_while_training"] = busy_p99;
+    j["p50_us_idle_slices"] = Median(tr.idle.latencies_us);
+    j["p50_us_while_training"] = Median(tr.busy.latencies_us);
+    j["p99_training_vs_idle"] = busy_p99 / idle_p99;
+    j["training_epochs_per_s"] = tr.epochs / tr.busy.seconds;
+    j["training_alone_epochs_per_s"] = tr.alone_seconds > 0 ? tr.alone_epochs / tr.alone_seconds : 0;
+    j["training_throttled_share"] = tr.throttled_seconds / tr.busy.seconds;
+    j["errors"] = load.errors + floor.errors + tr.idle.errors + tr.busy.errors;
   }
   if (a->Get("format", "json") == "text") {
     for (auto it = j.begin(); it != j.end(); ++it)
@@ -303,7 +362,7 @@ int Service(const std::vector<std::string>& argv) {
   } else {
     std::printf("%s\n", j.dump(2).c_str());
   }
-  return load.errors + floor.errors > 0 ? 1 : 0;
+  return load.errors + floor.errors + tr.idle.errors + tr.busy.errors > 0 ? 1 : 0;
 }
 
 }  // namespace anorand::bench

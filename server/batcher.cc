@@ -38,11 +38,13 @@ int64_t DynamicBatcher::queued_records() const {
 
 void DynamicBatcher::Answer(Pending* p) const {
   handler_->Observe(&p->item.event, p->item.status, p->item.response);
+  if (load_) load_->End();
   p->done(p->item.status);
 }
 
 void DynamicBatcher::Submit(const v1::ScoreRequest* request, v1::ScoreResponse* response,
                             Clock::time_point deadline, Done done) {
+  if (load_) load_->Begin();  // Answer ends it
   auto p = std::make_unique<Pending>();
   p->item.request = request;
   p->item.response = response;

@@ -32,6 +32,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "server/score_handler.h"
+#include "server/scoring_load.h"
 
 namespace anorand {
 
@@ -66,6 +67,10 @@ class DynamicBatcher {
     on_pass_ = std::move(f);
   }
   int64_t queued_records() const;
+  // Counts each request into `load` from Submit until it is answered (the
+  // training throttle reads it); null (the default) counts nothing. Set
+  // before use.
+  void set_load(ScoringLoad* load) { load_ = load; }
 
  private:
   struct Pending {
@@ -87,6 +92,7 @@ class DynamicBatcher {
   const BatchingOptions options_;
   const int max_parallel_;
   std::function<void(int, int64_t)> on_pass_;
+  ScoringLoad* load_ = nullptr;
   mutable absl::Mutex mu_;
   absl::CondVar cv_;  // a queue grew (leaders waiting out max_delay_us)
   std::unordered_map<const CompiledModel*, Queue> queues_ ABSL_GUARDED_BY(mu_);

@@ -340,6 +340,7 @@ void JobManager::Update(const std::shared_ptr<Entry>& entry,
   {
     absl::MutexLock lock(&mu_);
     change(entry->job);
+    entry->job.mutable_progress()->set_throttled_seconds(1e-9 * entry->throttled_ns.load());
     *entry->job.mutable_progress() = ProgressOf(entry->job);
     copy = entry->job;
     const bool done = Terminal(copy.state());
@@ -424,6 +425,9 @@ void JobManager::Run(const std::shared_ptr<Entry>& entry) {
   TrainOptions options;
   options.threads = options_.omp_threads;
   options.cancelled = [&entry] { return entry->cancel.load(); };
+  if (options_.throttle) {
+    options.cancelled = options_.throttle->Wrap(std::move(options.cancelled), &entry->throttled_ns);
+  }
   options.on_phase = [this, &entry, &elapsed](const PhaseProgress& p) {
     Update(entry, [&](v1::Job& j) {
       v1::JobProgress* g = j.mutable_progress();

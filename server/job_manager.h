@@ -33,6 +33,7 @@
 #include "anorand/v1/training.pb.h"
 #include "model/dataset.h"
 #include "server/model_manager.h"
+#include "server/training_throttle.h"
 
 namespace anorand {
 
@@ -44,6 +45,9 @@ struct JobOptions {
   // Training threads (and the OpenMP workers they start) run at SCHED_IDLE
   // (thread_priority.h), so scoring wins the CPU.
   bool low_priority = true;
+  // Pauses training between mini-batches while scoring is busy
+  // (training_throttle.h); null = never. Must outlive the manager.
+  const TrainingThrottle* throttle = nullptr;
 };
 
 // Counts for metrics: jobs per state, queue depth, and a finished job's
@@ -93,6 +97,7 @@ class JobManager {
     v1::Job job;
     Dataset data;                    // released when the job starts
     std::atomic<bool> cancel{false};
+    std::atomic<int64_t> throttled_ns{0};  // paused for scoring so far
     bool publishing = false;
   };
 

@@ -77,6 +77,12 @@ ABSL_FLAG(int32_t, training_omp_threads, 1,
 ABSL_FLAG(bool, training_low_priority, true,
           "Run training threads and their OpenMP workers at SCHED_IDLE, so scoring wins the "
           "CPU; false = training competes with scoring as an equal.");
+ABSL_FLAG(int32_t, training_yield_inflight, 0,
+          "Training pauses between mini-batches while at least this many scoring requests are "
+          "in flight (or were within the last millisecond); 0 = training never yields.");
+ABSL_FLAG(int32_t, training_yield_max_pause_ms, 20,
+          "Longest one training pause for scoring, in ms, so training still progresses under "
+          "load that never ends: at least 1 ms of training per pause.");
 ABSL_FLAG(std::string, admin_token_file, "",
           "File holding the bearer token for Models and Training (whitespace trimmed); "
           "overrides --auth_token.");
@@ -154,6 +160,9 @@ int main(int argc, char** argv) {
   o.training_threads = absl::GetFlag(FLAGS_training_threads);
   o.training_omp_threads = absl::GetFlag(FLAGS_training_omp_threads);
   o.training_low_priority = absl::GetFlag(FLAGS_training_low_priority);
+  o.training_throttle.yield_inflight = absl::GetFlag(FLAGS_training_yield_inflight);
+  o.training_throttle.max_pause =
+      absl::Milliseconds(absl::GetFlag(FLAGS_training_yield_max_pause_ms));
   o.auth_token = absl::GetFlag(FLAGS_auth_token);
   o.tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
   o.tls.key_file = absl::GetFlag(FLAGS_tls_key);

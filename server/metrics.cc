@@ -276,6 +276,13 @@ Metrics::Metrics(const Registry* models)
                                 .Help("Training jobs queued, waiting for a training thread.")
                                 .Register(*registry_)
                                 .Add({})),
+      training_throttled_seconds_(
+          prometheus::BuildCounter()
+              .Name("anorand_training_throttled_seconds_total")
+              .Help("Time training threads spent paused so that scoring could run "
+                    "(--training_yield_inflight).")
+              .Register(*registry_)
+              .Add({})),
       stream_active_(prometheus::BuildGauge()
                          .Name("anorand_stream_active")
                          .Help("StreamScore streams open.")
@@ -452,6 +459,8 @@ void Metrics::ObserveTrainingJob(const std::string& state, double seconds) {
 void Metrics::SetTrainingQueueDepth(int64_t depth) {
   training_queue_depth_.Set(static_cast<double>(depth));
 }
+
+void Metrics::OnTrainingThrottled(double seconds) { training_throttled_seconds_.Increment(seconds); }
 
 std::string Metrics::JobStateLabel(v1::JobState state) {
   switch (state) {

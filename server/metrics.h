@@ -12,7 +12,8 @@
 //     the same request on the same thread.
 //   - OnLoad: ModelManager's load hook; OnStreamChange: streams opening and
 //     closing; OnTrainingCounts/OnTrainingJobFinished: JobManager's events
-//     (or SetTrainingJobs/ObserveTrainingJob/SetTrainingQueueDepth).
+//     (or SetTrainingJobs/ObserveTrainingJob/SetTrainingQueueDepth);
+//     OnTrainingThrottled: the training throttle's pauses.
 // Read on each scrape, no hook needed: anorand_model_versions (a registry
 // snapshot), anorand_compiled_models (CompiledModel::LiveCount()) and the
 // process_* figures (from /proc/self).
@@ -97,6 +98,8 @@ class Metrics {
   // The same from JobManager's events (job_manager.h).
   void OnTrainingCounts(const std::map<v1::JobState, int>& counts, int queue_depth);
   void OnTrainingJobFinished(v1::JobState state, double seconds);
+  // A training pause that let scoring run (training_throttle.h), when it ends.
+  void OnTrainingThrottled(double seconds);
   // "queued", ..., "cancelled"; "" for JOB_STATE_UNSPECIFIED or unknown.
   static std::string JobStateLabel(v1::JobState state);
 
@@ -147,6 +150,7 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& training_jobs_;
   prometheus::Family<prometheus::Histogram>& training_job_seconds_;
   prometheus::Gauge& training_queue_depth_;
+  prometheus::Counter& training_throttled_seconds_;
   prometheus::Gauge& stream_active_;
   prometheus::Histogram& batched_requests_;
 

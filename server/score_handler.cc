@@ -40,6 +40,7 @@ int64_t FillFlags(const v1::ScoreRequest& request, const bool* flags, int64_t ro
 
 absl::Status ScoreHandler::Score(const v1::ScoreRequest& request,
                                  v1::ScoreResponse* response) const {
+  ScoringLoad::Scope in_flight(load_);
   ScoreEvent event;
   event.model = &request.model().name();
   absl::Status s;

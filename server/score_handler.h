@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "anorand/v1/scoring.pb.h"
 #include "server/registry.h"
+#include "server/scoring_load.h"
 
 namespace anorand {
 
@@ -58,6 +59,9 @@ class ScoreHandler {
       : registry_(registry), limits_(limits) {}
 
   void set_observer(std::function<void(const ScoreEvent&)> f) { observer_ = std::move(f); }
+  // Score counts each request into `load` while it runs (the training
+  // throttle reads it); null (the default) counts nothing. Set before use.
+  void set_load(ScoringLoad* load) { load_ = load; }
 
   // Prepare + Run + Observe: one request, one forward pass.
   absl::Status Score(const v1::ScoreRequest& request, v1::ScoreResponse* response) const;
@@ -84,6 +88,7 @@ class ScoreHandler {
   const Registry* registry_;
   ScoreLimits limits_;
   std::function<void(const ScoreEvent&)> observer_;
+  ScoringLoad* load_ = nullptr;
 };
 
 }  // namespace anorand

@@ -40,6 +40,7 @@ class ServerImpl final : public AnorandServer {
                  ModelManagerOptions{o.max_loaded_model_bytes,
                                      [this](const LoadEvent& e) { OnModelLoad(e); },
                                      o.before_model_load}),
+        throttle_(o.training_throttle),
         handler_(&registry_, ScoreLimits{o.max_batch_records, o.max_message_bytes}),
         stream_handler_(&registry_, ScoreLimits{o.max_batch_records, o.max_message_bytes}),
         batcher_(&handler_, o.batching),
@@ -47,7 +48,8 @@ class ServerImpl final : public AnorandServer {
         models_(&manager_, &auth_, o.max_upload_bytes),
         jobs_(&manager_, JobOptions{o.jobs_dir.empty() ? o.model_dir + "/.jobs" : o.jobs_dir,
                                     o.max_queued_jobs, o.training_threads,
-                                    o.training_omp_threads, o.training_low_priority}),
+                                    o.training_omp_threads, o.training_low_priority,
+                                    &throttle_}),
         training_(&jobs_, &auth_, TrainingLimits{o.data_dir, o.max_upload_bytes}) {}
 
   ~ServerImpl() override {
@@ -59,6 +61,7 @@ class ServerImpl final : public AnorandServer {
     if (!options_.metrics_address.empty()) InitMetrics();
     if (options_.require_token_for_scoring) scoring_.set_auth(&auth_);
     if (options_.enable_batching) scoring_.set_batcher(&batcher_);
+    InitThrottle();
     scoring_.set_stream_idle_seconds(options_.stream_idle_seconds);
     if (absl::Status s = manager_.Start(options_.poll_seconds); !s.ok()) return s;
     if (absl::Status s = jobs_.Start(); !s.ok()) return s;
@@ -163,6 +166,20 @@ class ServerImpl final : public AnorandServer {
     jobs_.set_events(std::move(job_events));
   }
 
+  // Scoring counts its in-flight work for the throttle only when training
+  // may yield to it.
+  void InitThrottle() {
+    if (throttle_.enabled()) {
+      handler_.set_load(throttle_.load());
+      stream_handler_.set_load(throttle_.load());
+      batcher_.set_load(throttle_.load());
+    }
+    throttle_.set_on_pause([this](const TrainingPause& p) {
+      if (p.ended && metrics_) metrics_->OnTrainingThrottled(p.seconds);
+      if (options_.on_training_pause) options_.on_training_pause(p);
+    });
+  }
+
   void OnModelLoad(const LoadEvent& e) {
     if (!e.ok) {
       fprintf(stderr, "anorand-server: model %s version %lld failed to load: %s\n",
@@ -192,6 +209,7 @@ class ServerImpl final : public AnorandServer {
   Registry registry_;
   std::unique_ptr<Metrics> metrics_;  // null when off; outlives the services below
   ModelManager manager_;
+  TrainingThrottle throttle_;    // outlives jobs_, which polls it
   ScoreHandler handler_;         // Score
   ScoreHandler stream_handler_;  // StreamScore
   DynamicBatcher batcher_;       // Score, when --enable_batching
@@ -293,6 +311,7 @@ absl::Status ValidateServerOptions(const ServerOptions& o) {
     return bad("--tls_reload_seconds must be in [1, 86400]");
   }
   if (absl::Status s = ValidateBatchingOptions(o.batching); !s.ok()) return s;
+  if (absl::Status s = ValidateThrottleOptions(o.training_throttle); !s.ok()) return s;
   return ValidateTlsOptions(o.tls);
 }
 

@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "server/batcher.h"
 #include "server/tls.h"
+#include "server/training_throttle.h"
 
 namespace anorand {
 
@@ -47,6 +48,10 @@ struct ServerOptions {
   int training_threads = 1;      // jobs at once
   int training_omp_threads = 1;  // oneDNN threads per job
   bool training_low_priority = true;  // training threads at SCHED_IDLE
+  // Training pauses between mini-batches while scoring is busy
+  // (training_throttle.h; --training_yield_inflight,
+  // --training_yield_max_pause_ms).
+  ThrottleOptions training_throttle;
   // Prometheus endpoint (GET /metrics), HOST:PORT; port 0 picks a free one.
   // Empty = no metrics. anorand-server's --metrics_address defaults to
   // 0.0.0.0:9464; embedders and tests opt in here.
@@ -60,6 +65,10 @@ struct ServerOptions {
   // with no lock held (model_manager.h). Empty in anorand-server; tests hold
   // a load here.
   std::function<void(const std::string& model, int64_t version)> before_model_load;
+  // Called on the training thread when a throttle pause begins and when it
+  // ends (training_throttle.h). Empty in anorand-server; tests hold a pause
+  // here.
+  std::function<void(const TrainingPause&)> on_training_pause;
 };
 
 // Checks ranges; INVALID_ARGUMENT names the flag.

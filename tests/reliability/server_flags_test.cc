@@ -65,6 +65,8 @@ TEST(ServerFlagsTest, EveryBadValueExitsTwoNamingTheFlag) {
       {{"--max_queued_jobs=100001"}, "--max_queued_jobs must be in [0, 100000]"},
       {{"--training_threads=0"}, "--training_threads must be in [1, 64]"},
       {{"--training_omp_threads=0"}, "--training_omp_threads must be in [1, 1024]"},
+      {{"--training_yield_inflight=-1"}, "--training_yield_inflight must be in [0, 1000000]"},
+      {{"--training_yield_max_pause_ms=0"}, "--training_yield_max_pause_ms must be in [1, 60000]"},
       {{"--require_token_for_scoring"}, "--require_token_for_scoring needs a token"},
       {{"--admin_token_file=" + dir.File("no-token")}, "--admin_token_file"},
       {{"--tls_cert=" + dir.File("cert.pem")}, "TLS needs both --tls_cert and --tls_key"},

@@ -363,6 +363,7 @@ const std::set<std::string>& ExportedMetrics() {
                                "anorand_model_load_failures_total",
                                "anorand_training_jobs",
                                "anorand_training_queue_depth",
+                               "anorand_training_throttled_seconds_total",
                                "anorand_stream_active",
                                "anorand_compiled_models",
                                "process_resident_memory_bytes",

@@ -9,16 +9,20 @@
 // Primitives are built once, at compile time, for five batch-shape classes
 // of 1, 4, 16, 64 and 256 (kTileRows) rows, each a fixed-shape kernel.
 // Larger batches run tile by tile; a remainder runs in the smallest class
-// that holds it, padded with zero rows in the thread's arena. (A runtime
-// row count was tried first: oneDNN then falls back to a generic GEMM that
-// took 25 us for 7 rows against 8 us padded to 16.) A plan is immutable after
+// that holds it, padded with zero rows in the thread's arena (fixed shapes
+// get oneDNN's JIT kernels; a runtime row count gets its generic GEMM,
+// slower even with the padding: docs/PERFORMANCE.md). A plan is immutable after
 // Compile() and Run() is safe from many threads at once, each call on one
 // oneDNN thread (the primitives are created single-threaded, and Run pins
 // the calling thread to one OpenMP thread); each call uses its thread's
 // stream, activation arena and user-mode scratchpad (shared by all plans
 // on that thread), and memory objects created once per thread and shape
-// class and re-pointed per call (creating them per call cost half of a
-// one-row forward pass).
+// class and re-pointed per call (their creation costs more than a one-row
+// forward pass: docs/PERFORMANCE.md).
+//
+// The implementation is in three files: inference_plan_lowering.cc
+// (network to ops), inference_plan_compile.cc (ops to oneDNN primitives)
+// and inference_plan_runtime.cc (Run and the per-thread state).
 #ifndef ANORAND_MODEL_INFERENCE_PLAN_H_
 #define ANORAND_MODEL_INFERENCE_PLAN_H_
 
@@ -48,10 +52,9 @@ class InferencePlan {
   // only has a reference kernel), so a call runs as many primitives as one
   // network's plan. Shape classes up to max_tile_rows only; larger batches
   // run in tiles of the largest. INVALID_ARGUMENT when the shapes differ.
-  // Against one plan per network (4 members of d = 20, one thread,
-  // `anorand-bench forward` on an ensemble): about 2.2x faster for 1 row,
-  // 1.7x for 4, 1.3x for 16, slower from 64 rows on, where per-network
-  // kernels win (docs/PERFORMANCE.md).
+  // Faster than one plan per network for small batches and slower for
+  // large ones, where per-network kernels win (docs/PERFORMANCE.md has the
+  // crossover), hence max_tile_rows.
   static absl::StatusOr<std::unique_ptr<InferencePlan>> CompileGroup(
       const std::vector<const v1::Network*>& nets, bool head_sigmoid = true,
       int max_tile_rows = 16);

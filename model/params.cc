@@ -58,12 +58,13 @@ TrainingParams PaperPreset() {
   return p;
 }
 
-// The measured default (docs/ACCURACY.md has the runs behind each change
-// from the paper preset, on the 13 ADBench development sets, 3 seeds):
+// The default preset: how it departs from the paper preset and why
+// (docs/ACCURACY.md has the runs behind each choice, on the 13 ADBench
+// development sets, 3 seeds):
 // - synthetic anomalies are 40% of the rows, from a 20% seed set, and the
 //   seed rows get noise too: the noise-detection block then learns where
-//   the data is (paper: 2% -> 5%, seeds unchanged, so 40% of its
-//   "anomalies" were plain normal rows);
+//   the data is (the paper preset's 2% seeds and 5% anomalies, seeds
+//   unchanged, make 40% of its "anomalies" plain normal rows);
 // - the reconstruction loss does not train the noise-detection block;
 // - the score mixes the two blocks' calibrated tail surprisals (the paper's
 //   sigmoid(error) is about 0.5 on every row under min-max inputs);
@@ -76,13 +77,12 @@ TrainingParams PaperPreset() {
 // - four networks in one model, every other one on robust-scaled inputs
 //   (ensemble_size, alternate_scaling): +0.9 AUC-ROC and +5 AUC-PR over
 //   one network, for 4x the fit and scoring time;
-// - issue #10 (AUC-PR): each feature's error scale leaves out its 20%
+// - each feature's error scale leaves out its 20%
 //   largest training errors (error_scale_trim: the training set's own
 //   anomalies no longer set the unit of the features they are extreme in),
 //   the other members scale by z-score instead of min-max (heavy tails stay
 //   visible: mammography, cover, vowels, thyroid), and the score weighs the
-//   reconstruction surprisal 0.9: 90.36 / 53.61 -> 91.38 / 58.57 AUC-ROC /
-//   AUC-PR.
+//   reconstruction surprisal 0.9 (these three raise AUC-PR most).
 TrainingParams DefaultPreset() {
   TrainingParams p = PaperPreset();
   p.set_preset("default");

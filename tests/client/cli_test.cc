@@ -160,6 +160,7 @@ TEST_F(CliTest, ScoreFromStdinSurvivesTheServersIdleClose) {
     for (size_t i = 0; i < lines.size(); ++i) {
       out << lines[i] << std::flush;
       // Two pauses of several idle periods: the server closes the stream.
+      // (A sleep on purpose: the passing of time is what is tested.)
       if (i == 4 || i == 8) std::this_thread::sleep_for(std::chrono::milliseconds(1500));
     }
   });

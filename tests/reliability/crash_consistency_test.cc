@@ -339,6 +339,7 @@ TEST_F(CrashConsistencyTest, SigkillWhilePublishingLosesNothingAcknowledged) {
     while (!ready_.load() && std::chrono::steady_clock::now() < connect_by)
       std::this_thread::sleep_for(std::chrono::microseconds(50));
     std::string how;
+    // The kill lands at a random moment: these sleeps are the test's input.
     if (mode <= 1 || mode == 5) {  // a random moment
       const int64_t us = static_cast<int64_t>(rng() % (mode == 5 ? 1500000 : 25000));
       std::this_thread::sleep_for(std::chrono::microseconds(us));

@@ -24,7 +24,7 @@ ServerProcess::ServerProcess(const std::string& model_dir, const std::string& lo
   const std::regex port_re("listening on port ([0-9]+)");
   // Exit code 127 is a failed exec (the binary is being relinked): retry.
   for (int attempt = 0; attempt < 5 && port_ == 0; ++attempt) {
-    if (attempt > 0) std::this_thread::sleep_for(std::chrono::seconds(1));
+    if (attempt > 0) std::this_thread::sleep_for(std::chrono::seconds(1));  // relink backoff
     proc_ = std::make_unique<Subprocess>(argv, log_prefix + ".out", log_prefix + ".err");
     WaitUntil(
         [&] {
@@ -172,16 +172,6 @@ int OpenFds(pid_t pid) {
   while (dirent* e = readdir(d)) n += e->d_name[0] != '.';
   closedir(d);
   return n;
-}
-
-bool WaitUntil(const std::function<bool()>& done, double timeout_seconds) {
-  const auto end = std::chrono::steady_clock::now() +
-                   std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds * 1000));
-  while (true) {
-    if (done()) return true;
-    if (std::chrono::steady_clock::now() > end) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
 }
 
 int64_t EnvInt(const char* name, int64_t fallback) {

@@ -22,6 +22,7 @@
 #include "grpcpp/grpcpp.h"
 #include "model/dataset.h"
 #include "tests/support/subprocess.h"
+#include "tests/support/test_util.h"
 
 namespace anorand::testing {
 
@@ -77,9 +78,6 @@ v1::ScoreRequest ScoreRequestFor(const std::string& model, int64_t version,
 // VmRSS of a live process in KiB (-1 if unreadable), and its open fds.
 int64_t ResidentKiB(pid_t pid);
 int OpenFds(pid_t pid);
-
-// Calls `done` every 20 ms until it returns true or timeout_seconds pass.
-bool WaitUntil(const std::function<bool()>& done, double timeout_seconds);
 
 // An environment variable as a positive number, or `fallback`.
 int64_t EnvInt(const char* name, int64_t fallback);

@@ -120,6 +120,7 @@ class SoakTest : public ::testing::Test {
             grpc::StatusCode::OK, "ImportVersion");
       swaps_.fetch_add(1);
       Prune(stub.get());
+      // Pacing, not ordering: about ten swaps a second.
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   }
@@ -215,6 +216,7 @@ class SoakTest : public ::testing::Test {
         v1::Job job;
         Count(training->GetJob(&ctx, req, &job), Code::NOT_FOUND, "unknown job");
       }
+      // Pacing, not ordering: bad requests are a trickle beside the load.
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   }
@@ -229,6 +231,7 @@ class SoakTest : public ::testing::Test {
     t.emplace_back([this] { Publisher(channels_[2]); });
     t.emplace_back([this] { BadRequests(channels_[3]); });
     std::thread trainer([this] { Trainer(channels_[2]); });
+    // The load's duration is the soak's subject.
     std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000)));
     trainer.join();
     stop_ = true;
@@ -290,6 +293,7 @@ TEST_F(SoakTest, MixedLoadHasNoUnexpectedErrorAndReturnsToBaseline) {
     int last = -1;
     WaitUntil(
         [&] {
+          // "Stopped changing" is measured over a 500 ms window.
           std::this_thread::sleep_for(std::chrono::milliseconds(500));
           const int now = OpenFds(server.pid());
           const bool same = now == last;

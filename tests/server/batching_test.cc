@@ -190,12 +190,12 @@ TEST_F(BatchingTest, ADeadlineSpentWaitingIsNotScored) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
   // Nothing was scored for it; the server's own count says so.
   const int port = env_->server().metrics_port();
-  for (int i = 0; i < 100; ++i) {  // the server answers just after the client gave up
-    if (Scrape(port, "anorand_score_requests_total{code=\"DEADLINE_EXCEEDED\",method=\"Score\","
-                     "model=\"m\",version=\"1\"}") == 1)
-      break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  WaitUntil(  // the server answers just after the client gave up
+      [&] {
+        return Scrape(port, "anorand_score_requests_total{code=\"DEADLINE_EXCEEDED\","
+                            "method=\"Score\",model=\"m\",version=\"1\"}") == 1;
+      },
+      60);
   EXPECT_EQ(Scrape(port, "anorand_score_requests_total{code=\"DEADLINE_EXCEEDED\",method=\"Score\","
                          "model=\"m\",version=\"1\"}"),
             1);

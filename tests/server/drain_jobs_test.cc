@@ -35,12 +35,14 @@ class Server {
     err_path_ = dir.File(run + ".err");
     const std::regex port_re("listening on port ([0-9]+)");
     int port = 0;
-    for (int i = 0; i < 1500 && port == 0; ++i) {
-      std::smatch m;
-      const std::string out = ReadWholeFile(dir.File(run + ".out"));
-      if (std::regex_search(out, m, port_re)) port = std::stoi(m[1]);
-      else std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+    WaitUntil(
+        [&] {
+          std::smatch m;
+          const std::string out = ReadWholeFile(dir.File(run + ".out"));
+          if (std::regex_search(out, m, port_re)) port = std::stoi(m[1]);
+          return port != 0;
+        },
+        60);
     port_ = port;
     stub_ = v1::Training::NewStub(grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
                                                       grpc::InsecureChannelCredentials()));

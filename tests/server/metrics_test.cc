@@ -532,11 +532,7 @@ TEST_F(ServerMetricsTest, StreamMessagesAreCountedUnderStreamScore) {
   ASSERT_TRUE(stream->Finish().ok());
   // The server's OnDone may trail the client's Finish.
   Samples s;
-  for (int i = 0; i < 200; ++i) {
-    s = Scrape();
-    if (Get(s, "anorand_stream_active") == 0) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  WaitUntil([&] { return Get(s = Scrape(), "anorand_stream_active") == 0; }, 60, 10);
   EXPECT_EQ(Get(s, "anorand_stream_active"), 0);
   EXPECT_EQ(
       Get(s,
@@ -616,11 +612,9 @@ TEST_F(ServerMetricsTest, ModelVersionsAndLoadFailuresFollowTheStore) {
   const std::string dir = env_->model_dir() + "/broken/1";
   std::filesystem::create_directories(dir);
   std::ofstream(dir + "/model.anorand") << "this is not a model";
-  for (int i = 0; i < 500; ++i) {
-    s = Scrape();
-    if (Get(s, R"(anorand_model_load_failures_total{model="broken"})") >= 1) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  WaitUntil(
+      [&] { return Get(s = Scrape(), R"(anorand_model_load_failures_total{model="broken"})") >= 1; },
+      60);
   EXPECT_EQ(Get(s, R"(anorand_model_load_failures_total{model="broken"})"), 1);
   EXPECT_EQ(Get(s, R"(anorand_model_versions{model="broken",state="failed"})"), 1);
   EXPECT_EQ(Get(s, R"(anorand_model_versions{model="broken",state="ready"})"), 0);
@@ -664,11 +658,11 @@ TEST_F(ServerMetricsTest, TrainingJobsAreCountedByState) {
     ASSERT_TRUE(w->Finish().ok());
   }
   Samples s;
-  for (int i = 0; i < 1500; ++i) {
-    s = Scrape();
-    if (Get(s, R"(anorand_training_job_seconds_count{state="succeeded"})") >= 1) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  WaitUntil(
+      [&] {
+        return Get(s = Scrape(), R"(anorand_training_job_seconds_count{state="succeeded"})") >= 1;
+      },
+      120);
   EXPECT_EQ(Get(s, R"(anorand_training_job_seconds_count{state="succeeded"})"), 1);
   EXPECT_EQ(Get(s, R"(anorand_training_job_seconds_count{state="failed"})"), 0);
   EXPECT_GT(Get(s, R"(anorand_training_job_seconds_sum{state="succeeded"})"), 0);

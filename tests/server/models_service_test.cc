@@ -491,14 +491,15 @@ TEST_F(ModelsTest, CorruptFileDroppedIntoTheStoreIsRefusedAndThePreviousVersionS
     std::ofstream(dir + "/model.anorand", std::ios::binary) << bad;
     // Wait for the poller to see it.
     v1::ModelInfo info;
-    for (int i = 0; i < 200; ++i) {
-      grpc::ClientContext ctx;
-      v1::GetModelRequest req;
-      req.mutable_model()->set_name("m");
-      ASSERT_TRUE(env.models()->GetModel(&ctx, req, &info).ok());
-      if (info.versions_size() == static_cast<int>(version)) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+    WaitUntil(
+        [&] {
+          grpc::ClientContext ctx;
+          v1::GetModelRequest req;
+          req.mutable_model()->set_name("m");
+          return env.models()->GetModel(&ctx, req, &info).ok() &&
+                 info.versions_size() == static_cast<int>(version);
+        },
+        60);
     ASSERT_EQ(info.versions_size(), version);
     EXPECT_EQ(info.versions(version - 1).state(), v1::VERSION_STATE_FAILED);
     EXPECT_THAT(info.versions(version - 1).error(), HasSubstr("not a valid model file"));
@@ -512,17 +513,11 @@ TEST_F(ModelsTest, CorruptFileDroppedIntoTheStoreIsRefusedAndThePreviousVersionS
   std::ofstream(env.model_dir() + "/m/.incoming/model.anorand", std::ios::binary) << good;
   std::filesystem::rename(env.model_dir() + "/m/.incoming", env.model_dir() + "/m/4");
   int64_t v = 0;
-  for (int i = 0; i < 200 && v != 4; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    ASSERT_TRUE(Score(env, "", &v).ok());
-  }
+  WaitUntil([&] { return Score(env, "", &v).ok() && v == 4; }, 60);
   EXPECT_EQ(v, 4);
   // And a version deleted behind the server's back goes away.
   std::filesystem::remove_all(env.model_dir() + "/m/4");
-  for (int i = 0; i < 200 && v != 1; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    ASSERT_TRUE(Score(env, "", &v).ok());
-  }
+  WaitUntil([&] { return Score(env, "", &v).ok() && v == 1; }, 60);
   EXPECT_EQ(v, 1);
 }
 
@@ -566,13 +561,14 @@ TEST_F(ModelsTest, LoadedModelBytesAreCapped) {
   std::filesystem::create_directories(dir);
   std::ofstream(dir + "/model.anorand", std::ios::binary) << SerializeModel(*m1_);
   v1::ModelInfo info;
-  for (int i = 0; i < 200 && info.versions_size() < 3; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    grpc::ClientContext ctx;
-    v1::GetModelRequest req;
-    req.mutable_model()->set_name("m");
-    ASSERT_TRUE(env.models()->GetModel(&ctx, req, &info).ok());
-  }
+  WaitUntil(
+      [&] {
+        grpc::ClientContext ctx;
+        v1::GetModelRequest req;
+        req.mutable_model()->set_name("m");
+        return env.models()->GetModel(&ctx, req, &info).ok() && info.versions_size() >= 3;
+      },
+      60);
   ASSERT_EQ(info.versions_size(), 3);
   EXPECT_EQ(info.versions(2).state(), v1::VERSION_STATE_FAILED);
   EXPECT_THAT(info.versions(2).error(), HasSubstr("--max_loaded_model_bytes"));

@@ -488,13 +488,7 @@ class PrometheusE2ETest : public ::testing::Test {
   }
   // Waits (bounded) until `promql` equals `want`.
   bool WaitFor(const std::string& promql, double want, double seconds = 30) {
-    const auto end = std::chrono::steady_clock::now() +
-                     std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
-    while (std::chrono::steady_clock::now() < end) {
-      if (Value(promql) == want) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    }
-    return false;
+    return WaitUntil([&] { return Value(promql) == want; }, seconds, 200);
   }
 
   int prom_port_ = 0;
@@ -515,13 +509,15 @@ TEST_F(PrometheusE2ETest, CountsTrafficThroughRealPrometheus) {
                     dir.File("server.out"), dir.File("server.err"));
   int grpc_port = 0, metrics_port = 0;
   const std::regex grpc_re("listening on port ([0-9]+)"), metrics_re("metrics on port ([0-9]+)");
-  for (int i = 0; i < 500 && metrics_port == 0; ++i) {
-    const std::string out = ReadWholeFile(dir.File("server.out"));
-    std::smatch m;
-    if (std::regex_search(out, m, grpc_re)) grpc_port = std::stoi(m[1]);
-    if (std::regex_search(out, m, metrics_re)) metrics_port = std::stoi(m[1]);
-    if (metrics_port == 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  WaitUntil(
+      [&] {
+        const std::string out = ReadWholeFile(dir.File("server.out"));
+        std::smatch m;
+        if (std::regex_search(out, m, grpc_re)) grpc_port = std::stoi(m[1]);
+        if (std::regex_search(out, m, metrics_re)) metrics_port = std::stoi(m[1]);
+        return metrics_port != 0;
+      },
+      60);
   ASSERT_GT(grpc_port, 0) << ReadWholeFile(dir.File("server.err"));
   ASSERT_GT(metrics_port, 0) << ReadWholeFile(dir.File("server.err"));
 
@@ -679,19 +675,20 @@ TEST_F(PrometheusE2ETest, CountsTrafficThroughRealPrometheus) {
             (std::set<std::string>{"1"}));  // "" is no label value in Prometheus
 
   // Every shipped alert rule evaluates against the real series.
-  bool all_evaluated = false;
   json rules;
-  for (int i = 0; i < 100 && !all_evaluated; ++i) {
-    ASSERT_EQ(HttpGet(prom_port_, "/api/v1/rules", &body), 200);
-    rules = json::parse(body)["data"]["groups"];
-    all_evaluated = !rules.empty();
-    for (const json& g : rules) {
-      for (const json& r : g["rules"]) {
-        all_evaluated &= r.value("lastEvaluation", "").rfind("0001-", 0) != 0;
-      }
-    }
-    if (!all_evaluated) std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
+  const bool all_evaluated = WaitUntil(
+      [&] {
+        if (HttpGet(prom_port_, "/api/v1/rules", &body) != 200) return false;
+        rules = json::parse(body)["data"]["groups"];
+        bool evaluated = !rules.empty();
+        for (const json& g : rules) {
+          for (const json& r : g["rules"]) {
+            evaluated &= r.value("lastEvaluation", "").rfind("0001-", 0) != 0;
+          }
+        }
+        return evaluated;
+      },
+      60, 200);
   ASSERT_TRUE(all_evaluated) << rules.dump(1);
   int rule_count = 0;
   for (const json& g : rules) {

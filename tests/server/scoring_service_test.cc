@@ -221,21 +221,25 @@ class StreamIdleTest : public ::testing::Test {
   // just after the client saw the end, so a refusal is retried for a while).
   void ExpectStreamServes() {
     grpc::Status last;
-    for (int attempt = 0; attempt < 100; ++attempt) {
-      grpc::ClientContext ctx;
-      auto stream = env_->scoring()->StreamScore(&ctx);
-      v1::ScoreResponse resp;
-      if (stream->Write(MakeRequest("fraud", 2, kD)) && stream->Read(&resp)) {
-        EXPECT_EQ(resp.scores_size(), 2);
-        stream->WritesDone();
-        EXPECT_TRUE(stream->Finish().ok());
-        return;
-      }
-      last = stream->Finish();
-      ASSERT_EQ(last.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << last.error_message();
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    FAIL() << "the stream slot was never released: " << last.error_message();
+    const bool served = WaitUntil(
+        [&] {
+          grpc::ClientContext ctx;
+          auto stream = env_->scoring()->StreamScore(&ctx);
+          v1::ScoreResponse resp;
+          if (stream->Write(MakeRequest("fraud", 2, kD)) && stream->Read(&resp)) {
+            EXPECT_EQ(resp.scores_size(), 2);
+            stream->WritesDone();
+            last = stream->Finish();
+            EXPECT_TRUE(last.ok()) << last.error_message();
+            return true;
+          }
+          last = stream->Finish();
+          // Only a refusal for want of a slot is retried.
+          return last.error_code() != grpc::StatusCode::RESOURCE_EXHAUSTED;
+        },
+        60, 50);
+    EXPECT_TRUE(served && last.ok()) << "the stream slot was never released: "
+                                     << last.error_code() << " " << last.error_message();
   }
   std::unique_ptr<ServerEnv> env_;
 };
@@ -248,6 +252,7 @@ TEST_F(StreamIdleTest, IdleStreamIsClosedWithDeadlineExceededAndItsSlotFreed) {
     ASSERT_TRUE(stream->Write(MakeRequest("fraud", 1, kD))) << i;
     v1::ScoreResponse resp;
     ASSERT_TRUE(stream->Read(&resp)) << i;
+    // Time is what this test is about: gaps shorter than the idle period.
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   // Then silent: the server ends it.

@@ -35,12 +35,14 @@ class ServerProcess {
     argv.insert(argv.end(), extra.begin(), extra.end());
     proc_ = std::make_unique<Subprocess>(argv, dir_.File("out"), dir_.File("err"));
     const std::regex port_re("listening on port ([0-9]+)");
-    for (int i = 0; i < 500 && port_ == 0; ++i) {
-      std::smatch m;
-      const std::string out = ReadWholeFile(dir_.File("out"));
-      if (std::regex_search(out, m, port_re)) port_ = std::stoi(m[1]);
-      else std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+    WaitUntil(
+        [&] {
+          std::smatch m;
+          const std::string out = ReadWholeFile(dir_.File("out"));
+          if (std::regex_search(out, m, port_re)) port_ = std::stoi(m[1]);
+          return port_ != 0;
+        },
+        60);
     channel_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(port_),
                                    grpc::InsecureChannelCredentials());
   }
@@ -165,7 +167,9 @@ TEST(ServerBinaryTest, SigtermWithOpenStreamsDrainsAndExitsZero) {
   req.mutable_model()->set_name("absent");
   // The stream is open (nothing sent yet) when the signal arrives.
   server.proc().Signal(SIGTERM);
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // The stream ends after the server has begun to drain.
+  EXPECT_TRUE(WaitUntil([&] { return server.err().find("draining") != std::string::npos; }, 60))
+      << server.err();
   stream->WritesDone();
   grpc::Status s = stream->Finish();  // finishes cleanly or is cancelled at the deadline
   EXPECT_TRUE(s.ok() || s.error_code() == grpc::StatusCode::UNAVAILABLE ||

@@ -204,12 +204,8 @@ TEST_F(TlsTest, RenewedCertificateIsPickedUpWithoutRestart) {
   pki_.MakeLeaf("renewed", "new-ca");
   std::filesystem::rename(pki_.Path("renewed.key"), pki_.Path("server.key"));
   std::filesystem::rename(pki_.Path("renewed.pem"), pki_.Path("server.pem"));
-  bool renewed = false;
-  for (int i = 0; i < 120 && !renewed; ++i) {
-    renewed = Check(Channel(port, "new-ca")).ok();
-    if (!renewed) std::this_thread::sleep_for(std::chrono::milliseconds(250));
-  }
-  EXPECT_TRUE(renewed) << "the server still presents the old certificate after 30 s";
+  const bool renewed = WaitUntil([&] { return Check(Channel(port, "new-ca")).ok(); }, 60, 250);
+  EXPECT_TRUE(renewed) << "the server still presents the old certificate after 60 s";
   EXPECT_EQ(Check(Channel(port, "ca")).error_code(), grpc::StatusCode::UNAVAILABLE);
 }
 

@@ -91,9 +91,7 @@ class TrainingTest : public ::testing::Test {
     return job;
   }
   void WaitFor(const std::string& id, v1::JobState state) {
-    for (int i = 0; i < 3000 && Get(id).state() != state; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+    WaitUntil([&] { return Get(id).state() == state; }, 120, 10);
     ASSERT_EQ(Get(id).state(), state);
   }
 

@@ -2,7 +2,9 @@
 
 #include <stdlib.h>
 
+#include <chrono>
 #include <stdexcept>
+#include <thread>
 
 #include "model/data/synthetic_data.h"
 #include "model/trainer.h"
@@ -48,6 +50,16 @@ std::string SharedDir() {
   const char* env = std::getenv("ANORAND_SHARED_DIR");
   std::string dir = env && *env ? env : ANORAND_SHARED_DIR;
   return std::filesystem::exists(dir) ? dir : "";
+}
+
+bool WaitUntil(const std::function<bool()>& done, double timeout_seconds, int interval_ms) {
+  const auto end = std::chrono::steady_clock::now() +
+                   std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds * 1000));
+  while (true) {
+    if (done()) return true;
+    if (std::chrono::steady_clock::now() > end) return done();
+    std::this_thread::sleep_for(std::chrono::milliseconds(interval_ms));
+  }
 }
 
 }  // namespace anorand::testing

@@ -2,12 +2,14 @@
 //
 // Helpers shared by the test suites: a temporary folder removed at the end,
 // a small trained model made in a second or less, and the location of
-// ../shared (datasets, golden vectors) with a skip when it is absent.
+// ../shared (datasets, golden vectors) with a skip when it is absent, and a
+// bounded poll of a condition that another thread or process makes true.
 #ifndef ANORAND_TESTS_SUPPORT_TEST_UTIL_H_
 #define ANORAND_TESTS_SUPPORT_TEST_UTIL_H_
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 
 #include "anorand/v1/model.pb.h"
@@ -34,6 +36,12 @@ v1::ModelFile TinyModel(int cols = 8, uint64_t seed = 1, int64_t rows = 400, int
 
 // The shared folder, or "" when it is not there.
 std::string SharedDir();
+
+// Calls `done` every `interval_ms` until it returns true (then true) or
+// timeout_seconds pass (then false, after one last call). For waiting on a
+// state another thread or process reaches: the deadline is a bound on a
+// hung test, not a speed requirement, so give it generous room.
+bool WaitUntil(const std::function<bool()>& done, double timeout_seconds, int interval_ms = 20);
 
 }  // namespace anorand::testing
 

@@ -5,6 +5,8 @@ Isolation Forest and ECOD numbers from that folder's README.
 
 usage: bench/eval_adbench.py [--anorand build/client/anorand] [--seeds 1,2,3]
                              [--param NAME=VALUE ...] [--datasets a,b] [--json out.json]
+                             [--max-rows N]  (rows before the split: 10000 in the
+                                              protocol, 0 = the whole dataset)
 Standard library only. Exits 77 (skip) when the datasets are absent.
 """
 import argparse
@@ -41,6 +43,7 @@ def main():
     ap.add_argument("--datasets", default="")
     ap.add_argument("--json", default="")
     ap.add_argument("--label", default="")
+    ap.add_argument("--max-rows", default="")
     args = ap.parse_args()
     if not os.path.isdir(args.data_dir):
         print(f"skip: {args.data_dir} not found", file=sys.stderr)
@@ -56,6 +59,8 @@ def main():
                "--seeds", args.seeds, "--format", "json", "--quiet"]
         for p in args.param:
             cmd += ["--param", p]
+        if args.max_rows:
+            cmd += ["--max-rows", args.max_rows]
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode != 0:
             print(f"{name}: anorand eval failed: {out.stderr.strip()}", file=sys.stderr)

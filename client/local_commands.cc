@@ -112,6 +112,7 @@ int RunEval(const Argv& argv) {
   const std::vector<FlagSpec> specs = {
       {"data", true, "labelled data: .npz with X and y, or CSV with --label-column"},
       {"seeds", true, "comma-separated seeds (default 1,2,3)"},
+      {"max-rows", true, "rows kept before the split (default 10000, the protocol's; 0 = every row)"},
       kParam, kThreads, kLabel, kQuiet,
       {"format", true, "json (default) or table"}};
   const char* const usage_head =
@@ -134,6 +135,10 @@ int RunEval(const Argv& argv) {
   if (seeds.empty()) return UsageError("--seeds is empty", usage);
   auto threads = a.GetInt("threads", 0);
   if (!threads.ok() || *threads < 0 || *threads > 1024) return UsageError("--threads must be in [0, 1024]", usage);
+  auto max_rows = a.GetInt("max-rows", kProtocolMaxRows);
+  if (!max_rows.ok() || *max_rows < 0) {
+    return UsageError("--max-rows must be 0 (every row) or a positive row count", usage);
+  }
   LoadOptions lo = LoadOptionsFrom(a);
   lo.require_labels = true;
   auto data = LoadDataset(a.Get("data"), lo);
@@ -143,11 +148,13 @@ int RunEval(const Argv& argv) {
   nlohmann::json per_seed = nlohmann::json::array();
   double roc = 0, pr = 0;
   for (uint64_t seed : seeds) {
-    auto r = EvaluateSeed(*data, *params, seed, options);
+    auto r = EvaluateSeed(*data, *params, seed, options, *max_rows);
     if (!r.ok()) return Fail(r.status());
     roc += r->auc_roc;
     pr += r->auc_pr;
     per_seed.push_back({{"seed", seed},
+                        {"train_rows", r->train_rows},
+                        {"test_rows", r->test_rows},
                         {"auc_roc", r->auc_roc},
                         {"auc_pr", r->auc_pr},
                         {"auc_roc_noise", r->auc_roc_noise},

@@ -27,7 +27,8 @@ Dataset Take(const Dataset& data, const std::vector<int64_t>& idx) {
 }  // namespace
 
 absl::StatusOr<SeedResult> EvaluateSeed(const Dataset& data, const v1::TrainingParams& params,
-                                        uint64_t seed, const TrainOptions& options) {
+                                        uint64_t seed, const TrainOptions& options,
+                                        int64_t max_rows) {
   if (!data.has_labels()) {
     return absl::InvalidArgumentError("evaluation needs labels (a y array or a label column)");
   }
@@ -38,9 +39,9 @@ absl::StatusOr<SeedResult> EvaluateSeed(const Dataset& data, const v1::TrainingP
   } else {
     idx.resize(data.rows);
     for (int64_t i = 0; i < data.rows; ++i) idx[i] = i;
-    if (data.rows > 10000) {
+    if (max_rows > 0 && data.rows > max_rows) {
       rng.Shuffle(idx.begin(), idx.end());
-      idx.resize(10000);
+      idx.resize(max_rows);
     }
   }
   // Stratified 70/30: 30% of each class to the test part.
@@ -62,6 +63,8 @@ absl::StatusOr<SeedResult> EvaluateSeed(const Dataset& data, const v1::TrainingP
   if (!model.ok()) return model.status();
   SeedResult r;
   r.seed = seed;
+  r.train_rows = tr.rows;
+  r.test_rows = te.rows;
   r.fit_seconds = model->summary().seconds();
   r.epochs = model->summary().epochs_run();
   r.alpha = model->score_stats().alpha();

@@ -2,7 +2,8 @@
 //
 // The ADBench protocol (../shared/datasets/adbench/README.md) for one
 // labelled dataset and one seed: resample (under 1,000 rows: with
-// replacement up to 1,000; over 10,000: without replacement to 10,000),
+// replacement up to 1,000; over `max_rows`, 10,000 in the protocol:
+// without replacement to `max_rows`; 0 keeps every row),
 // stratified 70/30 split, fit on the training part without its labels
 // (min-max scaling is the model's own normaliser, fitted on that part),
 // score the test part, report AUC-ROC and average precision.
@@ -22,6 +23,7 @@ namespace anorand {
 
 struct SeedResult {
   uint64_t seed = 0;
+  int64_t train_rows = 0, test_rows = 0;
   double auc_roc = 0, auc_pr = 0;
   double fit_seconds = 0;
   int epochs = 0;
@@ -31,9 +33,13 @@ struct SeedResult {
   double auc_pr_noise = 0, auc_pr_reconstruction = 0;
 };
 
+// The protocol's cap on rows before the split.
+inline constexpr int64_t kProtocolMaxRows = 10000;
+
 // `params.seed` is replaced by `seed` (split and model). Needs labels.
 absl::StatusOr<SeedResult> EvaluateSeed(const Dataset& data, const v1::TrainingParams& params,
-                                        uint64_t seed, const TrainOptions& options = {});
+                                        uint64_t seed, const TrainOptions& options = {},
+                                        int64_t max_rows = kProtocolMaxRows);
 
 }  // namespace anorand
 

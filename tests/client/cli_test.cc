@@ -78,6 +78,8 @@ TEST_F(CliTest, UsageErrorsExitTwo) {
   EXPECT_EQ(Run({"score", "--model", "m", "--bogus", "1"}, &out, &err), 2);
   EXPECT_THAT(err, HasSubstr("unknown flag --bogus"));
   EXPECT_EQ(Run({"nosuchcommand"}, &out, &err), 2);
+  EXPECT_EQ(Run({"eval", "--data", "x.npz", "--max-rows", "-1"}, &out, &err), 2);
+  EXPECT_THAT(err, HasSubstr("--max-rows must be"));
   EXPECT_EQ(Run({"--help"}, &out, &err), 0);
   EXPECT_THAT(out, HasSubstr("Exit codes"));
   EXPECT_EQ(Run({"train", "--help"}, &out, &err), 0);

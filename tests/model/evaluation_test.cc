@@ -35,6 +35,22 @@ TEST(EvaluationTest, RunsTheProtocolOnARealDataset) {
   EXPECT_EQ(again->auc_roc, r->auc_roc);
 }
 
+TEST(EvaluationTest, MaxRowsCapsTheRowsBeforeTheSplit) {
+  Dataset d = DemoData(12000, 3, 1);
+  ASSERT_TRUE(d.has_labels());
+  v1::TrainingParams p;
+  p.set_max_epochs(1);
+  p.set_min_steps(0);
+  p.set_ensemble_size(1);
+  for (const auto& [max_rows, expected] :
+       {std::pair<int64_t, int64_t>{kProtocolMaxRows, 10000}, {0, 12000}, {2000, 2000}}) {
+    auto r = EvaluateSeed(d, p, 1, {}, max_rows);
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    EXPECT_EQ(r->train_rows + r->test_rows, expected) << "max_rows " << max_rows;
+    EXPECT_GT(r->train_rows, 2 * r->test_rows) << "a 70/30 split";
+  }
+}
+
 TEST(EvaluationTest, NeedsLabels) {
   Dataset d = DemoData(100, 3, 1);
   d.labels.clear();

@@ -101,6 +101,8 @@ def main():
             entrypoint = entrypoint.split()
         if isinstance(command, str):
             command = command.split()
+        # As compose runs it with no variables set (${VAR:-default} -> default).
+        command = [dl.compose_expand(t, {}) for t in command]
         program = os.path.basename(entrypoint[0])
         if program in dl.SERVER_NAMES | dl.CLI_NAMES:
             check(program, entrypoint[1:] + command, f"compose service {name}")

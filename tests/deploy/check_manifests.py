@@ -127,6 +127,8 @@ def check_compose(root, defaults, image):
             f"compose: stop_grace_period is above --drain_seconds {drain}")
     f.check("entrypoint" not in s, "compose: the server keeps the image's exec-form ENTRYPOINT")
     f.check(s.get("read_only") is True, "compose: the server's root file system is read-only")
+    f.check(not s.get("profiles"), "compose: anorand runs without a --profile")
+    check_compose_training(services, s, defaults, model_dir, mounts)
 
     seed = services.get("seed", {})
     f.check(dl.compose_image(seed) == dl.compose_image(s), "compose: seed uses the server's image")
@@ -167,6 +169,76 @@ def check_compose(root, defaults, image):
             if p.startswith(mount + "/"):
                 f.check(os.path.exists(os.path.join(graf_dir, p[len(mount) + 1:])),
                         f"compose: {key}={p} exists as deploy/grafana/{p[len(mount) + 1:]}")
+
+
+def under_mount(path, mounts):
+    """The mount point (of mounts) that path is on, or None."""
+    hits = [m for m in mounts if path == m or path.startswith(m.rstrip("/") + "/")]
+    return max(hits, key=len) if hits else None
+
+
+def jobs_dir_of(flags, defaults):
+    """The --jobs_dir a server with these flags uses (default <model_dir>/.jobs)."""
+    model_dir = dl.flag_value(flags, "model_dir", defaults["model_dir"])
+    return os.path.normpath(dl.flag_value(flags, "jobs_dir", "") or model_dir + "/.jobs")
+
+
+def check_compose_training(services, s, defaults, model_dir, mounts):
+    """Training in-process by default; `--profile trainer` adds a
+    training-only server on the same model volume with its own job records."""
+    for name, svc in services.items():
+        if dl.compose_image(svc) != dl.compose_image(s):
+            continue
+        for t in (svc.get("command") or []):
+            for var, default in dl.compose_vars(t):
+                f.check(default not in (None, ""),
+                        f"compose: service {name}: {t} needs a non-empty default for ${var} "
+                        "(the stack must start with no variables set)")
+    cmd = s.get("command") or []
+    plain = [dl.compose_expand(t, {}) for t in cmd]
+    f.check(dl.flag_value(plain, "max_queued_jobs", defaults["max_queued_jobs"])
+            == defaults["max_queued_jobs"],
+            f"compose: with no variables set, anorand trains in-process with the server's "
+            f"default --max_queued_jobs={defaults['max_queued_jobs']}")
+    mq = [t for t in cmd if dl.flag_name(t) == "max_queued_jobs"]
+    switch = [v for t in mq for v, _ in dl.compose_vars(t)]
+    if f.check(len(mq) == 1 and len(switch) == 1,
+               "compose: anorand's --max_queued_jobs comes from one variable (0 beside the trainer)"):
+        zero = [dl.compose_expand(t, {switch[0]: "0"}) for t in cmd]
+        f.check(dl.flag_value(zero, "max_queued_jobs") == "0",
+                f"compose: {switch[0]}=0 gives anorand --max_queued_jobs=0")
+
+    t = services.get("trainer")
+    if not f.check(t is not None, "compose: service trainer (the separate trainer)"):
+        return
+    f.check(t.get("profiles") == ["trainer"], "compose: trainer runs only with --profile trainer")
+    f.check(dl.compose_image(t) == dl.compose_image(s), "compose: trainer uses the server's image")
+    f.check("entrypoint" not in t, "compose: trainer runs the image's ENTRYPOINT (anorand-server)")
+    tcmd = [dl.compose_expand(x, {}) for x in (t.get("command") or [])]
+    tmodel = dl.flag_value(tcmd, "model_dir", defaults["model_dir"])
+    tmounts = {str(v).split(":")[1]: str(v).split(":")[0] for v in t.get("volumes", [])}
+    f.check(tmounts.get(tmodel) is not None and tmounts.get(tmodel) == mounts.get(model_dir),
+            "compose: trainer's --model_dir is anorand's model volume (it publishes there)")
+    f.check(not any(str(v).split(":")[1] == tmodel and str(v).endswith(":ro")
+                    for v in t.get("volumes", [])), "compose: trainer's model volume is writable")
+    serving_jobs, trainer_jobs = jobs_dir_of(plain, defaults), jobs_dir_of(tcmd, defaults)
+    f.check(trainer_jobs != serving_jobs,
+            f"compose: trainer has its own --jobs_dir, not anorand's {serving_jobs} (a server "
+            "marks the unfinished records of its --jobs_dir FAILED when it starts)")
+    f.check(under_mount(trainer_jobs, tmounts) is not None,
+            f"compose: trainer's --jobs_dir {trainer_jobs} is on a volume (records outlive the container)")
+    f.check(int(dl.flag_value(tcmd, "max_queued_jobs", defaults["max_queued_jobs"])) > 0,
+            "compose: trainer accepts training jobs")
+    data = dl.flag_value(tcmd, "data_dir", "")
+    if data:
+        f.check(under_mount(data, tmounts) is not None, f"compose: trainer's --data_dir {data} is a volume")
+    for key in ("read_only", "tmpfs", "cap_drop", "security_opt"):
+        f.check(t.get(key) == s.get(key), f"compose: trainer has anorand's {key} ({s.get(key)})")
+    drain = float(dl.flag_value(tcmd, "drain_seconds", defaults["drain_seconds"]))
+    f.check(seconds(t.get("stop_grace_period", DOCKER_DEFAULT_STOP_SECONDS)) > drain,
+            f"compose: trainer's stop_grace_period is above its --drain_seconds {drain}")
+    host = lambda svc: {str(p).rsplit(":", 1)[0] for p in svc.get("ports", [])}  # noqa: E731
+    f.check(not host(t) & host(s), "compose: trainer publishes other host ports than anorand")
 
 
 # ---- Kubernetes ------------------------------------------------------------
@@ -285,8 +357,16 @@ def check_server_pod(where, doc, docs, defaults, flagfiles_on_disk, component):
             not secret.get("items") or any(i.get("path") == key for i in secret["items"])) else None
     f.check(tok is not None, f"{where}: the admin token comes from a (required) Secret "
                              "(--admin_token_file on a Secret volume, or ANORAND_AUTH_TOKEN)")
+    # Where the job records live: (claim, path inside it) on a PVC.
+    jobs_dir = jobs_dir_of(flags, defaults)
+    jm = under_mount(jobs_dir, mounts)
+    jobs_claim = mounts.get(jm, {}).get("persistentVolumeClaim", {}).get("claimName") if jm else None
+    jobs_at = (jobs_claim or f"non-PVC volume at {jm}",
+               os.path.relpath(jobs_dir, jm) if jm else jobs_dir)
     return {"grpc_port": grpc_port, "metrics_port": metrics_port, "require": require,
-            "labels": doc["spec"]["template"]["metadata"].get("labels", {}), "claim": claim}
+            "labels": doc["spec"]["template"]["metadata"].get("labels", {}), "claim": claim,
+            "queue": dl.flag_value(flags, "max_queued_jobs", defaults["max_queued_jobs"]),
+            "jobs_dir": jobs_dir, "jobs_at": jobs_at, "jobs_claim": jobs_claim}
 
 
 def check_overlay(name, docs, defaults, flagfiles_on_disk):
@@ -339,6 +419,8 @@ def check_overlay(name, docs, defaults, flagfiles_on_disk):
             f.check(dl.labels_match(p["spec"]["selector"].get("matchLabels"), s["labels"]),
                     f"{where}: PDB selects the serving pods")
         f.check(bool(s["require"]), f"{where}: serving replicas set --require_models")
+        f.check(s["queue"] == "0", f"{where}: serving replicas do not train (--max_queued_jobs=0; "
+                                   f"got {s['queue']})")
 
     trainer = dl.find(docs, "Deployment", "anorand-trainer")
     if name == "trainer":
@@ -349,6 +431,16 @@ def check_overlay(name, docs, defaults, flagfiles_on_disk):
                 f.check(not t["require"], f"{where}: the trainer sets no --require_models")
                 f.check(t["claim"] == s["claim"], f"{where}: the trainer shares the model store")
                 f.check(trainer["spec"].get("replicas") == 1, f"{where}: one trainer")
+                f.check(trainer["spec"].get("strategy", {}).get("type") == "Recreate",
+                        f"{where}: the trainer is replaced with Recreate (one pod owns its --jobs_dir)")
+                f.check(t["queue"] not in ("0", None), f"{where}: the trainer accepts training jobs")
+                f.check(t["jobs_at"] != s["jobs_at"],
+                        f"{where}: the trainer's --jobs_dir {t['jobs_dir']} is not the serving "
+                        f"replicas' {s['jobs_dir']} on the same volume (a server marks the "
+                        "unfinished records of its --jobs_dir FAILED when it starts)")
+                f.check(t["jobs_claim"] is not None,
+                        f"{where}: the trainer's --jobs_dir {t['jobs_dir']} is on a PVC "
+                        "(records outlive the pod)")
                 f.check(not dl.labels_match(svc["spec"]["selector"], t["labels"]),
                         f"{where}: the trainer is not behind Service anorand")
                 tsvc = [d for d in dl.by_kind(docs, "Service")
@@ -400,7 +492,8 @@ def main():
     if not os.access(server, os.X_OK):
         dl.skip(f"{server} is not built")
     sflags = dl.server_flags(server)
-    defaults = {k: sflags.get(k) for k in ("grpc_address", "model_dir", "drain_seconds")}
+    defaults = {k: sflags.get(k) for k in ("grpc_address", "model_dir", "drain_seconds",
+                                           "max_queued_jobs")}
     # Until the metrics flag exists, the port the metrics change documents.
     defaults["metrics_address"] = sflags.get("metrics_address") or "0.0.0.0:9464"
     f.check(dl.port_of(defaults["metrics_address"]) == 9464, "server: metrics default port is 9464")

@@ -3,10 +3,11 @@
 (Debian's podman-compose 1.0.3 mishandles depends_on conditions and
 ${VAR:-}); this check keeps those runs and deploy/compose.yaml from
 drifting apart. For the `anorand`, `seed`, `traffic` and `prometheus` services: the
-command flags, read_only, tmpfs, cap_drop, security_opt, stop_grace_period,
-the entrypoint, every environment variable and every volume's mount point
-appear in the script's `podman run` of that service (the run whose --entrypoint is the
-service's, or for a service without one the run with --network-alias NAME).
+command flags (with compose variables at their defaults), read_only, tmpfs,
+cap_drop, security_opt, stop_grace_period, the entrypoint, every environment
+variable and every volume's mount point appear in the script's `podman run` of
+that service (the run whose --entrypoint is the service's, or for a service
+without one the run with --network-alias NAME).
 
 usage: check_test_image.py ROOT"""
 
@@ -45,6 +46,8 @@ def expected(service):
     """(description, predicate on the run's tokens) pairs for one service."""
     want = []
     for flag in service.get("command") or []:
+        # As compose runs it with no variables set: ${VAR:-default} -> default.
+        flag = deploylib.compose_expand(flag, {})
         want.append((f"command {flag}", lambda t, f=flag: f in t))
     if service.get("read_only"):
         want.append(("read_only: --read-only", lambda t: "--read-only" in t))

@@ -328,3 +328,37 @@ def is_anorand_image(image):
 def compose_image(service):
     """A compose service's image with ${VAR:-default} replaced by the default."""
     return re.sub(r"\$\{[A-Za-z_][A-Za-z0-9_]*:?-([^}]*)\}", r"\1", str(service.get("image", "")))
+
+
+_COMPOSE_VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?)([-?])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*)|(\$))")
+
+
+def compose_vars(value):
+    """[(name, default or None)] of the ${VAR...} / $VAR references in a
+    compose string ($$ is a literal $)."""
+    out = []
+    for m in _COMPOSE_VAR.finditer(str(value)):
+        if m.group(6):
+            continue
+        name = m.group(1) or m.group(5)
+        out.append((name, m.group(4) if m.group(3) == "-" else None))
+    return out
+
+
+def compose_expand(value, env):
+    """A compose string as Compose interpolates it with the environment env:
+    ${VAR}, $VAR, ${VAR:-default} (unset or empty), ${VAR-default} (unset),
+    $$ -> $. A required ${VAR:?message} without a value raises KeyError."""
+    def sub(m):
+        if m.group(6):
+            return "$"
+        name = m.group(1) or m.group(5)
+        colon, op, arg = m.group(2), m.group(3), m.group(4)
+        val = env.get(name)
+        missing = val is None or (colon == ":" and val == "")
+        if op == "-" and missing:
+            return arg
+        if op == "?" and missing:
+            raise KeyError(f"{name}: {arg}")
+        return val or ""
+    return _COMPOSE_VAR.sub(sub, str(value))

@@ -4,7 +4,13 @@
 #     namespace when `unshare` allows (as in a container): it must start, and
 #     SIGTERM from outside must drain and stop it with exit code 0;
 #  2. anorand-server with compose's flags and with each Kubernetes flag file
-#     set (serving: base + scaled; trainer): each must start;
+#     set (serving: base + scaled; trainer): each must start. compose's
+#     `trainer` profile: `anorand` with ANORAND_MAX_QUEUED_JOBS=0 refuses jobs
+#     (FAILED_PRECONDITION naming the flag), the `trainer` service (its
+#     command with compose's variable defaults) trains on the same store and
+#     `anorand` loads the version; the trainer's job records are in its own
+#     --jobs_dir, which a restart of `anorand` leaves alone, while an
+#     unfinished record in anorand's own folder turns FAILED;
 #  3. serving and trainer share one store, as on the cluster. The serving
 #     set requires model `fraud`: Scoring is NOT_SERVING (the readiness probe
 #     fails) until the training Job's own script, taken from
@@ -109,6 +115,9 @@ root = sys.argv[1]
 instrs = dl.dockerfile_instructions(os.path.join(root, "deploy/Dockerfile"))
 compose = dl.load_yaml_docs(os.path.join(root, "deploy/compose.yaml"))[0]
 job = dl.load_yaml_docs(os.path.join(root, "deploy/k8s/jobs/train-job.yaml"))[0]
+# cx(COMMAND, VAR="value"...): a compose command as compose interpolates it
+# with only those variables set.
+cx = lambda command, **env: [dl.compose_expand(t, env) for t in command]  # noqa: E731
 value = eval(sys.argv[2])
 print("\n".join(value) if isinstance(value, list) else value)
 PY
@@ -139,11 +148,89 @@ else
   echo "ok   image: SIGTERM drained and stopped it (exit 0)"
 fi
 
-# 2. compose's server flags.
-mapfile -t compose_flags < <(yamlq 'compose["services"]["anorand"]["command"]')
+# rebase STORE DATA FLAGS...: FLAGS, one a line, with values under /models
+# (the image's volume) moved to STORE and under /data to DATA.
+rebase() {
+  local store=$1 data=$2 t
+  shift 2
+  for t in "$@"; do
+    case $t in
+      --*=/models | --*=/models/*) t="${t%%=*}=$store${t#*=/models}" ;;
+      --*=/data | --*=/data/*) t="${t%%=*}=$data${t#*=/data}" ;;
+    esac
+    printf '%s\n' "$t"
+  done
+}
+
+mkdir -p "$work/data"
+anorand demo-data --out "$work/data/train.csv" --rows 1500 --features 8 --seed 1 >/dev/null 2>&1
+
+# 2. compose's server flags, no variables set.
+mapfile -t compose_flags < <(yamlq 'cx(compose["services"]["anorand"]["command"])')
 start compose "${compose_flags[@]}"
 health "$port" || fail "compose: not SERVING"
 stop "$pid" compose
+
+# 2. compose's trainer profile on one store.
+cstore=$work/compose-store
+mapfile -t flags < <(yamlq 'cx(compose["services"]["anorand"]["command"], ANORAND_MAX_QUEUED_JOBS="0")')
+mapfile -t cserving_flags < <(rebase "$cstore" "$work/data" "${flags[@]}" --poll_seconds=0.5)
+mapfile -t flags < <(yamlq 'cx(compose["services"]["trainer"]["command"])')
+mapfile -t ctrainer_flags < <(rebase "$cstore" "$work/data" "${flags[@]}" --poll_seconds=0.5)
+ctrainer_jobs=$(printf '%s\n' "${ctrainer_flags[@]}" | sed -n 's/^--jobs_dir=//p' | tail -1)
+[[ -n "$ctrainer_jobs" && "$ctrainer_jobs" != "$cstore/.jobs" ]] ||
+  fail "compose trainer: no --jobs_dir of its own (got '$ctrainer_jobs')"
+STORE=$cstore start compose-serving "${cserving_flags[@]}"
+cserving_port=$port cserving_pid=$pid
+STORE=$cstore start compose-trainer "${ctrainer_flags[@]}"
+ctrainer_port=$port ctrainer_pid=$pid
+if anorand train --name cdemo --data-path train.csv --address "127.0.0.1:$cserving_port" \
+  >"$work/compose-refused.log" 2>&1; then
+  fail "compose: anorand with ANORAND_MAX_QUEUED_JOBS=0 accepted a training job"
+fi
+grep -q 'FAILED_PRECONDITION.*--max_queued_jobs=0' "$work/compose-refused.log" ||
+  fail "compose: the refusal is not FAILED_PRECONDITION naming --max_queued_jobs=0: $(cat "$work/compose-refused.log")"
+anorand train --name cdemo --data-path train.csv --wait --address "127.0.0.1:$ctrainer_port" \
+  >"$work/compose-train.log" 2>&1 || fail "compose trainer: training job failed"
+for _ in $(seq 50); do
+  anorand models show cdemo --address "127.0.0.1:$cserving_port" 2>/dev/null |
+    grep -Eq '^cdemo +1 +READY' && break
+  sleep 0.2
+done
+anorand models show cdemo --address "127.0.0.1:$cserving_port" 2>/dev/null |
+  grep -Eq '^cdemo +1 +READY' || fail "compose: anorand does not load the trainer's cdemo/1 in 10 s"
+compgen -G "$ctrainer_jobs/*.json" >/dev/null || fail "compose trainer: no job record in $ctrainer_jobs"
+if compgen -G "$cstore/.jobs/*.json" >/dev/null; then
+  fail "compose: job records in anorand's $cstore/.jobs"
+fi
+echo "ok   compose --profile trainer: anorand (ANORAND_MAX_QUEUED_JOBS=0) refuses jobs with" \
+  "FAILED_PRECONDITION; trainer trained cdemo/1 into the shared store, records in its --jobs_dir"
+# An unfinished record (a copy of the finished one, RUNNING, another id) in
+# each folder; then `anorand` restarts.
+record=$(compgen -G "$ctrainer_jobs/*.json" | head -1)
+for dir in "$ctrainer_jobs" "$cstore/.jobs"; do
+  "$py" - "$record" "$dir/smoke-running.json" <<'PY'
+import json, sys
+job = json.load(open(sys.argv[1]))
+job["id"] = "smoke-running"
+job["state"] = "JOB_STATE_RUNNING"
+for k in ("finished_unix_ms", "published_version", "error"):
+    job.pop(k, None)
+json.dump(job, open(sys.argv[2], "w"))
+PY
+done
+cp "$ctrainer_jobs/smoke-running.json" "$work/running-before.json"
+stop "$cserving_pid" compose-serving
+STORE=$cstore start compose-serving "${cserving_flags[@]}"
+cserving_pid=$pid
+grep -q 'interrupted by server restart' "$cstore/.jobs/smoke-running.json" ||
+  fail "compose: anorand's restart did not fail the unfinished record of its own --jobs_dir"
+cmp -s "$work/running-before.json" "$ctrainer_jobs/smoke-running.json" ||
+  fail "compose: anorand's restart changed a record in the trainer's --jobs_dir"
+echo "ok   compose: a restart of anorand fails unfinished records of its own folder only," \
+  "not the trainer's"
+stop "$ctrainer_pid" compose-trainer
+stop "$cserving_pid" compose-serving
 
 # 2+3. The Kubernetes flag files: the serving fleet (base + scaled) and the
 # trainer, on one store; the token and data folders are local files here.
@@ -151,8 +238,6 @@ k8s=$root/deploy/k8s
 store=$work/store
 echo smoke-token >"$work/token"
 export ANORAND_TOKEN=smoke-token
-mkdir -p "$work/data"
-anorand demo-data --out "$work/data/train.csv" --rows 1500 --features 8 --seed 1 >/dev/null 2>&1
 STORE=$store start serving "--flagfile=$k8s/base/flags/server.flags,$k8s/overlays/scaled/local.flags" \
   --poll_seconds=0.5 "--admin_token_file=$work/token"
 serving_port=$port serving_pid=$pid
@@ -162,8 +247,14 @@ if health "$serving_port" anorand.v1.Scoring; then
 fi
 echo "ok   serving: liveness SERVING, readiness NOT_SERVING until model fraud exists"
 
+trainer_jobs=$(sed -n 's/^--jobs_dir=//p' "$k8s/overlays/trainer/trainer.flags" | tail -1)
+[[ -n "$trainer_jobs" ]] || fail "trainer.flags: no --jobs_dir (the trainer needs its own)"
+trainer_jobs=$(rebase "$store" "$work/data" "--jobs_dir=$trainer_jobs")
+trainer_jobs=${trainer_jobs#--jobs_dir=}
+[[ "$trainer_jobs" != "$store/.jobs" ]] || fail "trainer.flags: --jobs_dir is the serving replicas' folder"
 STORE=$store start trainer "--flagfile=$k8s/overlays/trainer/trainer.flags" --poll_seconds=0.5 \
-  "--admin_token_file=$work/token" "--data_dir=$work/data" --training_omp_threads=1
+  "--admin_token_file=$work/token" "--data_dir=$work/data" --training_omp_threads=1 \
+  "--jobs_dir=$trainer_jobs"
 trainer_port=$port trainer_pid=$pid
 health "$trainer_port" anorand.v1.Training || fail "trainer: Training is not SERVING (readiness)"
 echo "ok   trainer: readiness (anorand.v1.Training) SERVING without --require_models"
@@ -194,6 +285,8 @@ if anorand train --name fraud --data-path train.csv --address "127.0.0.1:$servin
   >"$work/refused.log" 2>&1; then
   fail "serving: a serving replica accepted a training job"
 fi
+grep -q 'FAILED_PRECONDITION.*--max_queued_jobs=0' "$work/refused.log" ||
+  fail "serving: the refusal is not FAILED_PRECONDITION naming --max_queued_jobs=0: $(cat "$work/refused.log")"
 echo "ok   serving: Models calls need the token; training jobs are refused"
 
 anorand train --name fraud --data-path train.csv --promote production --wait \
@@ -207,7 +300,12 @@ for _ in $(seq 50); do
 done
 anorand models show fraud --alias production --address "127.0.0.1:$serving_port" 2>/dev/null |
   grep -Eq '^fraud +2 +READY' || fail "serving: production does not reach version 2 in 10 s"
-echo "ok   trainer: Training API (--data_dir) trained fraud/2, promoted; the serving replica follows"
+compgen -G "$trainer_jobs/*.json" >/dev/null || fail "trainer: no job record in its --jobs_dir"
+if compgen -G "$store/.jobs/*.json" >/dev/null; then
+  fail "trainer: job records in the serving replicas' $store/.jobs"
+fi
+echo "ok   trainer: Training API (--data_dir) trained fraud/2, promoted; the serving replica follows;" \
+  "records in the trainer's --jobs_dir"
 stop "$trainer_pid" trainer
 stop "$serving_pid" serving
 

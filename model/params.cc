@@ -82,7 +82,11 @@ TrainingParams PaperPreset() {
 //   anomalies no longer set the unit of the features they are extreme in),
 //   the other members scale by z-score instead of min-max (heavy tails stay
 //   visible: mammography, cover, vowels, thyroid), and the score weighs the
-//   reconstruction surprisal 0.9 (these three raise AUC-PR most).
+//   reconstruction surprisal 0.9 (these three raise AUC-PR most);
+// - each member trains on a random 50,000 of the rows when there are more
+//   (member_rows; the statistics still score every row): the fit's epochs
+//   stop growing with rows, and on 10_cover at full size (286,048 rows)
+//   the bounded members are as accurate as members on every row.
 TrainingParams DefaultPreset() {
   TrainingParams p = PaperPreset();
   p.set_preset("default");
@@ -102,6 +106,7 @@ TrainingParams DefaultPreset() {
   p.set_alternate_scaling(v1::Normalizer::KIND_ROBUST);
   p.set_scaling(v1::Normalizer::KIND_Z_SCORE);
   p.set_error_scale_trim(0.2);
+  p.set_member_rows(50000);
   return p;
 }
 

@@ -48,6 +48,11 @@ absl::StatusOr<std::vector<double>> FeatureRobustSpread(const float* x, int64_t 
 
 }  // namespace
 
+int64_t SmotePoolSize(int cols) {
+  const double by_work = std::floor(std::sqrt(kMaxSmoteDistanceTerms / std::max(1, cols)));
+  return std::min<int64_t>(kMaxSmoteSeeds, static_cast<int64_t>(by_work));
+}
+
 absl::StatusOr<LabelledSet> MakeSyntheticLabels(const float* x, int64_t rows, int cols,
                                                 const v1::TrainingParams& params, Rng& rng,
                                                 const std::function<bool()>& cancelled) {
@@ -64,10 +69,11 @@ absl::StatusOr<LabelledSet> MakeSyntheticLabels(const float* x, int64_t rows, in
   rng.Shuffle(order.begin(), order.end());
   std::vector<int64_t> seeds(order.begin(), order.begin() + n_seed);
   std::sort(seeds.begin(), seeds.end());
-  // SMOTE's rows: every seed, or the first kMaxSmoteSeeds of the shuffled
-  // order (a uniform random subset of the seeds, drawing nothing more).
+  // SMOTE's rows: every seed, or the first SmotePoolSize(cols) of the
+  // shuffled order (a uniform random subset of the seeds, drawing nothing
+  // more).
   std::vector<int64_t> pool(order.begin(),
-                            order.begin() + std::min<int64_t>(n_seed, kMaxSmoteSeeds));
+                            order.begin() + std::min<int64_t>(n_seed, SmotePoolSize(cols)));
   std::sort(pool.begin(), pool.end());
   order = std::vector<int64_t>();
 

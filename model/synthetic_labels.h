@@ -31,16 +31,26 @@ struct LabelledSet {
 // (resolved). The originals keep their place; synthetic rows are appended.
 // SMOTE interpolates between seed rows and their exact nearest neighbours
 // (model/nearest_neighbours.h) among the seeds, or, when there are more
-// than kMaxSmoteSeeds seeds, among a uniform random subset of that many
+// than SmotePoolSize(cols) seeds, among a uniform random subset of that many
 // (also the rows SMOTE starts from; every seed is still labelled 1). The
 // search costs about seeds^2 x cols on rows of 20 or more features even
 // with the k-d tree, so the bound keeps this phase from growing with rows
-// (docs/PERFORMANCE.md). At or below the bound the draws are unchanged.
+// and, on wide rows, with features (docs/PERFORMANCE.md). At or below the
+// bound the draws are unchanged.
 //
 // `cancelled` (may be empty) is polled every few milliseconds of work, so a
 // call returns CANCELLED within about 100 ms of it turning true; the Rng
 // state is then unspecified.
 inline constexpr int64_t kMaxSmoteSeeds = 10'000;
+// The neighbour search's work bound, in squared-distance terms (seeds^2 x
+// cols): what kMaxSmoteSeeds seeds of 20 features cost.
+inline constexpr double kMaxSmoteDistanceTerms = 2e9;
+
+// Most seeds SMOTE searches among for rows of `cols` features:
+// kMaxSmoteSeeds, or fewer on rows wider than 20 features so that
+// seeds^2 x cols stays within kMaxSmoteDistanceTerms (1,134 seeds at 1,555
+// features); at least 1.
+int64_t SmotePoolSize(int cols);
 
 absl::StatusOr<LabelledSet> MakeSyntheticLabels(const float* x, int64_t rows, int cols,
                                                 const v1::TrainingParams& params, Rng& rng,

@@ -53,6 +53,19 @@ TEST(SyntheticLabelsTest, NoiseOriginalsMovesTheSeedRows) {
   EXPECT_EQ(moved, s.originals);
 }
 
+TEST(SyntheticLabelsTest, TheNeighbourPoolShrinksOnWideRowsToBoundTheSearchsWork) {
+  // Up to 20 features the pool is kMaxSmoteSeeds; wider rows get the largest
+  // pool whose all-pairs search stays within kMaxSmoteDistanceTerms.
+  for (int cols : {1, 6, 20}) EXPECT_EQ(SmotePoolSize(cols), kMaxSmoteSeeds) << cols;
+  for (int cols : {21, 40, 1555, 100000}) {
+    const double n = static_cast<double>(SmotePoolSize(cols));
+    EXPECT_LT(n, kMaxSmoteSeeds) << cols;
+    EXPECT_LE(n * n * cols, kMaxSmoteDistanceTerms) << cols;
+    EXPECT_GT((n + 1) * (n + 1) * cols, kMaxSmoteDistanceTerms) << cols;
+  }
+  EXPECT_GE(SmotePoolSize(2'000'000'000), 1);
+}
+
 // The callback turns true after a few polls, inside the work (robust
 // spreads, neighbour search, generation), so CANCELLED proves the
 // generator polls while it runs.

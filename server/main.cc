@@ -72,6 +72,9 @@ ABSL_FLAG(std::string, jobs_dir, "",
           "Where training job records are kept (default <model_dir>/.jobs). Give each replica "
           "that trains its own folder when the model folder is shared.");
 ABSL_FLAG(int32_t, training_threads, 1, "Training jobs that run at once.");
+ABSL_FLAG(int32_t, intake_threads, 2,
+          "Threads that parse SubmitJob data and compile ImportVersion models, off the gRPC "
+          "threads; submissions beyond them wait their turn.");
 ABSL_FLAG(int32_t, training_omp_threads, 1,
           "oneDNN/OpenMP threads per running training job (scoring keeps its own threads).");
 ABSL_FLAG(bool, training_low_priority, true,
@@ -158,6 +161,7 @@ int main(int argc, char** argv) {
   o.jobs_dir = absl::GetFlag(FLAGS_jobs_dir);
   o.require_token_for_scoring = absl::GetFlag(FLAGS_require_token_for_scoring);
   o.training_threads = absl::GetFlag(FLAGS_training_threads);
+  o.intake_threads = absl::GetFlag(FLAGS_intake_threads);
   o.training_omp_threads = absl::GetFlag(FLAGS_training_omp_threads);
   o.training_low_priority = absl::GetFlag(FLAGS_training_low_priority);
   o.training_throttle.yield_inflight = absl::GetFlag(FLAGS_training_yield_inflight);

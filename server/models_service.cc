@@ -1,5 +1,6 @@
 #include "server/models_service.h"
 
+#include <atomic>
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
@@ -213,9 +214,14 @@ class ExportWriter final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
 
 class ImportReader final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
-  ImportReader(ModelManager* manager, grpc::ByteBuffer* response, int64_t max_bytes,
+  ImportReader(ModelManager* manager, WorkQueue* work, grpc::ByteBuffer* response,
+               int64_t max_bytes,
                std::function<absl::Status(const std::string&, int64_t, v1::VersionInfo*)> fill)
-      : manager_(manager), response_(response), max_bytes_(max_bytes), fill_(std::move(fill)) {
+      : manager_(manager),
+        work_(work),
+        response_(response),
+        max_bytes_(max_bytes),
+        fill_(std::move(fill)) {
     StartRead(&chunk_bytes_);
   }
   void OnReadDone(bool ok) override {
@@ -250,12 +256,23 @@ class ImportReader final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     }
     StartRead(&chunk_bytes_);
   }
+  void OnCancel() override { cancelled_ = true; }
   void OnDone() override { delete this; }
 
  private:
   void Complete() {
     if (first_) {
       Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no ImportChunk was sent"));
+      return;
+    }
+    work_->Run([this] { ImportOnWorker(); });
+  }
+  // On the work queue (validating, compiling and writing the version); the
+  // reactor lives until OnDone, which follows Finish.
+  void ImportOnWorker() {
+    if (cancelled_) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED,
+                          "ImportVersion was cancelled before the version was written"));
       return;
     }
     auto version = manager_->Import(header_.model_name(), header_.version(), bytes_, header_.alias());
@@ -267,6 +284,7 @@ class ImportReader final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     Finish(status);
   }
   ModelManager* manager_;
+  WorkQueue* work_;
   grpc::ByteBuffer* response_;
   int64_t max_bytes_;
   std::function<absl::Status(const std::string&, int64_t, v1::VersionInfo*)> fill_;
@@ -276,6 +294,7 @@ class ImportReader final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   v1::ImportHeader header_;
   std::string bytes_;
   bool first_ = true;
+  std::atomic<bool> cancelled_{false};
 };
 
 }  // namespace
@@ -299,7 +318,7 @@ grpc::ServerReadReactor<grpc::ByteBuffer>* ModelsService::ImportVersion(
   if (grpc::Status s = auth_->Check(*ctx); !s.ok()) {
     return RefusedCall<grpc::ServerReadReactor<grpc::ByteBuffer>>(s);
   }
-  return new ImportReader(manager_, response, max_upload_bytes_,
+  return new ImportReader(manager_, work_, response, max_upload_bytes_,
                           [this](const std::string& n, int64_t v, v1::VersionInfo* info) {
                             return FillVersionInfo(n, v, info);
                           });

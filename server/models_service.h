@@ -13,6 +13,7 @@
 #include "anorand/v1/models.grpc.pb.h"
 #include "server/auth.h"
 #include "server/model_manager.h"
+#include "server/work_queue.h"
 
 namespace anorand {
 
@@ -30,8 +31,11 @@ using RawModelsService = v1::Models::WithRawCallbackMethod_ListModels<
 
 class ModelsService final : public RawModelsService {
  public:
-  ModelsService(ModelManager* manager, const TokenAuth* auth, int64_t max_upload_bytes)
-      : manager_(manager), auth_(auth), max_upload_bytes_(max_upload_bytes) {}
+  // `work` runs each ImportVersion's validation, compile and write (off the
+  // callback threads); it must outlive the calls.
+  ModelsService(ModelManager* manager, const TokenAuth* auth, int64_t max_upload_bytes,
+                WorkQueue* work)
+      : manager_(manager), auth_(auth), max_upload_bytes_(max_upload_bytes), work_(work) {}
 
   using Bytes = grpc::ByteBuffer;
   grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext*, const Bytes*, Bytes*) override;
@@ -56,6 +60,7 @@ class ModelsService final : public RawModelsService {
   ModelManager* manager_;
   const TokenAuth* auth_;
   int64_t max_upload_bytes_;
+  WorkQueue* work_;
 };
 
 }  // namespace anorand

@@ -45,12 +45,13 @@ class ServerImpl final : public AnorandServer {
         stream_handler_(&registry_, ScoreLimits{o.max_batch_records, o.max_message_bytes}),
         batcher_(&handler_, o.batching),
         scoring_(&handler_, o.max_streams, &stream_handler_),
-        models_(&manager_, &auth_, o.max_upload_bytes),
+        intake_(o.intake_threads),
+        models_(&manager_, &auth_, o.max_upload_bytes, &intake_),
         jobs_(&manager_, JobOptions{o.jobs_dir.empty() ? o.model_dir + "/.jobs" : o.jobs_dir,
                                     o.max_queued_jobs, o.training_threads,
                                     o.training_omp_threads, o.training_low_priority,
                                     &throttle_}),
-        training_(&jobs_, &auth_, TrainingLimits{o.data_dir, o.max_upload_bytes}) {}
+        training_(&jobs_, &auth_, TrainingLimits{o.data_dir, o.max_upload_bytes}, &intake_) {}
 
   ~ServerImpl() override {
     Shutdown();
@@ -118,6 +119,7 @@ class ServerImpl final : public AnorandServer {
                                   static_cast<int64_t>(options_.drain_seconds * 1000));
         server_->Shutdown(deadline);
       }
+      intake_.Stop();  // after the calls whose work it runs have ended
       manager_.Stop();
     });
   }
@@ -214,6 +216,8 @@ class ServerImpl final : public AnorandServer {
   ScoreHandler stream_handler_;  // StreamScore
   DynamicBatcher batcher_;       // Score, when --enable_batching
   ScoringService scoring_;
+  // Uploads' parses and imports' compiles, off the callback threads.
+  WorkQueue intake_;
   ModelsService models_;
   JobManager jobs_;
   TrainingService training_;
@@ -281,6 +285,8 @@ absl::Status ValidateServerOptions(const ServerOptions& o) {
     return bad("--max_queued_jobs must be in [0, 100000] (0 = this server does not train)");
   if (o.training_threads < 1 || o.training_threads > 64)
     return bad("--training_threads must be in [1, 64]");
+  if (o.intake_threads < 1 || o.intake_threads > 64)
+    return bad("--intake_threads must be in [1, 64]");
   if (o.training_omp_threads < 1 || o.training_omp_threads > 1024)
     return bad("--training_omp_threads must be in [1, 1024]");
   if (!o.metrics_basic_auth_file.empty()) {

@@ -46,6 +46,9 @@ struct ServerOptions {
   std::string jobs_dir;          // "" = <model_dir>/.jobs
   int max_queued_jobs = 16;
   int training_threads = 1;      // jobs at once
+  // Threads that run SubmitJob parses and ImportVersion compiles
+  // (work_queue.h), in arrival order.
+  int intake_threads = 2;
   int training_omp_threads = 1;  // oneDNN threads per job
   bool training_low_priority = true;  // training threads at SCHED_IDLE
   // Training pauses between mini-batches while scoring is busy

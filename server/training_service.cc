@@ -3,6 +3,7 @@
 #include <limits.h>
 #include <stdlib.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <mutex>
@@ -86,6 +87,7 @@ class TrainingService::SubmitReader final : public grpc::ServerReadReactor<grpc:
     }
     StartRead(&request_bytes_);
   }
+  void OnCancel() override { cancelled_ = true; }
   void OnDone() override { delete this; }
 
  private:
@@ -156,8 +158,16 @@ class TrainingService::SubmitReader final : public grpc::ServerReadReactor<grpc:
       Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no SubmitJobRequest was sent"));
       return;
     }
+    service_->work_->Run([this] { LoadAndSubmit(); });
+  }
+
+  // On the work queue. The reactor lives until OnDone, which follows Finish.
+  void LoadAndSubmit() {
     absl::StatusOr<Dataset> data = LoadData();
     absl::Status s = data.status();
+    if (cancelled_) {
+      s = absl::CancelledError("SubmitJob was cancelled before its data was parsed; no job");
+    }
     if (s.ok()) {
       auto job = service_->jobs_->Submit(spec_, *std::move(data));
       s = job.status();
@@ -170,8 +180,10 @@ class TrainingService::SubmitReader final : public grpc::ServerReadReactor<grpc:
   }
 
   // A decompressed size over the bound stays RESOURCE_EXHAUSTED and names
-  // the flag; every other data fault is INVALID_ARGUMENT.
+  // the flag, a cancelled read CANCELLED; every other data fault is
+  // INVALID_ARGUMENT.
   absl::Status DataError(const absl::Status& s) const {
+    if (absl::IsCancelled(s)) return s;
     if (absl::IsResourceExhausted(s)) {
       return absl::ResourceExhaustedError(absl::StrCat(
           s.message(), " (--max_upload_bytes bounds decompressed data too; send less data or "
@@ -183,6 +195,7 @@ class TrainingService::SubmitReader final : public grpc::ServerReadReactor<grpc:
   absl::StatusOr<Dataset> LoadData() {
     LoadOptions lo;
     lo.csv.label_column = spec_.label_column();
+    lo.csv.cancelled = [this] { return cancelled_.load(); };
     lo.max_decompressed_bytes = static_cast<uint64_t>(service_->limits_.max_upload_bytes);
     if (spec_.data_source_case() == v1::JobSpec::kDataPath) {
       auto path = ResolveDataPath(service_->limits_.data_dir, spec_.data_path());
@@ -214,6 +227,7 @@ class TrainingService::SubmitReader final : public grpc::ServerReadReactor<grpc:
   int64_t chunks_ = 0, bytes_ = 0;
   std::string upload_;
   Dataset dense_;
+  std::atomic<bool> cancelled_{false};
 };
 
 grpc::ServerReadReactor<grpc::ByteBuffer>* TrainingService::SubmitJob(

@@ -2,8 +2,10 @@
 //
 // anorand.v1.Training on the gRPC callback API: the edge over JobManager.
 // SubmitJob collects the header and the data chunks (bounded by
-// --max_upload_bytes), resolves a data_path safely inside --data_dir, parses
-// the data, and submits; GetJob/ListJobs/CancelJob are thin; WatchJob keeps
+// --max_upload_bytes) on the callback threads, then hands the rest to a
+// WorkQueue: resolving a data_path safely inside --data_dir, parsing the
+// data (CSV polls the call's cancellation every 4,096 rows; a cancelled
+// call submits no job), and submitting; GetJob/ListJobs/CancelJob are thin; WatchJob keeps
 // one write in flight and, for a slow reader, replaces a pending
 // intermediate message by the newest one (the terminal one is never
 // dropped). Every call passes the bearer-token check (auth.h), then its
@@ -19,6 +21,7 @@
 #include "model/dataset.h"
 #include "server/auth.h"
 #include "server/job_manager.h"
+#include "server/work_queue.h"
 
 namespace anorand {
 
@@ -41,8 +44,11 @@ using RawTrainingService = v1::Training::WithRawCallbackMethod_SubmitJob<
 
 class TrainingService final : public RawTrainingService {
  public:
-  TrainingService(JobManager* jobs, const TokenAuth* auth, TrainingLimits limits)
-      : jobs_(jobs), auth_(auth), limits_(std::move(limits)) {}
+  // `work` runs each submission's parse and submit; it must outlive the
+  // calls (stop it after the gRPC server has shut down).
+  TrainingService(JobManager* jobs, const TokenAuth* auth, TrainingLimits limits,
+                  WorkQueue* work)
+      : jobs_(jobs), auth_(auth), limits_(std::move(limits)), work_(work) {}
 
   using Bytes = grpc::ByteBuffer;
   grpc::ServerReadReactor<Bytes>* SubmitJob(grpc::CallbackServerContext*, Bytes*) override;
@@ -58,6 +64,7 @@ class TrainingService final : public RawTrainingService {
   JobManager* jobs_;
   const TokenAuth* auth_;
   TrainingLimits limits_;
+  WorkQueue* work_;
 };
 
 }  // namespace anorand

@@ -421,10 +421,14 @@ absl::Status AppendRow(const FieldSplitter& fields, const LineRef& at,
 // `out` holds a row and no more input is ready.
 absl::Status ReadRows(LineReader* lines, FieldSplitter* splitter,
                       size_t columns, int64_t label_column, int64_t max_rows,
-                      bool stop_when_idle, Dataset* out, bool* ended) {
+                      bool stop_when_idle, const std::function<bool()>& cancelled,
+                      Dataset* out, bool* ended) {
   absl::string_view line;
   LineRef at;
   while (out->rows < max_rows) {
+    if (cancelled && out->rows % 4096 == 0 && cancelled()) {
+      return absl::CancelledError("reading the data was cancelled");
+    }
     if (stop_when_idle && out->rows > 0 && !lines->Ready()) break;
     ASSIGN_OR_RETURN(bool more, lines->Next(&line, &at));
     if (!more) {
@@ -483,7 +487,8 @@ class RecordParser {
     }
     const int64_t before = out->rows;
     RETURN_IF_ERROR(ReadRows(lines_, &*splitter_, columns_, label_column_,
-                             max_rows, stop_when_idle, out, ended));
+                             max_rows, stop_when_idle, options_.cancelled, out,
+                             ended));
     rows_ += out->rows - before;
     if (*ended && rows_ == 0) {
       return absl::InvalidArgumentError(absl::StrCat(

@@ -29,6 +29,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -55,6 +56,8 @@ struct CsvOptions {
   std::string label_column;
   // -1 auto-detect (first line has any non-numeric field), 0 no, 1 yes.
   int header = -1;
+  // Polled every 4,096 rows when set; true ends the read with CANCELLED.
+  std::function<bool()> cancelled;
 };
 
 // The 0-based column index a label-column spec names in index form ("8" or

@@ -205,9 +205,26 @@ TEST(CsvReaderTest, HexIsNotANumber) {
   ExpectError(Parse("a\n0x10\n"), {"non-numeric value \"0x10\""});
 }
 
+TEST(CsvReaderTest, ACancelledParseStopsWithinAFewThousandRows) {
+  std::string csv = "a,b\n";
+  for (int i = 0; i < 100000; ++i) csv += "1,2\n";
+  CsvOptions options;
+  int polls = 0;
+  options.cancelled = [&] { return ++polls > 3; };
+  auto result = ParseCsv(csv, "big.csv", options);
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kCancelled) << result.status();
+  EXPECT_EQ(polls, 4);  // rows 0, 4096, 8192 went on; row 12288 stopped
+  options.cancelled = [] { return false; };
+  auto whole = ParseCsv(csv, "big.csv", options);
+  ASSERT_TRUE(whole.ok()) << whole.status();
+  EXPECT_EQ(whole->rows, 100000);
+}
+
 TEST(CsvReaderTest, LongBadTextIsTruncated) {
   const std::string bad(100, 'z');
-  auto result = Parse("a\n1\n" + bad + "\n", CsvOptions{0, "", 1});
+  CsvOptions with_header;
+  with_header.header = 1;
+  auto result = Parse("a\n1\n" + bad + "\n", with_header);
   ExpectError(result, {"line 3, column 1", std::string(40, 'z') + "...\""});
   EXPECT_THAT(std::string(result.status().message()),
               Not(HasSubstr(std::string(41, 'z'))));

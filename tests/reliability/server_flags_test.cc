@@ -64,6 +64,7 @@ TEST(ServerFlagsTest, EveryBadValueExitsTwoNamingTheFlag) {
       {{"--max_queued_jobs=-1"}, "--max_queued_jobs must be in [0, 100000]"},
       {{"--max_queued_jobs=100001"}, "--max_queued_jobs must be in [0, 100000]"},
       {{"--training_threads=0"}, "--training_threads must be in [1, 64]"},
+      {{"--intake_threads=0"}, "--intake_threads must be in [1, 64]"},
       {{"--training_omp_threads=0"}, "--training_omp_threads must be in [1, 1024]"},
       {{"--training_yield_inflight=-1"}, "--training_yield_inflight must be in [0, 1000000]"},
       {{"--training_yield_max_pause_ms=0"}, "--training_yield_max_pause_ms must be in [1, 60000]"},

@@ -2,8 +2,9 @@
 // a job in every phase of its fit (each phase made slow by its test data:
 // many rows for normalising and statistics, many seeds for the synthetic
 // labels, an endless epoch budget for a member's epochs), whole-job
-// progress never goes back across ensemble members, and an NPZ that
-// inflates past the bound is refused before it is inflated.
+// progress never goes back across ensemble members, an NPZ that inflates
+// past the bound is refused before it is inflated, and a SubmitJob call
+// cancelled while its upload is parsed records no job.
 #include <unistd.h>
 
 #include <cstring>
@@ -319,6 +320,65 @@ TEST_F(TrainingCancelTest, NpzInflatingPastTheBoundIsRefusedBeforeInflating) {
   EXPECT_EQ(jobs.jobs_size(), 0);
   const std::string jobs_dir = env_->model_dir() + "/.jobs";
   EXPECT_TRUE(!fs::exists(jobs_dir) || fs::is_empty(jobs_dir));
+}
+
+TEST_F(TrainingCancelTest, CancellingSubmitJobWhileItsUploadIsParsedSubmitsNoJob) {
+  // One intake thread: submissions are parsed in arrival order. 80 MB of
+  // CSV is parsed after its last chunk, polling the call's cancellation;
+  // the client cancels the call as soon as it has sent everything.
+  ServerOptions o;
+  o.intake_threads = 1;
+  StartServer(o);
+  std::string csv;
+  for (int c = 0; c < 500; ++c) csv += (c ? ",c" : "c") + std::to_string(c);
+  csv += "\n";
+  std::string row;
+  for (int c = 0; c < 500; ++c) row += c ? ",1.5" : "1.5";
+  row += "\n";
+  csv.reserve(csv.size() + row.size() * 40000);
+  for (int r = 0; r < 40000; ++r) csv += row;
+  v1::JobSpec spec = SmallNetwork("big", 1);
+  spec.set_upload_format(v1::UPLOAD_FORMAT_CSV);
+  grpc::ClientContext ctx;
+  v1::Job job;
+  auto w = stub_->SubmitJob(&ctx, &job);
+  v1::SubmitJobRequest head;
+  *head.mutable_spec() = spec;
+  ASSERT_TRUE(w->Write(head));
+  for (size_t at = 0; at < csv.size(); at += 1 << 20) {
+    v1::SubmitJobRequest c;
+    c.mutable_chunk()->set_data(csv.substr(at, 1 << 20));
+    ASSERT_TRUE(w->Write(c));
+  }
+  ASSERT_TRUE(w->WritesDone());
+  ctx.TryCancel();
+  EXPECT_EQ(w->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  // A small upload behind it is answered once the big one's parse has
+  // ended; only the small one may have become a job.
+  Dataset small = DemoData(200, 3, 5);
+  v1::Job second;
+  {
+    v1::JobSpec dense = SmallNetwork("small", 1);
+    dense.set_upload_format(v1::UPLOAD_FORMAT_DENSE);
+    grpc::ClientContext c2;
+    auto w2 = stub_->SubmitJob(&c2, &second);
+    v1::SubmitJobRequest h2;
+    *h2.mutable_spec() = dense;
+    ASSERT_TRUE(w2->Write(h2));
+    v1::SubmitJobRequest chunk;
+    chunk.mutable_chunk()->set_num_features(3);
+    for (float v : small.x) chunk.mutable_chunk()->add_values(v);
+    ASSERT_TRUE(w2->Write(chunk));
+    ASSERT_TRUE(w2->WritesDone());
+    grpc::Status s = w2->Finish();
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  grpc::ClientContext lc;
+  v1::ListJobsResponse jobs;
+  ASSERT_TRUE(stub_->ListJobs(&lc, v1::ListJobsRequest(), &jobs).ok());
+  ASSERT_EQ(jobs.jobs_size(), 1);
+  EXPECT_EQ(jobs.jobs(0).id(), second.id());
+  EXPECT_EQ(jobs.jobs(0).spec().model_name(), "small");
 }
 
 }  // namespace

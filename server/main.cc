@@ -80,9 +80,10 @@ ABSL_FLAG(int32_t, training_omp_threads, 1,
 ABSL_FLAG(bool, training_low_priority, true,
           "Run training threads and their OpenMP workers at SCHED_IDLE, so scoring wins the "
           "CPU; false = training competes with scoring as an equal.");
-ABSL_FLAG(int32_t, training_yield_inflight, 0,
+ABSL_FLAG(int32_t, training_yield_inflight, 1,
           "Training pauses between mini-batches while at least this many scoring requests are "
-          "in flight (or were within the last millisecond); 0 = training never yields.");
+          "in flight (or were within the last millisecond); 0 = training never yields. The "
+          "default, 1, kept p99 while training within 1.2x of idle (docs/PERFORMANCE.md).");
 ABSL_FLAG(int32_t, training_yield_max_pause_ms, 20,
           "Longest one training pause for scoring, in ms, so training still progresses under "
           "load that never ends: at least 1 ms of training per pause.");

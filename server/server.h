@@ -52,7 +52,8 @@ struct ServerOptions {
   int training_omp_threads = 1;  // oneDNN threads per job
   bool training_low_priority = true;  // training threads at SCHED_IDLE
   // Training pauses between mini-batches while scoring is busy
-  // (training_throttle.h; --training_yield_inflight,
+  // (training_throttle.h; --training_yield_inflight, whose anorand-server
+  // default is 1 while embedders and tests start from 0 here;
   // --training_yield_max_pause_ms).
   ThrottleOptions training_throttle;
   // Prometheus endpoint (GET /metrics), HOST:PORT; port 0 picks a free one.

@@ -294,7 +294,15 @@ Metrics::Metrics(const Registry* models)
                                   "batcher (--enable_batching).")
                             .Register(*registry_)
                             .Add({}, prometheus::Histogram::BucketBoundaries{
-                                         1, 2, 4, 8, 16, 32, 64, 128, 256, 1024})) {
+                                         1, 2, 4, 8, 16, 32, 64, 128, 256, 1024})),
+      intake_tasks_(prometheus::BuildGauge()
+                        .Name("anorand_intake_tasks")
+                        .Help("SubmitJob uploads being parsed and ImportVersion files being "
+                              "compiled (state=running), and those waiting for one of the "
+                              "--intake_threads (state=queued).")
+                        .Register(*registry_)),
+      intake_queued_(intake_tasks_.Add({{"state", "queued"}})),
+      intake_running_(intake_tasks_.Add({{"state", "running"}})) {
   for (const char* s : kJobStates) training_jobs_.Add({{"state", s}});
   for (const char* s : kTerminalJobStates) {
     training_job_seconds_.Add({{"state", s}}, TrainingBuckets());
@@ -454,6 +462,11 @@ void Metrics::SetTrainingJobs(const std::string& state, int64_t count) {
 
 void Metrics::ObserveTrainingJob(const std::string& state, double seconds) {
   training_job_seconds_.Add({{"state", state}}, TrainingBuckets()).Observe(seconds);
+}
+
+void Metrics::SetIntakeTasks(int64_t queued, int64_t running) {
+  intake_queued_.Set(static_cast<double>(queued));
+  intake_running_.Set(static_cast<double>(running));
 }
 
 void Metrics::SetTrainingQueueDepth(int64_t depth) {

@@ -13,7 +13,8 @@
 //   - OnLoad: ModelManager's load hook; OnStreamChange: streams opening and
 //     closing; OnTrainingCounts/OnTrainingJobFinished: JobManager's events
 //     (or SetTrainingJobs/ObserveTrainingJob/SetTrainingQueueDepth);
-//     OnTrainingThrottled: the training throttle's pauses.
+//     OnTrainingThrottled: the training throttle's pauses; SetIntakeTasks:
+//     the intake work queue's load (work_queue.h).
 // Read on each scrape, no hook needed: anorand_model_versions (a registry
 // snapshot), anorand_compiled_models (CompiledModel::LiveCount()) and the
 // process_* figures (from /proc/self).
@@ -100,6 +101,9 @@ class Metrics {
   void OnTrainingJobFinished(v1::JobState state, double seconds);
   // A training pause that let scoring run (training_throttle.h), when it ends.
   void OnTrainingThrottled(double seconds);
+  // Uploads and imports waiting for an intake thread, and being handled
+  // (--intake_threads).
+  void SetIntakeTasks(int64_t queued, int64_t running);
   // "queued", ..., "cancelled"; "" for JOB_STATE_UNSPECIFIED or unknown.
   static std::string JobStateLabel(v1::JobState state);
 
@@ -153,6 +157,9 @@ class Metrics {
   prometheus::Counter& training_throttled_seconds_;
   prometheus::Gauge& stream_active_;
   prometheus::Histogram& batched_requests_;
+  prometheus::Family<prometheus::Gauge>& intake_tasks_;
+  prometheus::Gauge& intake_queued_;
+  prometheus::Gauge& intake_running_;
 
   mutable std::shared_mutex series_mu_;
   std::unordered_map<std::string, std::unique_ptr<ModelSeries>> series_;  // guarded by series_mu_

@@ -214,11 +214,12 @@ class ExportWriter final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
 
 class ImportReader final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
-  ImportReader(ModelManager* manager, WorkQueue* work, grpc::ByteBuffer* response,
-               int64_t max_bytes,
+  ImportReader(ModelManager* manager, WorkQueue* work, grpc::CallbackServerContext* ctx,
+               grpc::ByteBuffer* response, int64_t max_bytes,
                std::function<absl::Status(const std::string&, int64_t, v1::VersionInfo*)> fill)
       : manager_(manager),
         work_(work),
+        ctx_(ctx),
         response_(response),
         max_bytes_(max_bytes),
         fill_(std::move(fill)) {
@@ -270,7 +271,10 @@ class ImportReader final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   // On the work queue (validating, compiling and writing the version); the
   // reactor lives until OnDone, which follows Finish.
   void ImportOnWorker() {
-    if (cancelled_) {
+    // A failed read is WritesDone or the call's end by cancel, deadline or
+    // disconnect; a file whose upload was cancelled is not imported, even
+    // when every byte of it arrived.
+    if (cancelled_ || ctx_->IsCancelled()) {
       Finish(grpc::Status(grpc::StatusCode::CANCELLED,
                           "ImportVersion was cancelled before the version was written"));
       return;
@@ -285,6 +289,7 @@ class ImportReader final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   }
   ModelManager* manager_;
   WorkQueue* work_;
+  grpc::CallbackServerContext* ctx_;  // lives until OnDone
   grpc::ByteBuffer* response_;
   int64_t max_bytes_;
   std::function<absl::Status(const std::string&, int64_t, v1::VersionInfo*)> fill_;
@@ -318,7 +323,7 @@ grpc::ServerReadReactor<grpc::ByteBuffer>* ModelsService::ImportVersion(
   if (grpc::Status s = auth_->Check(*ctx); !s.ok()) {
     return RefusedCall<grpc::ServerReadReactor<grpc::ByteBuffer>>(s);
   }
-  return new ImportReader(manager_, work_, response, max_upload_bytes_,
+  return new ImportReader(manager_, work_, ctx, response, max_upload_bytes_,
                           [this](const std::string& n, int64_t v, v1::VersionInfo* info) {
                             return FillVersionInfo(n, v, info);
                           });

@@ -158,6 +158,7 @@ class ServerImpl final : public AnorandServer {
     });
     scoring_.set_on_stream_change([m](int delta) { m->OnStreamChange(delta); });
     batcher_.set_on_pass([m](int requests, int64_t) { m->OnBatchedPass(requests); });
+    intake_.set_on_load([m](int64_t queued, int64_t running) { m->SetIntakeTasks(queued, running); });
     JobEvents job_events;
     job_events.on_counts = [m](const std::map<v1::JobState, int>& counts, int depth) {
       m->OnTrainingCounts(counts, depth);

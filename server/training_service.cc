@@ -66,10 +66,13 @@ const char* FormatName(v1::UploadFormat f) {
 
 class TrainingService::SubmitReader final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
-  SubmitReader(TrainingService* service, grpc::ByteBuffer* response)
-      : service_(service), response_(response) {
+  SubmitReader(TrainingService* service, grpc::CallbackServerContext* ctx,
+               grpc::ByteBuffer* response)
+      : service_(service), ctx_(ctx), response_(response) {
     StartRead(&request_bytes_);
   }
+  // A failed read is either the client's WritesDone or the call's end by
+  // cancel, deadline or disconnect; the second is told apart in Cancelled().
   void OnReadDone(bool ok) override {
     if (!ok) {
       Complete();
@@ -91,6 +94,10 @@ class TrainingService::SubmitReader final : public grpc::ServerReadReactor<grpc:
   void OnDone() override { delete this; }
 
  private:
+  // True once the client can no longer receive a reply: an upload it cut
+  // short must not become a job on the rows that happened to arrive.
+  bool Cancelled() const { return cancelled_.load() || ctx_->IsCancelled(); }
+
   absl::Status TakeSpec() {
     if (!request_.has_spec()) {
       return absl::InvalidArgumentError("the first SubmitJobRequest must carry the spec");
@@ -165,7 +172,7 @@ class TrainingService::SubmitReader final : public grpc::ServerReadReactor<grpc:
   void LoadAndSubmit() {
     absl::StatusOr<Dataset> data = LoadData();
     absl::Status s = data.status();
-    if (cancelled_) {
+    if (Cancelled()) {
       s = absl::CancelledError("SubmitJob was cancelled before its data was parsed; no job");
     }
     if (s.ok()) {
@@ -195,7 +202,7 @@ class TrainingService::SubmitReader final : public grpc::ServerReadReactor<grpc:
   absl::StatusOr<Dataset> LoadData() {
     LoadOptions lo;
     lo.csv.label_column = spec_.label_column();
-    lo.csv.cancelled = [this] { return cancelled_.load(); };
+    lo.csv.cancelled = [this] { return Cancelled(); };
     lo.max_decompressed_bytes = static_cast<uint64_t>(service_->limits_.max_upload_bytes);
     if (spec_.data_source_case() == v1::JobSpec::kDataPath) {
       auto path = ResolveDataPath(service_->limits_.data_dir, spec_.data_path());
@@ -218,6 +225,7 @@ class TrainingService::SubmitReader final : public grpc::ServerReadReactor<grpc:
   }
 
   TrainingService* service_;
+  grpc::CallbackServerContext* ctx_;  // lives until OnDone
   grpc::ByteBuffer* response_;
   grpc::ByteBuffer request_bytes_;
   int64_t index_ = 0;  // of the next message
@@ -235,7 +243,7 @@ grpc::ServerReadReactor<grpc::ByteBuffer>* TrainingService::SubmitJob(
   if (grpc::Status s = auth_->Check(*ctx); !s.ok()) {
     return RefusedCall<grpc::ServerReadReactor<grpc::ByteBuffer>>(s);
   }
-  return new SubmitReader(this, response);
+  return new SubmitReader(this, ctx, response);
 }
 
 grpc::ServerUnaryReactor* TrainingService::GetJob(grpc::CallbackServerContext* ctx,

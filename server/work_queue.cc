@@ -16,6 +16,7 @@ void WorkQueue::Run(std::function<void()> work) {
     absl::MutexLock lock(&mu_);
     if (!stopping_) {
       queue_.push_back(std::move(work));
+      ReportLocked();
       return;
     }
   }
@@ -32,6 +33,16 @@ void WorkQueue::Stop() {
   threads_.clear();
 }
 
+void WorkQueue::set_on_load(LoadObserver observer) {
+  absl::MutexLock lock(&mu_);
+  on_load_ = std::move(observer);
+  ReportLocked();
+}
+
+void WorkQueue::ReportLocked() {
+  if (on_load_) on_load_(static_cast<int64_t>(queue_.size()), running_);
+}
+
 bool WorkQueue::ReadyLocked() const { return stopping_ || !queue_.empty(); }
 
 void WorkQueue::Loop() {
@@ -43,8 +54,13 @@ void WorkQueue::Loop() {
       if (queue_.empty()) return;  // stopping, and nothing left to run
       work = std::move(queue_.front());
       queue_.pop_front();
+      ++running_;
+      ReportLocked();
     }
     work();
+    absl::MutexLock lock(&mu_);
+    --running_;
+    ReportLocked();
   }
 }
 

@@ -8,10 +8,13 @@
 //
 // Thread safety: Run and Stop may be called from any thread. Stop runs
 // what is queued, then joins; a Run after Stop runs its work on the
-// calling thread, so no reactor is left without its Finish.
+// calling thread, so no reactor is left without its Finish. The load
+// observer is called with the queue's lock held, after every change of the
+// counts (so in order); it must be quick, e.g. set two gauges.
 #ifndef ANORAND_SERVER_WORK_QUEUE_H_
 #define ANORAND_SERVER_WORK_QUEUE_H_
 
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <thread>
@@ -33,12 +36,19 @@ class WorkQueue {
   void Run(std::function<void()> work) ABSL_LOCKS_EXCLUDED(mu_);
   void Stop() ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Work waiting for a thread and work running (the intake gauge).
+  using LoadObserver = std::function<void(int64_t queued, int64_t running)>;
+  void set_on_load(LoadObserver observer) ABSL_LOCKS_EXCLUDED(mu_);
+
  private:
   void Loop() ABSL_LOCKS_EXCLUDED(mu_);
   bool ReadyLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  void ReportLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::Mutex mu_;
   std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
+  int64_t running_ ABSL_GUARDED_BY(mu_) = 0;
+  LoadObserver on_load_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;  // written by the constructor and Stop only
   absl::Mutex stop_mu_;               // serialises Stop's join

@@ -439,7 +439,7 @@ TEST_F(ServerMetricsTest, ServesTheTextFormatOnItsOwnPort) {
         "anorand_model_versions gauge", "anorand_model_load_seconds histogram",
         "anorand_model_load_failures_total counter", "anorand_training_jobs gauge",
         "anorand_training_job_seconds histogram", "anorand_training_queue_depth gauge",
-        "anorand_training_throttled_seconds_total counter",
+        "anorand_training_throttled_seconds_total counter", "anorand_intake_tasks gauge",
         "anorand_stream_active gauge", "anorand_compiled_models gauge",
         "process_resident_memory_bytes gauge", "process_cpu_seconds_total counter",
         "process_open_fds gauge", "process_start_time_seconds gauge"}) {

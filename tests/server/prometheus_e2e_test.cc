@@ -364,6 +364,7 @@ const std::set<std::string>& ExportedMetrics() {
                                "anorand_training_jobs",
                                "anorand_training_queue_depth",
                                "anorand_training_throttled_seconds_total",
+                               "anorand_intake_tasks",
                                "anorand_stream_active",
                                "anorand_compiled_models",
                                "process_resident_memory_bytes",

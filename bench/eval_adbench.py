@@ -44,6 +44,8 @@ def main():
     ap.add_argument("--json", default="")
     ap.add_argument("--label", default="")
     ap.add_argument("--max-rows", default="")
+    ap.add_argument("--labeled-anomalies", default="",
+                    help="share of each training split's anomalies that keep label 1 (anorand eval)")
     args = ap.parse_args()
     if not os.path.isdir(args.data_dir):
         print(f"skip: {args.data_dir} not found", file=sys.stderr)
@@ -61,6 +63,8 @@ def main():
             cmd += ["--param", p]
         if args.max_rows:
             cmd += ["--max-rows", args.max_rows]
+        if args.labeled_anomalies:
+            cmd += ["--labeled-anomalies", args.labeled_anomalies]
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode != 0:
             print(f"{name}: anorand eval failed: {out.stderr.strip()}", file=sys.stderr)
@@ -77,6 +81,7 @@ def main():
             "auc_pr_reconstruction": (sum(s["auc_pr_reconstruction"] for s in seeds) / len(seeds)
                                       if all("auc_pr_reconstruction" in s for s in seeds) else None),
             "fit_seconds": sum(s["fit_seconds"] for s in seeds) / len(seeds),
+            "labeled_anomalies": [s.get("labeled_anomalies", 0) for s in seeds],
         })
         print(f"{name}: auc_roc {r['auc_roc']:.4f} auc_pr {r['auc_pr']:.4f}", file=sys.stderr)
     mean = lambda k: sum(r[k] for r in rows) / len(rows)

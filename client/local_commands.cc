@@ -113,6 +113,9 @@ int RunEval(const Argv& argv) {
       {"data", true, "labelled data: .npz with X and y, or CSV with --label-column"},
       {"seeds", true, "comma-separated seeds (default 1,2,3)"},
       {"max-rows", true, "rows kept before the split (default 10000, the protocol's; 0 = every row)"},
+      {"labeled-anomalies", true,
+       "share in [0, 1] of the training split's anomalies that keep label 1 (at least one when above 0;"
+       " default 0, unsupervised)"},
       kParam, kThreads, kLabel, kQuiet,
       {"format", true, "json (default) or table"}};
   const char* const usage_head =
@@ -139,6 +142,10 @@ int RunEval(const Argv& argv) {
   if (!max_rows.ok() || *max_rows < 0) {
     return UsageError("--max-rows must be 0 (every row) or a positive row count", usage);
   }
+  auto labeled_fraction = a.GetDouble("labeled-anomalies", 0);
+  if (!labeled_fraction.ok() || !(*labeled_fraction >= 0 && *labeled_fraction <= 1)) {
+    return UsageError("--labeled-anomalies must be a fraction in [0, 1]", usage);
+  }
   LoadOptions lo = LoadOptionsFrom(a);
   lo.require_labels = true;
   auto data = LoadDataset(a.Get("data"), lo);
@@ -148,13 +155,14 @@ int RunEval(const Argv& argv) {
   nlohmann::json per_seed = nlohmann::json::array();
   double roc = 0, pr = 0;
   for (uint64_t seed : seeds) {
-    auto r = EvaluateSeed(*data, *params, seed, options, *max_rows);
+    auto r = EvaluateSeed(*data, *params, seed, options, *max_rows, *labeled_fraction);
     if (!r.ok()) return Fail(r.status());
     roc += r->auc_roc;
     pr += r->auc_pr;
     per_seed.push_back({{"seed", seed},
                         {"train_rows", r->train_rows},
                         {"test_rows", r->test_rows},
+                        {"labeled_anomalies", r->labeled_anomalies},
                         {"auc_roc", r->auc_roc},
                         {"auc_pr", r->auc_pr},
                         {"auc_roc_noise", r->auc_roc_noise},
@@ -172,6 +180,7 @@ int RunEval(const Argv& argv) {
   nlohmann::json j = {{"data", a.Get("data")},
                       {"auc_roc", roc / seeds.size()},
                       {"auc_pr", pr / seeds.size()},
+                      {"labeled_anomaly_fraction", *labeled_fraction},
                       {"seeds", per_seed}};
   if (a.Get("format", "json") == "table") {
     std::printf("%-6s %-8s %-8s %s\n", "seed", "auc_roc", "auc_pr", "fit_s");

@@ -1,7 +1,9 @@
 #include "model/evaluation.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <string>
 
 #include "model/compiled_model.h"
 #include "model/metrics.h"
@@ -26,11 +28,33 @@ Dataset Take(const Dataset& data, const std::vector<int64_t>& idx) {
 
 }  // namespace
 
+std::vector<int64_t> PickLabeledAnomalies(const std::vector<int>& train_labels, double fraction,
+                                          uint64_t seed) {
+  std::vector<int64_t> anomalies;
+  for (size_t i = 0; i < train_labels.size(); ++i) {
+    if (train_labels[i] == 1) anomalies.push_back(static_cast<int64_t>(i));
+  }
+  if (!(fraction > 0) || anomalies.empty()) return {};
+  size_t keep = static_cast<size_t>(std::ceil(fraction * static_cast<double>(anomalies.size())));
+  keep = std::clamp<size_t>(keep, 1, anomalies.size());
+  // A generator of its own, so the split and the model draw exactly what they
+  // draw without labels.
+  Rng rng(seed ^ 0x6c6162656c6c6564ULL);
+  rng.Shuffle(anomalies.begin(), anomalies.end());
+  anomalies.resize(keep);
+  std::sort(anomalies.begin(), anomalies.end());
+  return anomalies;
+}
+
 absl::StatusOr<SeedResult> EvaluateSeed(const Dataset& data, const v1::TrainingParams& params,
                                         uint64_t seed, const TrainOptions& options,
-                                        int64_t max_rows) {
+                                        int64_t max_rows, double labeled_fraction) {
   if (!data.has_labels()) {
     return absl::InvalidArgumentError("evaluation needs labels (a y array or a label column)");
+  }
+  if (!(labeled_fraction >= 0 && labeled_fraction <= 1)) {
+    return absl::InvalidArgumentError("labelled anomaly fraction must be in [0, 1], got " +
+                                      std::to_string(labeled_fraction));
   }
   Rng rng(seed);
   std::vector<int64_t> idx;
@@ -55,7 +79,13 @@ absl::StatusOr<SeedResult> EvaluateSeed(const Dataset& data, const v1::TrainingP
   }
   rng.Shuffle(train.begin(), train.end());
   Dataset tr = Take(data, train), te = Take(data, test);
-  tr.labels.clear();  // unsupervised: the fit never sees them
+  const std::vector<int64_t> labeled = PickLabeledAnomalies(tr.labels, labeled_fraction, seed);
+  if (labeled.empty()) {
+    tr.labels.clear();  // unsupervised: the fit never sees them
+  } else {
+    tr.labels.assign(tr.rows, 0);
+    for (int64_t i : labeled) tr.labels[i] = 1;
+  }
 
   v1::TrainingParams p = params;
   p.set_seed(seed);
@@ -63,6 +93,7 @@ absl::StatusOr<SeedResult> EvaluateSeed(const Dataset& data, const v1::TrainingP
   if (!model.ok()) return model.status();
   SeedResult r;
   r.seed = seed;
+  r.labeled_anomalies = static_cast<int64_t>(labeled.size());
   r.train_rows = tr.rows;
   r.test_rows = te.rows;
   r.fit_seconds = model->summary().seconds();

@@ -13,6 +13,7 @@
 #define ANORAND_MODEL_EVALUATION_H_
 
 #include <cstdint>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "anorand/v1/model.pb.h"
@@ -31,15 +32,30 @@ struct SeedResult {
   // Each block output alone, for the accuracy study.
   double auc_roc_noise = 0, auc_roc_reconstruction = 0;
   double auc_pr_noise = 0, auc_pr_reconstruction = 0;
+  // Training-split anomalies that kept label 1 (label-informed protocol).
+  int64_t labeled_anomalies = 0;
 };
+
+// The training rows that keep label 1 under the label-informed protocol:
+// indices into `train_labels` (the true labels of the training split),
+// ceil(fraction * anomalies) of its anomalies drawn at random from `seed`,
+// at least one when fraction > 0 and the split has an anomaly.
+std::vector<int64_t> PickLabeledAnomalies(const std::vector<int>& train_labels, double fraction,
+                                          uint64_t seed);
 
 // The protocol's cap on rows before the split.
 inline constexpr int64_t kProtocolMaxRows = 10000;
 
 // `params.seed` is replaced by `seed` (split and model). Needs labels.
+// `labeled_fraction` in [0, 1] is ADBench's label-informed protocol
+// (../shared/datasets/adbench/LABEL-INFORMED.md): after the split, a random
+// ceil(fraction * anomalies) of the training split's anomalies (at least one
+// when the fraction is above 0) keep label 1 and every other training row
+// gets 0 (unlabelled); with 0 the fit gets no labels at all.
 absl::StatusOr<SeedResult> EvaluateSeed(const Dataset& data, const v1::TrainingParams& params,
                                         uint64_t seed, const TrainOptions& options = {},
-                                        int64_t max_rows = kProtocolMaxRows);
+                                        int64_t max_rows = kProtocolMaxRows,
+                                        double labeled_fraction = 0);
 
 }  // namespace anorand
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "gmock/gmock.h"
+#include "nlohmann/json.hpp"
 #include "gtest/gtest.h"
 #include "model/data/synthetic_data.h"
 #include "tests/server/server_env.h"
@@ -80,10 +81,41 @@ TEST_F(CliTest, UsageErrorsExitTwo) {
   EXPECT_EQ(Run({"nosuchcommand"}, &out, &err), 2);
   EXPECT_EQ(Run({"eval", "--data", "x.npz", "--max-rows", "-1"}, &out, &err), 2);
   EXPECT_THAT(err, HasSubstr("--max-rows must be"));
+  for (const char* bad : {"-0.5", "1.01", "abc", "nan"}) {
+    EXPECT_EQ(Run({"eval", "--data", "x.npz", "--labeled-anomalies", bad}, &out, &err), 2) << bad;
+    EXPECT_THAT(err, HasSubstr("--labeled-anomalies must be a fraction in [0, 1]")) << bad;
+  }
   EXPECT_EQ(Run({"--help"}, &out, &err), 0);
   EXPECT_THAT(out, HasSubstr("Exit codes"));
   EXPECT_EQ(Run({"train", "--help"}, &out, &err), 0);
   EXPECT_THAT(out, HasSubstr("--promote"));
+}
+
+TEST_F(CliTest, EvalWithLabelledAnomaliesNamesTheFractionAndCountPerSeed) {
+  std::string out, err;
+  const std::string csv = dir_.File("labelled.csv");
+  ASSERT_EQ(Run({"demo-data", "--out", csv, "--rows", "1500", "--features", "3", "--labels"}, &out,
+                &err),
+            0)
+      << err;
+  ASSERT_EQ(Run({"eval", "--data", csv, "--label-column", "label", "--seeds", "1,2",
+                 "--labeled-anomalies", "0.5", "--param", "max_epochs=1", "--param",
+                 "ensemble_size=1", "--quiet"},
+                &out, &err),
+            0)
+      << err;
+  const auto j = nlohmann::json::parse(out);
+  EXPECT_EQ(j["labeled_anomaly_fraction"].get<double>(), 0.5);
+  ASSERT_EQ(j["seeds"].size(), 2u);
+  for (const auto& s : j["seeds"]) EXPECT_GE(s["labeled_anomalies"].get<int64_t>(), 1) << s.dump();
+  ASSERT_EQ(Run({"eval", "--data", csv, "--label-column", "label", "--seeds", "1",
+                 "--param", "max_epochs=1", "--param", "ensemble_size=1", "--quiet"},
+                &out, &err),
+            0)
+      << err;
+  const auto unsupervised = nlohmann::json::parse(out);
+  EXPECT_EQ(unsupervised["labeled_anomaly_fraction"].get<double>(), 0.0);
+  EXPECT_EQ(unsupervised["seeds"][0]["labeled_anomalies"].get<int64_t>(), 0);
 }
 
 TEST_F(CliTest, HelpPrintsUsageToStdoutAndExitsZero) {

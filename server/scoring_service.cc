@@ -1,10 +1,11 @@
 #include "server/scoring_service.h"
 
 #include <chrono>
-#include <mutex>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "server/raw_call.h"
 #include "server/refused_call.h"
 #include "server/status_util.h"
@@ -101,7 +102,7 @@ class ScoringService::StreamReactor final
   // is cancelled one idle period later.
   void ExpireIfIdle(int64_t now_ns, int64_t idle_ns, double idle_seconds) {
     if (now_ns - last_activity_ns_.load() < idle_ns) return;
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (done_ || cancelled_ || scoring_ || now_ns - last_activity_ns_.load() < idle_ns) return;
     if (finished_ || writing_) {
       // The write cannot complete or the end cannot be delivered: cancel;
@@ -124,7 +125,7 @@ class ScoringService::StreamReactor final
   // UNAVAILABLE once the request being scored and the response being
   // written, if any, are done.
   void EndForShutdown() {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (done_ || finished_) return;
     if (final_status_.ok()) final_status_ = ShuttingDownStatus();
     reads_done_ = true;
@@ -140,7 +141,7 @@ class ScoringService::StreamReactor final
   void OnReadDone(bool ok) override {
     Touch();
     {
-      std::lock_guard lock(mu_);
+      absl::MutexLock lock(&mu_);
       if (finished_ || reads_done_) return;  // the call ended or is ending
       if (!ok) {  // the client finished writing (or the call ended)
         reads_done_ = true;
@@ -156,13 +157,13 @@ class ScoringService::StreamReactor final
       scored_.Clear();
       absl::Status scored = service_->Handle(ScoreMethod::kStreamScore, request_, &scored_);
       if (!scored.ok()) {
-        s = grpc::Status(static_cast<grpc::StatusCode>(scored.code()),
-                         ClientText(absl::StrCat("request ", index_, ": ", scored.message())));
+        s = ToGrpcStatus(absl::Status(scored.code(),
+                                      absl::StrCat("request ", index_, ": ", scored.message())));
       }
     }
     if (s.ok()) s = SerializeResponse(scored_, &scored_bytes_);
     Touch();
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     scoring_ = false;
     if (finished_) return;  // a failed write ended the call meanwhile
     if (!s.ok()) {
@@ -183,7 +184,7 @@ class ScoringService::StreamReactor final
 
   void OnWriteDone(bool ok) override {
     Touch();
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     writing_ = false;
     if (finished_) return;
     if (!ok) {  // the client went away
@@ -200,11 +201,11 @@ class ScoringService::StreamReactor final
 
   void OnDone() override {
     {
-      std::lock_guard lock(service_->streams_mu_);
+      absl::MutexLock lock(&service_->streams_mu_);
       service_->streams_.erase(this);
     }
     {
-      std::lock_guard lock(mu_);
+      absl::MutexLock lock(&mu_);
       done_ = true;
     }
     service_->active_streams_.fetch_sub(1);
@@ -215,7 +216,7 @@ class ScoringService::StreamReactor final
   void OnCancel() override {}
 
  private:
-  void WritePendingLocked() {
+  void WritePendingLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     writing_bytes_.Swap(&pending_bytes_);
     has_pending_ = false;
     writing_ = true;
@@ -223,7 +224,7 @@ class ScoringService::StreamReactor final
     if (!reads_done_) StartRead(&request_bytes_);
   }
 
-  void MaybeFinishLocked() {
+  void MaybeFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (finished_ || scoring_ || writing_ || has_pending_ || !reads_done_) return;
     finished_ = true;
     finished_ns_ = NowNs();
@@ -242,15 +243,17 @@ class ScoringService::StreamReactor final
   v1::ScoreResponse scored_;
   grpc::ByteBuffer scored_bytes_;
   int64_t index_ = 0;
-  std::mutex mu_;
-  // Guarded by mu_.
-  grpc::ByteBuffer pending_bytes_, writing_bytes_;
-  bool has_pending_ = false, writing_ = false, reads_done_ = false, finished_ = false;
-  bool scoring_ = false;     // the read path is parsing or scoring
-  bool cancelled_ = false;   // by the reaper
-  bool done_ = false;        // OnDone ran: context_ is gone
-  int64_t finished_ns_ = 0;  // when Finish was called
-  grpc::Status final_status_ = grpc::Status::OK;
+  absl::Mutex mu_;
+  grpc::ByteBuffer pending_bytes_ ABSL_GUARDED_BY(mu_), writing_bytes_ ABSL_GUARDED_BY(mu_);
+  bool has_pending_ ABSL_GUARDED_BY(mu_) = false;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool scoring_ ABSL_GUARDED_BY(mu_) = false;    // the read path is parsing or scoring
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;  // by the reaper
+  bool done_ ABSL_GUARDED_BY(mu_) = false;       // OnDone ran: context_ is gone
+  int64_t finished_ns_ ABSL_GUARDED_BY(mu_) = 0;  // when Finish was called
+  grpc::Status final_status_ ABSL_GUARDED_BY(mu_) = grpc::Status::OK;
 };
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ScoringService::StreamScore(
@@ -266,7 +269,7 @@ grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ScoringService::Str
                      absl::StrCat("too many open streams (limit ", max_streams_,
                                   ", --max_streams); close one or retry later")));
   }
-  std::lock_guard lock(streams_mu_);
+  absl::MutexLock lock(&streams_mu_);
   if (shutting_down_) {
     active_streams_.fetch_sub(1);
     return RefusedCall<Reactor>(StreamReactor::ShuttingDownStatus());
@@ -278,7 +281,7 @@ grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ScoringService::Str
 }
 
 std::vector<ScoringService::StreamReactor*> ScoringService::SnapshotStreams() {
-  std::lock_guard lock(streams_mu_);
+  absl::MutexLock lock(&streams_mu_);
   std::vector<StreamReactor*> streams(streams_.begin(), streams_.end());
   for (StreamReactor* r : streams) r->Ref();
   return streams;
@@ -286,7 +289,7 @@ std::vector<ScoringService::StreamReactor*> ScoringService::SnapshotStreams() {
 
 void ScoringService::BeginShutdown() {
   {
-    std::lock_guard lock(streams_mu_);
+    absl::MutexLock lock(&streams_mu_);
     shutting_down_ = true;
   }
   for (StreamReactor* r : SnapshotStreams()) {
@@ -297,10 +300,9 @@ void ScoringService::BeginShutdown() {
 
 ScoringService::~ScoringService() {
   {
-    std::lock_guard lock(streams_mu_);
+    absl::MutexLock lock(&streams_mu_);
     stopping_ = true;
   }
-  reaper_cv_.notify_all();
   if (reaper_.joinable()) reaper_.join();
 }
 
@@ -313,11 +315,14 @@ void ScoringService::ReapIdleStreams() {
   const int64_t idle_ns = static_cast<int64_t>(idle_seconds_ * 1e9);
   // Check a few times per idle period, at most once per 10 ms.
   const auto period = std::chrono::nanoseconds(std::max<int64_t>(idle_ns / 4, 10'000'000));
-  std::unique_lock lock(streams_mu_);
-  while (!reaper_cv_.wait_for(lock, period, [this] { return stopping_; })) {
-    lock.unlock();
+  while (true) {
+    {
+      absl::MutexLock lock(&streams_mu_);
+      if (streams_mu_.AwaitWithTimeout(absl::Condition(&stopping_), absl::FromChrono(period))) {
+        return;
+      }
+    }
     ReapIdleStreamsOnce();
-    lock.lock();
   }
 }
 

@@ -23,13 +23,13 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <functional>
-#include <mutex>
 #include <set>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "anorand/v1/scoring.grpc.pb.h"
 #include "server/auth.h"
 #include "server/batcher.h"
@@ -113,11 +113,10 @@ class ScoringService final : public RawScoringService {
   // reference to each (StreamReactor::Ref) under streams_mu_ and work on
   // that snapshot with streams_mu_ released.
   double idle_seconds_ = 0;
-  std::mutex streams_mu_;
-  std::set<StreamReactor*> streams_;  // guarded by streams_mu_
-  std::condition_variable reaper_cv_;
-  bool stopping_ = false;       // guarded by streams_mu_
-  bool shutting_down_ = false;  // guarded by streams_mu_
+  absl::Mutex streams_mu_;
+  std::set<StreamReactor*> streams_ ABSL_GUARDED_BY(streams_mu_);
+  bool stopping_ ABSL_GUARDED_BY(streams_mu_) = false;  // the reaper ends
+  bool shutting_down_ ABSL_GUARDED_BY(streams_mu_) = false;
   std::thread reaper_;
 };
 

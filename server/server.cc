@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -83,7 +84,7 @@ class ServerImpl final : public AnorandServer {
     builder.RegisterService(&models_);
     builder.RegisterService(&training_);
     {
-      std::lock_guard lock(health_mu_);  // the store poller may call UpdateHealth already
+      absl::MutexLock lock(&health_mu_);  // the store poller may call UpdateHealth already
       server_ = builder.BuildAndStart();
     }
     if (!server_ || port_ == 0) {
@@ -106,7 +107,7 @@ class ServerImpl final : public AnorandServer {
       // mini-batch, queued ones fail, and every WatchJob stream gets its
       // final message before the drain deadline instead of being cut at it.
       {
-        std::lock_guard health_lock(health_mu_);  // not held while draining below
+        absl::MutexLock health_lock(&health_mu_);  // not held while draining below
         if (server_) server_->GetHealthCheckService()->Shutdown();  // NOT_SERVING, for good
       }
       jobs_.Stop();
@@ -192,8 +193,8 @@ class ServerImpl final : public AnorandServer {
     UpdateHealth();
   }
 
-  void UpdateHealth() {
-    std::lock_guard lock(health_mu_);
+  void UpdateHealth() ABSL_LOCKS_EXCLUDED(health_mu_) {
+    absl::MutexLock lock(&health_mu_);
     if (!server_ || draining_) return;
     bool ready = true;
     for (const std::string& name : options_.required_models) {
@@ -225,7 +226,11 @@ class ServerImpl final : public AnorandServer {
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   std::atomic<bool> draining_{false};
-  std::mutex health_mu_;  // guards server_ assignment against UpdateHealth
+  // Orders server_'s assignment (in Init) and the health service's
+  // shutdown before any later UpdateHealth, which the store poller may call
+  // from its own thread; draining_ is atomic. server_ is otherwise read
+  // without it: it is set once, before the server takes calls.
+  absl::Mutex health_mu_;
   std::once_flag shutdown_once_;
 };
 

@@ -29,7 +29,8 @@ namespace {
 const FlagSpec kParam{"param", true, "training parameter NAME=VALUE (repeatable; see docs/CLI.md)"};
 const FlagSpec kSeed{"seed", true, "random seed (default 1)"};
 const FlagSpec kThreads{"threads", true, "oneDNN threads for training (default: all cores)"};
-const FlagSpec kLabel{"label-column", true, "CSV column with labels (ignored by fit)"};
+const FlagSpec kLabel{"label-column", true,
+                      "column with labels: 1 = known anomaly, 0 = unlabelled (NPZ: y by default)"};
 const FlagSpec kQuiet{"quiet", false, "no per-epoch progress on stderr"};
 
 absl::StatusOr<v1::TrainingParams> ParamsFrom(const Args& a) {
@@ -57,7 +58,7 @@ LoadOptions LoadOptionsFrom(const Args& a) {
 
 int RunFit(const Argv& argv) {
   const std::vector<FlagSpec> specs = {
-      {"data", true, "training data: .csv, .tsv, .npy or .npz (labels ignored)"},
+      {"data", true, "training data: .csv, .tsv, .npy or .npz (labels: --label-column, NPZ y)"},
       {"out", true, "where to write the model file"},
       kParam, kSeed, kThreads, kLabel, kQuiet,
       {"format", true, "summary format: json (default) or table"}};
@@ -90,6 +91,7 @@ int RunFit(const Argv& argv) {
   nlohmann::json j = {{"model", a.Get("out")},
                       {"rows", sum.rows()},
                       {"features", sum.features()},
+                      {"known_anomalies", sum.known_anomalies()},
                       {"preset", model->params().preset()},
                       {"fit_seconds", sum.seconds()},
                       {"epochs", sum.epochs_run()},

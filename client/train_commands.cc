@@ -175,7 +175,7 @@ int RunTrain(const Argv& argv) {
   const auto specs = WithConnectionFlags({{"name", true, "model name (the new version goes there)"},
                            {"data", true, "training data file: .csv/.tsv/.npy/.npz, uploaded"},
                            {"data-path", true, "or: a file under the server's --data_dir"},
-                           {"label-column", true, "CSV column to drop (labels are not used)"},
+                           {"label-column", true, "column with labels: 1 = known anomaly, 0 = unlabelled"},
                            {"param", true, "training parameter NAME=VALUE (repeatable)"},
                            {"promote", true, "move this alias to the new version on success"},
                            {"description", true, "free text kept in the job record"},

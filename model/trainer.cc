@@ -122,6 +122,34 @@ Split SplitValidation(const LabelledSet& set, double fraction, Rng& rng) {
   return s;
 }
 
+// Known anomalies (`known`, indices into x's rows) become positives at
+// their own values (noise_originals noised the ones that were seeds too).
+// With labeled_weight w > 0 they are then repeated, each about equally and
+// appended after the synthetic rows, until they are a share w of the
+// positives.
+void AddKnownAnomalies(const float* x, int d, const std::vector<int64_t>& known, double weight,
+                       LabelledSet* set) {
+  for (int64_t k : known) {
+    set->labels[k] = 1.0f;
+    std::memcpy(&set->x[k * d], &x[k * d], d * sizeof(float));
+  }
+  if (!(weight > 0) || known.empty()) return;
+  int64_t positives = 0;
+  for (float l : set->labels) positives += l > 0 ? 1 : 0;
+  const int64_t others = positives - static_cast<int64_t>(known.size());
+  const int64_t want = std::llround(weight / (1.0 - weight) * static_cast<double>(others));
+  const int64_t extra = want - static_cast<int64_t>(known.size());
+  if (extra <= 0) return;
+  const int64_t first = set->rows;
+  set->rows += extra;
+  set->x.resize(static_cast<size_t>(set->rows) * d);
+  set->labels.resize(set->rows, 1.0f);
+  for (int64_t i = 0; i < extra; ++i) {
+    const int64_t k = known[i % known.size()];
+    std::memcpy(&set->x[(first + i) * d], &x[k * d], d * sizeof(float));
+  }
+}
+
 // One network trained on `rows` normalised rows (synthetic labels,
 // validation split, Adam with early stopping, best weights kept).
 struct TrainedNetwork {
@@ -135,7 +163,8 @@ absl::StatusOr<TrainedNetwork> TrainOneNetwork(const float* xn, int64_t rows, in
                                                const v1::TrainingParams& p, Rng& rng,
                                                const TrainOptions& options,
                                                const std::function<double()>& elapsed,
-                                               int member, const FitLayout& layout) {
+                                               int member, const FitLayout& layout,
+                                               const std::vector<int64_t>& known) {
   TrainedNetwork out;
   ReportPhase(options, layout, TrainPhase::kSyntheticLabels, member, elapsed);
   if (IsCancelled(options)) return CancelledIn(TrainPhase::kSyntheticLabels, member, layout.members);
@@ -144,6 +173,7 @@ absl::StatusOr<TrainedNetwork> TrainOneNetwork(const float* xn, int64_t rows, in
     return CancelledIn(TrainPhase::kSyntheticLabels, member, layout.members);
   }
   if (!labelled.ok()) return labelled.status();
+  AddKnownAnomalies(xn, d, known, p.labeled_weight(), &*labelled);
   const LabelledSet& set = *labelled;
   out.synthetic = set.synthetic;
   if (IsCancelled(options)) return CancelledIn(TrainPhase::kSyntheticLabels, member, layout.members);
@@ -220,12 +250,26 @@ absl::StatusOr<TrainedNetwork> TrainOneNetwork(const float* xn, int64_t rows, in
   return out;
 }
 
-// Scoring statistics of one network from every real training row (no
-// synthetic ones): per-feature error scales, quantile tables, alpha, and
-// the network's own threshold. `noise` and `err` receive each row's
-// noise value (y_hat or logit) and reconstruction error.
+// Keeps the entries of `v` (rows of `width` values) whose row is not
+// marked in `known`.
+std::vector<float> UnmarkedRows(const std::vector<float>& v, int width,
+                                const std::vector<char>& known) {
+  std::vector<float> out;
+  out.reserve(v.size());
+  for (size_t r = 0; r < known.size(); ++r) {
+    if (!known[r]) out.insert(out.end(), v.begin() + r * width, v.begin() + (r + 1) * width);
+  }
+  return out;
+}
+
+// Scoring statistics of one network from the real training rows (no
+// synthetic ones, and none marked in `known`: known anomalies): per-feature
+// error scales, quantile tables, alpha, and the network's own threshold.
+// `noise` and `err` receive every row's noise value (y_hat or logit) and
+// reconstruction error. `known` is empty or has one entry per row.
 absl::StatusOr<v1::ScoreStats> FitMemberStats(const v1::Network& network, const float* xn,
                                               int64_t rows, int d, const v1::TrainingParams& p,
+                                              const std::vector<char>& known,
                                               std::vector<float>* noise, std::vector<float>* err,
                                               const TrainOptions& options, int member,
                                               int members) {
@@ -243,9 +287,21 @@ absl::StatusOr<v1::ScoreStats> FitMemberStats(const v1::Network& network, const 
   }
   if (IsCancelled(options)) return CancelledIn(TrainPhase::kStatistics, member, members);
   v1::ScoreStats scale;
-  if (p.error_scaling()) FitErrorScale(xn, xhat.data(), rows, d, &scale, p.error_scale_trim());
+  if (p.error_scaling()) {
+    if (known.empty()) {
+      FitErrorScale(xn, xhat.data(), rows, d, &scale, p.error_scale_trim());
+    } else {
+      const std::vector<float> x_all(xn, xn + rows * d);
+      const std::vector<float> x_normal = UnmarkedRows(x_all, d, known);
+      const std::vector<float> xhat_normal = UnmarkedRows(xhat, d, known);
+      FitErrorScale(x_normal.data(), xhat_normal.data(),
+                    static_cast<int64_t>(x_normal.size()) / d, d, &scale, p.error_scale_trim());
+    }
+  }
   for (int64_t r = 0; r < rows; ++r) (*err)[r] = RowError(scale, xn + r * d, &xhat[r * d], d);
-  v1::ScoreStats stats = FitScoreStats(*noise, *err, p);
+  v1::ScoreStats stats = known.empty() ? FitScoreStats(*noise, *err, p)
+                                       : FitScoreStats(UnmarkedRows(*noise, 1, known),
+                                                       UnmarkedRows(*err, 1, known), p);
   *stats.mutable_error_feature_scale() = scale.error_feature_scale();
   return stats;
 }
@@ -253,6 +309,8 @@ absl::StatusOr<v1::ScoreStats> FitMemberStats(const v1::Network& network, const 
 }  // namespace
 
 namespace {
+
+
 
 // True when every row equals the first one.
 bool AllColumnsConstant(const Dataset& data) {
@@ -264,6 +322,31 @@ bool AllColumnsConstant(const Dataset& data) {
 }
 
 }  // namespace
+
+absl::StatusOr<std::vector<int64_t>> KnownAnomalyRows(const Dataset& data,
+                                                      const v1::TrainingParams& p) {
+  if (!p.use_labels() || !data.has_labels()) return std::vector<int64_t>();
+  if (static_cast<int64_t>(data.labels.size()) != data.rows) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the training data has ", data.labels.size(), " labels for ", data.rows,
+        " rows; give one label per row (1 = known anomaly, 0 = unlabelled)"));
+  }
+  std::vector<int64_t> known;
+  for (int64_t i = 0; i < data.rows; ++i) {
+    const int label = data.labels[i];
+    if (label != 0 && label != 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "row ", i, " has label ", label, "; labels are 1 (known anomaly) or 0 (unlabelled)"));
+    }
+    if (label == 1) known.push_back(i);
+  }
+  if (static_cast<int64_t>(known.size()) == data.rows) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "every one of the ", data.rows, " training rows is labelled a known anomaly, so none "
+        "describes normal data; label only the anomalies you know (1) and leave the rest 0"));
+  }
+  return known;
+}
 
 const char* TrainPhaseName(TrainPhase phase) {
   switch (phase) {
@@ -299,6 +382,26 @@ absl::StatusOr<v1::ModelFile> TrainModel(const Dataset& data, const v1::Training
   auto resolved = ResolveParams(user, static_cast<int>(data.cols));
   if (!resolved.ok()) return resolved.status();
   const v1::TrainingParams& p = *resolved;
+  auto known_rows = KnownAnomalyRows(data, p);
+  if (!known_rows.ok()) return known_rows.status();
+  const std::vector<int64_t>& known_idx = *known_rows;
+  // What the known anomalies weigh: k / (k + labeled_prior) of
+  // labeled_weight in the positives, and of the move from ae_weight to
+  // labeled_ae_weight in the score (the statistics' parameters).
+  v1::TrainingParams train_params = p, stats_params = p;
+  if (!known_idx.empty()) {
+    const double k = static_cast<double>(known_idx.size());
+    const double share = k / (k + p.labeled_prior());
+    train_params.set_labeled_weight(p.labeled_weight() * share);
+    if (p.has_labeled_ae_weight()) {
+      stats_params.set_ae_weight(p.ae_weight() + (p.labeled_ae_weight() - p.ae_weight()) * share);
+    }
+  }
+  std::vector<char> known_mask;
+  if (!known_idx.empty()) {
+    known_mask.assign(data.rows, 0);
+    for (int64_t k : known_idx) known_mask[k] = 1;
+  }
   // Threads: as asked, else one for narrow networks (two threads are slower
   // than one below a few hundred units per layer: fork/join cost; measured
   // in docs/PERFORMANCE.md) and every core for wide ones.
@@ -365,27 +468,36 @@ absl::StatusOr<v1::ModelFile> TrainModel(const Dataset& data, const v1::Training
       const float* rows_x = member_xn;
       int64_t n = data.rows;
       std::vector<float> subset;
+      std::vector<int64_t> member_known = known_idx;  // indices into rows_x
       if (p.member_rows() > 0 && p.member_rows() < data.rows) {
         std::vector<int64_t> idx(data.rows);
         std::iota(idx.begin(), idx.end(), 0);
         r.Shuffle(idx.begin(), idx.end());
         n = std::max<int64_t>(p.member_rows(), 10);
+        // Every known anomaly trains every member.
+        for (int64_t i = n; i < data.rows; ++i) {
+          if (!known_mask.empty() && known_mask[idx[i]]) std::swap(idx[n++], idx[i]);
+        }
         idx.resize(n);
         std::sort(idx.begin(), idx.end());
         subset.resize(static_cast<size_t>(n) * d);
-        for (int64_t i = 0; i < n; ++i)
+        member_known.clear();
+        for (int64_t i = 0; i < n; ++i) {
           std::memcpy(&subset[i * d], &member_xn[idx[i] * d], d * sizeof(float));
+          if (!known_mask.empty() && known_mask[idx[i]]) member_known.push_back(i);
+        }
         rows_x = subset.data();
       }
       // The alternate members' own noise scale (alternate_noise_scale).
-      v1::TrainingParams member_params = p;
+      v1::TrainingParams member_params = train_params;
       if (alternate && p.alternate_noise_scale() > 0)
         member_params.set_noise_scale(p.alternate_noise_scale());
-      auto trained = TrainOneNetwork(rows_x, n, d, member_params, r, options, elapsed, m, layout);
+      auto trained = TrainOneNetwork(rows_x, n, d, member_params, r, options, elapsed, m, layout,
+                                     member_known);
       if (!trained.ok()) return trained.status();
       ReportPhase(options, layout, TrainPhase::kStatistics, m, elapsed);
-      auto stats = FitMemberStats(trained->network, member_xn, data.rows, d, p, &noise, &err,
-                                  options, m, members);
+      auto stats = FitMemberStats(trained->network, member_xn, data.rows, d, stats_params,
+                                  known_mask, &noise, &err, options, m, members);
       if (!stats.ok()) return stats.status();
       synthetic += trained->synthetic;
       if (m == 0) {
@@ -415,10 +527,14 @@ absl::StatusOr<v1::ModelFile> TrainModel(const Dataset& data, const v1::Training
       }
     }
     if (members > 1) {
-      // The ensemble's threshold, over its own scores of the training rows.
-      std::vector<float> scores(data.rows);
-      for (int64_t i = 0; i < data.rows; ++i)
-        scores[i] = SurprisalToScore(weighted ? surprisal[i] : surprisal[i] / members);
+      // The ensemble's threshold, over its own scores of the training rows
+      // (known anomalies aside).
+      std::vector<float> scores;
+      scores.reserve(data.rows);
+      for (int64_t i = 0; i < data.rows; ++i) {
+        if (!known_mask.empty() && known_mask[i]) continue;
+        scores.push_back(SurprisalToScore(weighted ? surprisal[i] : surprisal[i] / members));
+      }
       const double threshold = Quantile(scores, 1.0 - p.contamination());
       model.mutable_score_stats()->set_threshold(threshold);
       for (auto& member : *model.mutable_ensemble()) member.mutable_score_stats()->set_threshold(threshold);
@@ -428,6 +544,7 @@ absl::StatusOr<v1::ModelFile> TrainModel(const Dataset& data, const v1::Training
     summary->set_rows(data.rows);
     summary->set_features(d);
     summary->set_synthetic_rows(synthetic);
+    summary->set_known_anomalies(static_cast<int64_t>(known_idx.size()));
     summary->set_seconds(elapsed());
   } catch (const dnnl::error& e) {
     return absl::InternalError(absl::StrCat("oneDNN failed during training: ", e.what()));

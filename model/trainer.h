@@ -17,7 +17,9 @@
 #ifndef ANORAND_MODEL_TRAINER_H_
 #define ANORAND_MODEL_TRAINER_H_
 
+#include <cstdint>
 #include <functional>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "anorand/v1/model.pb.h"
@@ -59,7 +61,17 @@ struct TrainOptions {
   int threads = 0;  // oneDNN/OpenMP threads for this fit; 0 = leave as is
 };
 
-// INVALID_ARGUMENT for bad parameters, data too small to train on (fewer
+// The rows labelled 1 (known anomalies), ascending, when the resolved
+// params `p` use labels and `data` has them; else none. INVALID_ARGUMENT
+// for labels that are not one per row, not 0 or 1, or that leave no
+// unlabelled row.
+absl::StatusOr<std::vector<int64_t>> KnownAnomalyRows(const Dataset& data,
+                                                      const v1::TrainingParams& p);
+
+// Known anomalies (KnownAnomalyRows) are positives of the noise-detection
+// block in every member, repeated to labeled_weight, and stay out of the
+// reconstruction term, the error scales, quantile tables and threshold.
+// INVALID_ARGUMENT for bad parameters or labels, data too small to train on (fewer
 // than 10 rows) or data in which every feature is constant (all rows one
 // record: nothing to learn, and the threshold would flag every record);
 // CANCELLED if cancelled, INTERNAL if oneDNN fails.

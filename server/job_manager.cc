@@ -191,6 +191,7 @@ absl::StatusOr<v1::Job> JobManager::Submit(v1::JobSpec spec, Dataset data) {
   auto params = ResolveParams(spec.params(), static_cast<int>(data.cols));
   if (!params.ok()) return params.status();
   *spec.mutable_params() = *params;
+  if (auto known = KnownAnomalyRows(data, *params); !known.ok()) return known.status();
   auto entry = std::make_shared<Entry>();
   v1::Job& job = entry->job;
   job.set_id(NewJobId());
@@ -199,6 +200,7 @@ absl::StatusOr<v1::Job> JobManager::Submit(v1::JobSpec spec, Dataset data) {
   job.set_created_unix_ms(NowMs());
   job.set_data_rows(data.rows);
   job.set_data_features(static_cast<int>(data.cols));
+  job.set_data_labeled_anomalies(std::count(data.labels.begin(), data.labels.end(), 1));
   job.mutable_progress()->set_max_epochs(job.spec().params().max_epochs());
   job.mutable_progress()->set_members(job.spec().params().ensemble_size());
   *job.mutable_progress() = ProgressOf(job);

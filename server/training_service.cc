@@ -2,13 +2,15 @@
 
 #include <limits.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <cmath>
 #include <cstring>
-#include <mutex>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "model/data/data_loader.h"
 #include "server/names.h"
 #include "server/raw_call.h"
@@ -47,6 +49,12 @@ absl::StatusOr<std::string> ResolveDataPath(const std::string& data_dir,
   if (full_s.compare(0, root_s.size() + 1, root_s + "/") != 0) {
     return absl::PermissionDeniedError(absl::StrCat(
         "data_path '", relative, "' resolves outside --data_dir (\"..\" or a symbolic link)"));
+  }
+  struct stat st;
+  if (stat(full, &st) == 0 && S_ISDIR(st.st_mode)) {
+    return absl::NotFoundError(absl::StrCat(
+        "data_path '", relative, "' is a folder, not a file under --data_dir; name a .csv, .npy "
+        "or .npz file in it"));
   }
   return full_s;
 }
@@ -144,10 +152,16 @@ class TrainingService::SubmitReader final : public grpc::ServerReadReactor<grpc:
               "chunk ", chunks_, ", value ", i, " is not finite; every value must be a number"));
         }
       }
-      bytes_ += 4ll * c.values_size();
+      if (absl::Status s = TakeDenseLabels(c); !s.ok()) return s;
+      bytes_ += 4ll * c.values_size() + 4ll * c.labels_size();
       dense_.x.insert(dense_.x.end(), c.values().begin(), c.values().end());
     } else {
       if (c.values_size() > 0) return absl::InvalidArgumentError("only DENSE chunks carry values");
+      if (c.labels_size() > 0) {
+        return absl::InvalidArgumentError(
+            "only DENSE chunks carry labels; for CSV, NPY and NPZ set label_column (NPZ: or a y "
+            "array)");
+      }
       bytes_ += static_cast<int64_t>(c.data().size());
       upload_ += c.data();
     }
@@ -157,6 +171,35 @@ class TrainingService::SubmitReader final : public grpc::ServerReadReactor<grpc:
           "the upload is over ", service_->limits_.max_upload_bytes,
           " bytes (--max_upload_bytes); train from a file under --data_dir instead"));
     }
+    return absl::OkStatus();
+  }
+
+  // A DENSE chunk's labels: none, or one 0/1 per record; every chunk with
+  // records like the first one.
+  absl::Status TakeDenseLabels(const v1::DataChunk& c) {
+    const int64_t records = c.values_size() / c.num_features();
+    if (c.labels_size() > 0 && c.labels_size() != records) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "chunk ", chunks_, " has ", c.labels_size(), " labels for ", records,
+          " records; send one label per record or none"));
+    }
+    if (records == 0) return absl::OkStatus();
+    const bool labelled = c.labels_size() > 0;
+    if (dense_labelled_ == -1) dense_labelled_ = labelled ? 1 : 0;
+    if (labelled != (dense_labelled_ == 1)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "chunk ", chunks_, labelled ? " has labels but the first chunk with records had none"
+                                      : " has no labels but the first chunk with records had them",
+          "; label every chunk or none"));
+    }
+    for (int i = 0; i < c.labels_size(); ++i) {
+      if (c.labels(i) != 0 && c.labels(i) != 1) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "chunk ", chunks_, ", label ", i, " is ", c.labels(i),
+            "; labels are 1 (known anomaly) or 0 (unlabelled)"));
+      }
+    }
+    dense_.labels.insert(dense_.labels.end(), c.labels().begin(), c.labels().end());
     return absl::OkStatus();
   }
 
@@ -209,7 +252,6 @@ class TrainingService::SubmitReader final : public grpc::ServerReadReactor<grpc:
       if (!path.ok()) return path.status();
       auto d = LoadDataset(*path, lo);
       if (!d.ok()) return DataError(d.status());
-      d->labels.clear();
       return d;
     }
     if (chunks_ == 0) return absl::InvalidArgumentError("upload_format is set but no chunk was sent");
@@ -220,7 +262,6 @@ class TrainingService::SubmitReader final : public grpc::ServerReadReactor<grpc:
     }
     auto d = DatasetFromBytes(upload_, FormatName(spec_.upload_format()), lo);
     if (!d.ok()) return DataError(d.status());
-    d->labels.clear();
     return d;
   }
 
@@ -235,6 +276,7 @@ class TrainingService::SubmitReader final : public grpc::ServerReadReactor<grpc:
   int64_t chunks_ = 0, bytes_ = 0;
   std::string upload_;
   Dataset dense_;
+  int dense_labelled_ = -1;  // DENSE: -1 before the first chunk with records, then 0 or 1
   std::atomic<bool> cancelled_{false};
 };
 
@@ -293,20 +335,20 @@ class TrainingService::Watcher final : public grpc::ServerWriteReactor<grpc::Byt
  public:
   // Shared with the JobManager callback, which may outlive the reactor.
   struct State {
-    std::mutex mu;
-    Watcher* reactor = nullptr;  // null once the call is done
+    absl::Mutex mu;
+    Watcher* reactor ABSL_GUARDED_BY(mu) = nullptr;  // null once the call is done
   };
 
   Watcher(JobManager* jobs, const std::string& id) : jobs_(jobs), state_(std::make_shared<State>()) {
     state_->reactor = this;
     std::shared_ptr<State> state = state_;
     auto token = jobs_->Watch(id, [state](const v1::JobProgress& p) {
-      std::lock_guard lock(state->mu);
+      absl::MutexLock lock(&state->mu);
       if (state->reactor) state->reactor->Push(p);
     });
     if (!token.ok()) {
       {
-        std::lock_guard lock(state_->mu);
+        absl::MutexLock lock(&state_->mu);
         state_->reactor = nullptr;
       }
       Finish(ToGrpcStatus(token.status()));
@@ -316,7 +358,7 @@ class TrainingService::Watcher final : public grpc::ServerWriteReactor<grpc::Byt
   }
 
   void OnWriteDone(bool ok) override {
-    std::lock_guard lock(state_->mu);
+    absl::MutexLock lock(&state_->mu);
     writing_ = false;
     if (!ok || cancelled_) {
       FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "watcher went away"));
@@ -330,7 +372,7 @@ class TrainingService::Watcher final : public grpc::ServerWriteReactor<grpc::Byt
   }
 
   void OnCancel() override {
-    std::lock_guard lock(state_->mu);
+    absl::MutexLock lock(&state_->mu);
     // With a write in flight, OnWriteDone finishes the call (it sees the flag).
     cancelled_ = true;
     if (!writing_) FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled"));
@@ -339,15 +381,14 @@ class TrainingService::Watcher final : public grpc::ServerWriteReactor<grpc::Byt
   void OnDone() override {
     jobs_->Unwatch(token_);
     {
-      std::lock_guard lock(state_->mu);
+      absl::MutexLock lock(&state_->mu);
       state_->reactor = nullptr;
     }
     delete this;
   }
 
  private:
-  // Called with state_->mu held.
-  void Push(const v1::JobProgress& p) {
+  void Push(const v1::JobProgress& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     // Nothing after a terminal message: the snapshot taken at Watch() can
     // arrive after the final update it predates.
     if (finished_ || cancelled_ || terminal_seen_) return;
@@ -358,7 +399,7 @@ class TrainingService::Watcher final : public grpc::ServerWriteReactor<grpc::Byt
     has_pending_ = true;
     if (!writing_) WriteLocked();
   }
-  void WriteLocked() {
+  void WriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     current_ = pending_;
     has_pending_ = false;
     writing_ = true;
@@ -372,7 +413,7 @@ class TrainingService::Watcher final : public grpc::ServerWriteReactor<grpc::Byt
     }
     StartWrite(&current_bytes_);
   }
-  void FinishLocked(const grpc::Status& s) {
+  void FinishLocked(const grpc::Status& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
     if (finished_) return;
     finished_ = true;
     Finish(s);
@@ -381,10 +422,16 @@ class TrainingService::Watcher final : public grpc::ServerWriteReactor<grpc::Byt
   JobManager* jobs_;
   std::shared_ptr<State> state_;
   uint64_t token_ = 0;
-  v1::JobProgress pending_, current_;
-  grpc::ByteBuffer current_bytes_;
-  bool has_pending_ = false, writing_ = false, final_written_ = false, finished_ = false;
-  bool cancelled_ = false, terminal_seen_ = false;
+  // Guarded by state_->mu (the JobManager callback and gRPC's reactions).
+  v1::JobProgress pending_ ABSL_GUARDED_BY(state_->mu);
+  v1::JobProgress current_ ABSL_GUARDED_BY(state_->mu);
+  grpc::ByteBuffer current_bytes_ ABSL_GUARDED_BY(state_->mu);
+  bool has_pending_ ABSL_GUARDED_BY(state_->mu) = false;
+  bool writing_ ABSL_GUARDED_BY(state_->mu) = false;
+  bool final_written_ ABSL_GUARDED_BY(state_->mu) = false;
+  bool finished_ ABSL_GUARDED_BY(state_->mu) = false;
+  bool cancelled_ ABSL_GUARDED_BY(state_->mu) = false;
+  bool terminal_seen_ ABSL_GUARDED_BY(state_->mu) = false;
 };
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* TrainingService::WatchJob(

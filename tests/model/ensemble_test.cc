@@ -87,6 +87,7 @@ std::vector<float> ReferenceScores(const v1::ModelFile& m, const Dataset& d, boo
 
 TEST(EnsembleTest, OneFileRoundTripsBitExactAndScoresLikeTheReference) {
   Dataset d = DemoData(600, 5, 3);
+  d.labels.clear();  // unsupervised: DemoData's labels would be known anomalies
   auto m = TrainModel(d, EnsembleParams());
   ASSERT_TRUE(m.ok()) << m.status().message();
   ASSERT_EQ(m->ensemble_size(), 2);  // members beyond the first
@@ -179,6 +180,7 @@ TEST(EnsembleTest, SameSeedSameEnsemble) {
 
 TEST(EnsembleTest, NoiseLogitScoresTheLogitAndReportsTheProbability) {
   Dataset d = DemoData(500, 4, 4);
+  d.labels.clear();  // unsupervised: DemoData's labels would be known anomalies
   v1::TrainingParams p = EnsembleParams();
   p.set_ensemble_size(1);
   p.set_noise_logit(true);
@@ -403,6 +405,7 @@ TEST(EnsembleTest, RobustNoiseUsesTheInterquartileRange) {
 
 TEST(EnsembleTest, AlternateWeightWeighsTheAlternateMembers) {
   Dataset data = DemoData(500, 4, 8);
+  data.labels.clear();  // unsupervised: DemoData's labels would be known anomalies
   v1::TrainingParams p = EnsembleParams();
   p.set_ensemble_size(4);
   p.set_member_rows(0);

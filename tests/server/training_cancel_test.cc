@@ -8,6 +8,7 @@
 // before their end: abandoned_upload_test.cc).
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -268,7 +269,10 @@ TEST_F(TrainingCancelTest, WholeJobProgressNeverGoesBackAcrossMembers) {
   EXPECT_EQ(last_member, 3);
   EXPECT_EQ(messages.back().fraction_done(), 1.0);
   EXPECT_EQ(messages.back().eta_seconds(), 0);
-  // Every phase was reported, members in turn, publishing last.
+  // The phases come in order, members in turn, publishing last. A watch
+  // sends the latest snapshot, so a phase that ends before its message is
+  // written (preparing 600 rows, on a loaded machine) may be skipped; each
+  // member's epochs are reported one by one and always seen.
   const std::vector<v1::JobPhase> member_phases = {v1::JOB_PHASE_SYNTHETIC_LABELS,
                                                    v1::JOB_PHASE_TRAINING,
                                                    v1::JOB_PHASE_SCORING_STATISTICS};
@@ -279,7 +283,15 @@ TEST_F(TrainingCancelTest, WholeJobProgressNeverGoesBackAcrossMembers) {
   for (v1::JobPhase p : phases) {
     if (p != v1::JOB_PHASE_UNSPECIFIED) seen.push_back(p);
   }
-  EXPECT_EQ(seen, expected);
+  size_t at = 0;  // seen must be a subsequence of expected
+  for (v1::JobPhase p : seen) {
+    while (at < expected.size() && expected[at] != p) ++at;
+    ASSERT_LT(at, expected.size()) << "phase " << v1::JobPhase_Name(p) << " out of order";
+    ++at;
+  }
+  EXPECT_EQ(std::count(seen.begin(), seen.end(), v1::JOB_PHASE_TRAINING), 3);
+  ASSERT_FALSE(seen.empty());
+  EXPECT_EQ(seen.back(), v1::JOB_PHASE_PUBLISHING);
   const v1::Job done = Get(job.id());
   EXPECT_EQ(done.progress().phase(), v1::JOB_PHASE_PUBLISHING);
   EXPECT_EQ(done.progress().fraction_done(), 1.0);

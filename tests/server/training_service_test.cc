@@ -1,9 +1,11 @@
 // The Training service over real gRPC on loopback: submit by upload (CSV,
 // NPZ-less dense) and by path, watch to completion, the published version
 // scores and carries the job id, cancel, queue full, every invalid
-// hyperparameter, path escapes, restart, the token.
+// hyperparameter, path escapes, restart, the token, known anomalies from a
+// label column or DENSE labels.
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -174,11 +176,118 @@ TEST_F(TrainingTest, SubmitByPathAndByDenseUpload) {
   }
 }
 
+// DENSE chunks of `rows_per_chunk` records of `d`, with `labels[i]` for
+// chunk i when given.
+grpc::Status SubmitDense(v1::Training::Stub* stub, const v1::JobSpec& spec, const Dataset& d,
+                         int64_t rows_per_chunk, const std::vector<std::vector<int>>& labels,
+                         v1::Job* job) {
+  grpc::ClientContext ctx;
+  auto w = stub->SubmitJob(&ctx, job);
+  v1::SubmitJobRequest head;
+  *head.mutable_spec() = spec;
+  head.mutable_spec()->set_upload_format(v1::UPLOAD_FORMAT_DENSE);
+  w->Write(head);
+  for (int64_t at = 0, i = 0; at < d.rows; at += rows_per_chunk, ++i) {
+    v1::SubmitJobRequest c;
+    c.mutable_chunk()->set_num_features(static_cast<int>(d.cols));
+    const int64_t end = std::min(d.rows, at + rows_per_chunk);
+    c.mutable_chunk()->mutable_values()->Add(d.x.begin() + at * d.cols, d.x.begin() + end * d.cols);
+    if (i < static_cast<int64_t>(labels.size())) {
+      c.mutable_chunk()->mutable_labels()->Add(labels[i].begin(), labels[i].end());
+    }
+    if (!w->Write(c)) break;
+  }
+  w->WritesDone();
+  return w->Finish();
+}
+
+TEST_F(TrainingTest, KnownAnomaliesFromACsvLabelColumnOrDenseLabelsTrainTheModel) {
+  Dataset d = DemoData(300, kD, 4);
+  const int64_t anomalies = std::count(d.labels.begin(), d.labels.end(), 1);
+  ASSERT_GT(anomalies, 0);
+  {
+    ASSERT_TRUE(WriteCsv(d, data_.File("labelled.csv"), true).ok());
+    v1::JobSpec spec = Spec("csvlabels", 2);
+    spec.set_data_path("labelled.csv");
+    spec.set_label_column("label");
+    v1::Job job;
+    grpc::Status s = Submit(spec, "", &job);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    EXPECT_EQ(job.data_features(), kD);
+    EXPECT_EQ(job.data_labeled_anomalies(), anomalies);
+    EXPECT_EQ(Watch(job.id()).back().state(), v1::JOB_STATE_SUCCEEDED);
+    EXPECT_EQ(Get(job.id()).summary().known_anomalies(), anomalies);
+  }
+  std::vector<std::vector<int>> labels = {{d.labels.begin(), d.labels.begin() + 150},
+                                          {d.labels.begin() + 150, d.labels.end()}};
+  {
+    v1::Job job;
+    grpc::Status s = SubmitDense(stub_.get(), Spec("denselabels", 2), d, 150, labels, &job);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    EXPECT_EQ(job.data_labeled_anomalies(), anomalies);
+    EXPECT_EQ(Watch(job.id()).back().state(), v1::JOB_STATE_SUCCEEDED);
+    EXPECT_EQ(Get(job.id()).summary().known_anomalies(), anomalies);
+  }
+  {
+    v1::JobSpec spec = Spec("paperlabels", 2);
+    spec.mutable_params()->set_preset("paper");
+    v1::Job job;
+    ASSERT_TRUE(SubmitDense(stub_.get(), spec, d, 150, labels, &job).ok());
+    EXPECT_EQ(job.data_labeled_anomalies(), anomalies);
+    EXPECT_EQ(Watch(job.id()).back().state(), v1::JOB_STATE_SUCCEEDED);
+    EXPECT_EQ(Get(job.id()).summary().known_anomalies(), 0) << "the paper preset ignores labels";
+  }
+}
+
+TEST_F(TrainingTest, DenseLabelsThatDoNotFitTheRecordsAreRefusedAndNoJobIsMade) {
+  const Dataset d = DemoData(200, kD, 4);
+  const std::vector<int> zeros(100, 0);
+  std::vector<int> two = zeros;
+  two[7] = 2;
+  const std::vector<int> all(100, 1);
+  struct Case {
+    std::vector<std::vector<int>> labels;
+    const char* message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {{std::vector<int>(99, 0), zeros}, "chunk 0 has 99 labels for 100 records"},
+           {{two, zeros}, "chunk 0, label 7 is 2"},
+           {{zeros}, "chunk 1 has no labels but the first chunk with records had them"},
+           {{{}, zeros}, "chunk 1 has labels but the first chunk with records had none"},
+           {{all, all}, "every one of the 200 training rows is labelled a known anomaly"}}) {
+    SCOPED_TRACE(c.message);
+    v1::Job job;
+    grpc::Status s = SubmitDense(stub_.get(), Spec("badlabels", 1), d, 100, c.labels, &job);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(s.error_message(), HasSubstr(c.message));
+  }
+  v1::JobSpec csv = Spec("badlabels", 1);
+  csv.set_upload_format(v1::UPLOAD_FORMAT_CSV);
+  grpc::ClientContext ctx;
+  v1::Job job;
+  auto w = stub_->SubmitJob(&ctx, &job);
+  v1::SubmitJobRequest head, chunk;
+  *head.mutable_spec() = csv;
+  w->Write(head);
+  chunk.mutable_chunk()->set_data("a,b\n1,2\n");
+  chunk.mutable_chunk()->add_labels(1);
+  w->Write(chunk);
+  w->WritesDone();
+  grpc::Status s = w->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("only DENSE chunks carry labels"));
+  grpc::ClientContext lc;
+  v1::ListJobsResponse jobs;
+  ASSERT_TRUE(stub_->ListJobs(&lc, v1::ListJobsRequest(), &jobs).ok());
+  EXPECT_EQ(jobs.jobs_size(), 0);
+}
+
 TEST_F(TrainingTest, PathsOutsideTheDataFolderAreRefused) {
   TempDir outside;
   std::ofstream(outside.File("secret.csv")) << CsvBytes(50, 1);
   std::filesystem::create_symlink(outside.File("secret.csv"), data_.File("link.csv"));
   std::filesystem::create_directories(data_.File("sub"));
+  std::filesystem::create_directories(data_.File("folder.csv"));
   struct {
     std::string path;
     grpc::StatusCode code;
@@ -190,6 +299,8 @@ TEST_F(TrainingTest, PathsOutsideTheDataFolderAreRefused) {
       {"/etc/passwd", grpc::StatusCode::PERMISSION_DENIED, "is absolute"},
       {"link.csv", grpc::StatusCode::PERMISSION_DENIED, "symbolic link"},
       {"missing.csv", grpc::StatusCode::NOT_FOUND, "is not a file under --data_dir"},
+      {"sub", grpc::StatusCode::NOT_FOUND, "is a folder, not a file"},
+      {"folder.csv", grpc::StatusCode::NOT_FOUND, "is a folder, not a file"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.path);

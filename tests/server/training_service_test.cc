@@ -506,5 +506,189 @@ TEST_F(TrainingTest, TokenIsRequiredWhenConfigured) {
   EXPECT_TRUE(SubmitCsv(Spec("m", 1), 100, &job).ok());
 }
 
+// Every SubmitJob, GetJob, ListJobs, CancelJob and WatchJob code that
+// training.proto and docs/API.md promise and the tests above do not check.
+TEST_F(TrainingTest, EveryDocumentedStatusCodeOfTheTrainingRpcs) {
+  using C = grpc::StatusCode;
+  std::ofstream(data_.File("data.json")) << "[[1, 2], [3, 4]]\n";
+  std::filesystem::create_directories(data_.File("folder.csv"));
+  auto send = [&](const std::vector<v1::SubmitJobRequest>& messages) {
+    grpc::ClientContext ctx;
+    v1::Job job;
+    auto w = stub_->SubmitJob(&ctx, &job);
+    for (const auto& m : messages) {
+      if (!w->Write(m)) break;
+    }
+    w->WritesDone();
+    return w->Finish();
+  };
+  auto head = [](v1::JobSpec spec) {
+    v1::SubmitJobRequest r;
+    *r.mutable_spec() = std::move(spec);
+    return r;
+  };
+  auto bytes = [](const std::string& data) {
+    v1::SubmitJobRequest r;
+    r.mutable_chunk()->set_data(data);
+    return r;
+  };
+  auto dense = [](int d, std::vector<float> values, std::vector<std::string> names = {}) {
+    v1::SubmitJobRequest r;
+    r.mutable_chunk()->set_num_features(d);
+    r.mutable_chunk()->mutable_values()->Add(values.begin(), values.end());
+    for (auto& n : names) r.mutable_chunk()->add_feature_names(n);
+    return r;
+  };
+  auto upload = [](v1::UploadFormat f, std::string alias = "", std::string label = "") {
+    v1::JobSpec spec = Spec("m", 1);
+    spec.set_upload_format(f);
+    spec.set_promote_to_alias(alias);
+    spec.set_label_column(label);
+    return spec;
+  };
+  auto path = [](const std::string& p) {
+    v1::JobSpec spec = Spec("m", 1);
+    spec.set_data_path(p);
+    return spec;
+  };
+  std::string csv = CsvBytes(50, 3);
+  std::string nan_csv = CsvBytes(50, 3);
+  {  // the last line's first field becomes nan
+    const size_t line = nan_csv.rfind('\n', nan_csv.size() - 2) + 1;
+    nan_csv.replace(line, nan_csv.find(',', line) - line, "nan");
+  }
+  const v1::JobSpec csv_spec = upload(v1::UPLOAD_FORMAT_CSV);
+  struct Case {
+    std::string what;
+    grpc::Status got;
+    C code;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {"no message at all", send({}), C::INVALID_ARGUMENT, "no SubmitJobRequest was sent"},
+      {"first message a chunk", send({bytes(csv)}), C::INVALID_ARGUMENT,
+       "first SubmitJobRequest must carry the spec"},
+      {"a second spec", send({head(csv_spec), head(csv_spec)}), C::INVALID_ARGUMENT,
+       "only the first message may carry a spec"},
+      {"UPLOAD_FORMAT_UNSPECIFIED", send({head(upload(v1::UPLOAD_FORMAT_UNSPECIFIED))}),
+       C::INVALID_ARGUMENT, "set data_path"},
+      {"chunks with data_path", send({head(path("data.csv")), bytes(csv)}), C::INVALID_ARGUMENT,
+       "the spec names a data_path"},
+      {"DENSE chunk with bytes", send({head(upload(v1::UPLOAD_FORMAT_DENSE)), bytes("1,2")}),
+       C::INVALID_ARGUMENT, "DENSE chunks carry values"},
+      {"CSV chunk with values", send({head(csv_spec), dense(2, {1, 2})}), C::INVALID_ARGUMENT,
+       "only DENSE chunks carry values"},
+      {"DENSE width changes", send({head(upload(v1::UPLOAD_FORMAT_DENSE)), dense(2, {1, 2}),
+                                    dense(3, {1, 2, 3})}),
+       C::INVALID_ARGUMENT, "has num_features 3; the first had 2"},
+      {"DENSE record split", send({head(upload(v1::UPLOAD_FORMAT_DENSE)), dense(2, {1, 2, 3})}),
+       C::INVALID_ARGUMENT, "not a multiple of num_features"},
+      {"DENSE names count", send({head(upload(v1::UPLOAD_FORMAT_DENSE)), dense(2, {1, 2}, {"a"})}),
+       C::INVALID_ARGUMENT, "feature_names must have num_features entries"},
+      {"DENSE NaN", send({head(upload(v1::UPLOAD_FORMAT_DENSE)), dense(2, {1, NAN})}),
+       C::INVALID_ARGUMENT, "value 1 is not finite"},
+      {"CSV NaN", send({head(csv_spec), bytes(nan_csv)}), C::INVALID_ARGUMENT, "nan"},
+      {"too few rows", send({head(csv_spec), bytes(CsvBytes(5, 3))}), C::INVALID_ARGUMENT,
+       "training needs at least 10"},
+      {"unknown label_column", send({head(upload(v1::UPLOAD_FORMAT_CSV, "", "nope")), bytes(csv)}),
+       C::INVALID_ARGUMENT, "nope"},
+      {"malformed promote_to_alias", send({head(upload(v1::UPLOAD_FORMAT_CSV, "Bad")), bytes(csv)}),
+       C::INVALID_ARGUMENT, "alias 'Bad'"},
+      {"unknown data_path extension", send({head(path("data.json"))}), C::INVALID_ARGUMENT,
+       "data.json"},
+      {"data_path a folder", send({head(path("folder.csv"))}), C::NOT_FOUND, "folder.csv"},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(c.got.error_code(), c.code) << c.what << ": " << c.got.error_message();
+    EXPECT_THAT(c.got.error_message(), HasSubstr(c.message)) << c.what;
+  }
+
+  // The job RPCs: an empty id and an unknown one.
+  for (const std::string& id : {std::string(), std::string("job-unknown")}) {
+    SCOPED_TRACE("job id '" + id + "'");
+    const C code = id.empty() ? C::INVALID_ARGUMENT : C::NOT_FOUND;
+    const std::string message = id.empty() ? "job_id is empty" : "no job 'job-unknown'";
+    std::vector<grpc::Status> got;
+    {
+      grpc::ClientContext ctx;
+      v1::GetJobRequest req;
+      req.set_job_id(id);
+      v1::Job job;
+      got.push_back(stub_->GetJob(&ctx, req, &job));
+    }
+    {
+      grpc::ClientContext ctx;
+      v1::CancelJobRequest req;
+      req.set_job_id(id);
+      v1::Job job;
+      got.push_back(stub_->CancelJob(&ctx, req, &job));
+    }
+    {
+      grpc::ClientContext ctx;
+      v1::WatchJobRequest req;
+      req.set_job_id(id);
+      auto r = stub_->WatchJob(&ctx, req);
+      v1::JobProgress p;
+      EXPECT_FALSE(r->Read(&p));
+      got.push_back(r->Finish());
+    }
+    for (const grpc::Status& s : got) {
+      EXPECT_EQ(s.error_code(), code) << s.error_message();
+      EXPECT_THAT(s.error_message(), HasSubstr(message));
+    }
+  }
+  auto list = [&](const v1::ListJobsRequest& req) {
+    grpc::ClientContext ctx;
+    v1::ListJobsResponse resp;
+    return stub_->ListJobs(&ctx, req, &resp);
+  };
+  v1::ListJobsRequest negative;
+  negative.set_page_size(-1);
+  v1::ListJobsRequest unspecified;
+  unspecified.add_states(v1::JOB_STATE_UNSPECIFIED);
+  v1::ListJobsRequest bad_name;
+  bad_name.set_model_name("../m");
+  v1::ListJobsRequest foreign_token;
+  foreign_token.set_page_token("not-a-token");
+  for (const auto& [req, message] : std::vector<std::pair<v1::ListJobsRequest, std::string>>{
+           {negative, "page_size"}, {unspecified, "is not a job state"},
+           {bad_name, "model name"}, {foreign_token, "page_token"}}) {
+    grpc::Status s = list(req);
+    EXPECT_EQ(s.error_code(), C::INVALID_ARGUMENT) << message << ": " << s.error_message();
+    EXPECT_THAT(s.error_message(), HasSubstr(message));
+  }
+}
+
+TEST_F(TrainingTest, DataPathOnAServerWithoutADataFolderIsAFailedPrecondition) {
+  ServerOptions o;
+  o.poll_seconds = 0;
+  ServerEnv env(o);  // no --data_dir
+  auto stub = v1::Training::NewStub(env.channel());
+  grpc::ClientContext ctx;
+  v1::Job job;
+  auto w = stub->SubmitJob(&ctx, &job);
+  v1::SubmitJobRequest head;
+  *head.mutable_spec() = Spec("m", 1);
+  head.mutable_spec()->set_data_path("data.csv");
+  w->Write(head);
+  w->WritesDone();
+  grpc::Status s = w->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+  EXPECT_THAT(s.error_message(), HasSubstr("no --data_dir"));
+}
+
+TEST_F(TrainingTest, OneMessageOverTheSizeLimitIsResourceExhausted) {
+  ServerOptions o;
+  o.max_message_bytes = 64 << 10;
+  StartServer(o);
+  v1::Job job;
+  v1::JobSpec spec = Spec("m", 1);
+  spec.set_upload_format(v1::UPLOAD_FORMAT_CSV);
+  const std::string csv = CsvBytes(3000, 3);
+  ASSERT_GT(csv.size(), size_t{64 << 10});
+  grpc::Status s = Submit(spec, csv, &job, csv.size());  // one chunk
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+}
+
 }  // namespace
 }  // namespace anorand::testing

@@ -344,7 +344,10 @@ class TrainingService::Watcher final : public grpc::ServerWriteReactor<grpc::Byt
     std::shared_ptr<State> state = state_;
     auto token = jobs_->Watch(id, [state](const v1::JobProgress& p) {
       absl::MutexLock lock(&state->mu);
-      if (state->reactor) state->reactor->Push(p);
+      if (state->reactor) {
+        state->reactor->state_->mu.AssertHeld();  // state is the reactor's state_
+        state->reactor->Push(p);
+      }
     });
     if (!token.ok()) {
       {

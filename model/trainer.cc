@@ -250,14 +250,13 @@ absl::StatusOr<TrainedNetwork> TrainOneNetwork(const float* xn, int64_t rows, in
   return out;
 }
 
-// Keeps the entries of `v` (rows of `width` values) whose row is not
-// marked in `known`.
-std::vector<float> UnmarkedRows(const std::vector<float>& v, int width,
-                                const std::vector<char>& known) {
+// The rows of `v` (known.size() rows of `width` values) not marked in
+// `known`.
+std::vector<float> UnmarkedRows(const float* v, int width, const std::vector<char>& known) {
   std::vector<float> out;
-  out.reserve(v.size());
+  out.reserve(known.size() * width);
   for (size_t r = 0; r < known.size(); ++r) {
-    if (!known[r]) out.insert(out.end(), v.begin() + r * width, v.begin() + (r + 1) * width);
+    if (!known[r]) out.insert(out.end(), v + r * width, v + (r + 1) * width);
   }
   return out;
 }
@@ -291,17 +290,16 @@ absl::StatusOr<v1::ScoreStats> FitMemberStats(const v1::Network& network, const 
     if (known.empty()) {
       FitErrorScale(xn, xhat.data(), rows, d, &scale, p.error_scale_trim());
     } else {
-      const std::vector<float> x_all(xn, xn + rows * d);
-      const std::vector<float> x_normal = UnmarkedRows(x_all, d, known);
-      const std::vector<float> xhat_normal = UnmarkedRows(xhat, d, known);
+      const std::vector<float> x_normal = UnmarkedRows(xn, d, known);
+      const std::vector<float> xhat_normal = UnmarkedRows(xhat.data(), d, known);
       FitErrorScale(x_normal.data(), xhat_normal.data(),
                     static_cast<int64_t>(x_normal.size()) / d, d, &scale, p.error_scale_trim());
     }
   }
   for (int64_t r = 0; r < rows; ++r) (*err)[r] = RowError(scale, xn + r * d, &xhat[r * d], d);
   v1::ScoreStats stats = known.empty() ? FitScoreStats(*noise, *err, p)
-                                       : FitScoreStats(UnmarkedRows(*noise, 1, known),
-                                                       UnmarkedRows(*err, 1, known), p);
+                                       : FitScoreStats(UnmarkedRows(noise->data(), 1, known),
+                                                       UnmarkedRows(err->data(), 1, known), p);
   *stats.mutable_error_feature_scale() = scale.error_feature_scale();
   return stats;
 }
@@ -309,8 +307,6 @@ absl::StatusOr<v1::ScoreStats> FitMemberStats(const v1::Network& network, const 
 }  // namespace
 
 namespace {
-
-
 
 // True when every row equals the first one.
 bool AllColumnsConstant(const Dataset& data) {

@@ -208,6 +208,9 @@ absl::StatusOr<v1::Job> JobManager::Submit(v1::JobSpec spec, Dataset data) {
   // The QUEUED record is on disk before a worker can take the job, so it
   // never overwrites a newer one.
   Persist(job);
+  // The answer is copied before the entry is queued: from then on a worker
+  // may change entry->job under mu_.
+  const v1::Job submitted = job;
   {
     absl::MutexLock lock(&mu_);
     if (absl::Status room = QueueRoomLocked(); !room.ok()) {
@@ -215,12 +218,12 @@ absl::StatusOr<v1::Job> JobManager::Submit(v1::JobSpec spec, Dataset data) {
       fs::remove(absl::StrCat(options_.jobs_dir, "/", job.id(), ".json"), ec);
       return room;
     }
-    jobs_.emplace(job.id(), entry);
+    jobs_.emplace(submitted.id(), entry);
     queue_.push_back(entry);
   }
   cv_.Signal();
   NotifyCounts();
-  return job;
+  return submitted;
 }
 
 absl::StatusOr<v1::Job> JobManager::Get(const std::string& id) const {

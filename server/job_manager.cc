@@ -328,8 +328,10 @@ absl::StatusOr<uint64_t> JobManager::Watch(const std::string& id, Watcher on_pro
     token = next_watch_++;
     // A finished job gets its one terminal message and no registration.
     if (!Terminal(snapshot.state())) watchers_.emplace(token, std::make_pair(id, on_progress));
+    // Under the lock: an Update that follows reaches the watcher after the
+    // snapshot, never before it (progress would go back).
+    on_progress(snapshot);
   }
-  on_progress(snapshot);
   return token;
 }
 
@@ -385,14 +387,12 @@ std::string JobManager::CancelReason(const std::string& what) const {
 void JobManager::NotifyCounts() {
   if (!events_.on_counts) return;
   std::map<v1::JobState, int> counts;
-  int depth;
-  {
-    absl::MutexLock lock(&mu_);
-    for (int s = v1::JOB_STATE_QUEUED; s <= v1::JOB_STATE_CANCELLED; ++s) counts[v1::JobState(s)] = 0;
-    for (const auto& [id, e] : jobs_) ++counts[e->job.state()];
-    depth = static_cast<int>(queue_.size());
-  }
-  events_.on_counts(counts, depth);
+  // Reported under the lock: two callers' counts reach the gauges in the
+  // order they were taken, so the last report is the current state.
+  absl::MutexLock lock(&mu_);
+  for (int s = v1::JOB_STATE_QUEUED; s <= v1::JOB_STATE_CANCELLED; ++s) counts[v1::JobState(s)] = 0;
+  for (const auto& [id, e] : jobs_) ++counts[e->job.state()];
+  events_.on_counts(counts, static_cast<int>(queue_.size()));
 }
 
 void JobManager::WorkerLoop() {

@@ -51,7 +51,8 @@ struct JobOptions {
 };
 
 // Counts for metrics: jobs per state, queue depth, and a finished job's
-// duration. Called under no lock of the manager.
+// duration. on_counts is called under the manager's lock (it must only set
+// gauges); on_finished under none.
 struct JobEvents {
   std::function<void(const std::map<v1::JobState, int>& counts, int queue_depth)> on_counts;
   std::function<void(v1::JobState final_state, double seconds)> on_finished;
@@ -87,7 +88,8 @@ class JobManager {
   // Calls `on_progress` with the current snapshot at once, then with every
   // update until (and including) the terminal one. Returns a token for
   // Unwatch, or NOT_FOUND. Callbacks run on training threads (or the
-  // caller's, for the snapshot) and must not block.
+  // caller's, for the snapshot, under the manager's lock) and must not
+  // block or call back into the manager.
   using Watcher = std::function<void(const v1::JobProgress&)>;
   absl::StatusOr<uint64_t> Watch(const std::string& id, Watcher on_progress);
   void Unwatch(uint64_t token);

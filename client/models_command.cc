@@ -1,11 +1,14 @@
 // `anorand models`: the Models API's subcommands (list, show, load,
-// unload, delete, alias, unalias, export, import).
+// unload, delete, alias, unalias, export, import, shadow, unshadow,
+// compare).
 #include <cstdio>
 #include <memory>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "anorand/v1/models.grpc.pb.h"
 #include "client/args.h"
 #include "client/commands.h"
@@ -29,6 +32,35 @@ void PrintVersionTable(const v1::ModelInfo& m) {
   }
 }
 
+void PrintShadow(const v1::ModelInfo& m) {
+  if (!m.has_shadow()) return;
+  const v1::Shadow& sh = m.shadow();
+  std::printf("shadow: %s, sample %g\n",
+              sh.version() ? absl::StrCat("version ", sh.version()).c_str()
+                           : absl::StrCat("alias ", sh.alias()).c_str(),
+              sh.sample_fraction());
+}
+
+void PrintComparison(const v1::CompareShadowResponse& r) {
+  if (!r.has_shadow()) std::printf("%s has no shadow\n", r.model_name().c_str());
+  std::printf("%-8s %-8s %-10s %-8s %-9s %-13s %-12s %-15s %s\n", "VERSION", "SHADOW",
+              "COMPARED", "WINDOW", "SPEARMAN", "SERVING_ONLY", "SHADOW_ONLY",
+              "SERVING_P50/99", "SHADOW_P50/99");
+  for (const auto& c : r.comparisons()) {
+    std::printf("%-8lld %-8lld %-10lld %-8lld %-9.4f %-13.4f %-12.4f %-15s %s\n",
+                static_cast<long long>(c.version()), static_cast<long long>(c.shadow_version()),
+                static_cast<long long>(c.compared_records()),
+                static_cast<long long>(c.window_records()), c.rank_correlation(),
+                c.serving_only_flagged_ratio(), c.shadow_only_flagged_ratio(),
+                absl::StrFormat("%.4f/%.4f", c.serving_scores().p50(), c.serving_scores().p99())
+                    .c_str(),
+                absl::StrFormat("%.4f/%.4f", c.shadow_scores().p50(), c.shadow_scores().p99())
+                    .c_str());
+  }
+  std::printf("dropped (shadow queue full): %lld\n",
+              static_cast<long long>(r.dropped_records()));
+}
+
 }  // namespace
 
 int RunModels(const Argv& argv) {
@@ -37,16 +69,22 @@ int RunModels(const Argv& argv) {
                            {"force", false, "delete even if an alias points at the version"},
                            {"out", true, "export: file to write"},
                            {"file", true, "import: model file to upload"},
+                           {"sample", true, "shadow: share of records the shadow scores, in (0, 1]"},
                            {"format", true, "table (default) or json"}});
   const char* const usage_head =
-      "usage: anorand models list|show|load|unload|delete|alias|unalias|export|import [NAME] [flags]\n"
+      "usage: anorand models list|show|load|unload|delete|alias|unalias|export|import|shadow|unshadow|compare\n"
+      "       [NAME] [flags]\n"
       "  list                          every model and version on the server\n"
       "  show NAME [--version N | --alias A]\n"
       "  load|unload|delete NAME --version N [--force]\n"
       "  alias NAME --alias A --version N    point alias A at version N\n"
       "  unalias NAME --alias A\n"
       "  export NAME [--version N | --alias A] --out FILE\n"
-      "  import NAME --file FILE [--version N] [--alias A]\n";
+      "  import NAME --file FILE [--version N] [--alias A]\n"
+      "  shadow NAME (--version N | --alias A) --sample F   score a share F of NAME's records\n"
+      "                                with that version too, off the response path\n"
+      "  unshadow NAME\n"
+      "  compare NAME                  how the shadow compares with the serving version\n";
   int exit = kExitOk;
   auto setup = ParseAndConnect(argv, specs, usage_head, &exit);
   if (!setup) return exit;
@@ -90,6 +128,53 @@ int RunModels(const Argv& argv) {
       std::printf("%-24s %-8s %-10s %-9s %-10s %s\n", "MODEL", "VERSION", "STATE", "FEATURES",
                   "THRESHOLD", "ALIASES");
       PrintVersionTable(resp);
+      PrintShadow(resp);
+    }
+    return kExitOk;
+  }
+  if (sub == "shadow" || sub == "unshadow") {
+    v1::ModelInfo resp;
+    grpc::Status s;
+    if (sub == "shadow") {
+      if ((*version > 0) == a.Has("alias")) {
+        return UsageError("models shadow needs exactly one of --version and --alias", usage);
+      }
+      double sample = 0;
+      if (!a.Has("sample") || !absl::SimpleAtod(a.Get("sample"), &sample) ||
+          !(sample > 0 && sample <= 1)) {
+        return UsageError("models shadow needs --sample F with F in (0, 1], e.g. 0.1", usage);
+      }
+      v1::SetShadowRequest req;
+      req.set_model_name(name);
+      req.set_version(*version);
+      req.set_alias(a.Get("alias"));
+      req.set_sample_fraction(sample);
+      s = stub->SetShadow(ctx.get(), req, &resp);
+    } else {
+      v1::ClearShadowRequest req;
+      req.set_model_name(name);
+      s = stub->ClearShadow(ctx.get(), req, &resp);
+    }
+    if (!s.ok()) return ReportRpcError(s);
+    if (json) {
+      std::printf("%s\n", ToJson(resp, true).c_str());
+    } else if (resp.has_shadow()) {
+      PrintShadow(resp);
+    } else {
+      std::printf("%s has no shadow\n", name.c_str());
+    }
+    return kExitOk;
+  }
+  if (sub == "compare") {
+    v1::CompareShadowRequest req;
+    req.set_model_name(name);
+    v1::CompareShadowResponse resp;
+    grpc::Status s = stub->CompareShadow(ctx.get(), req, &resp);
+    if (!s.ok()) return ReportRpcError(s);
+    if (json) {
+      std::printf("%s\n", ToJson(resp, true).c_str());
+    } else {
+      PrintComparison(resp);
     }
     return kExitOk;
   }

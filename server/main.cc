@@ -12,10 +12,12 @@
 #include "absl/flags/internal/parse.h"
 #include "absl/flags/internal/usage.h"
 #include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/ascii.h"
 #include "model/model_file.h"
 #include "server/server.h"
@@ -75,6 +77,12 @@ ABSL_FLAG(int32_t, training_threads, 1, "Training jobs that run at once.");
 ABSL_FLAG(int32_t, intake_threads, 2,
           "Threads that parse SubmitJob data and compile ImportVersion models, off the gRPC "
           "threads; submissions beyond them wait their turn.");
+ABSL_FLAG(int64_t, shadow_queue_records, 100000,
+          "Sampled records that may wait for a model's shadow version (Models.SetShadow); "
+          "beyond it they are dropped and counted, never delaying a response.");
+ABSL_FLAG(int64_t, shadow_window_records, 10000,
+          "The most recent records each shadow comparison (rank correlation, flag "
+          "disagreement, quantiles) is computed over.");
 ABSL_FLAG(int32_t, training_omp_threads, 1,
           "oneDNN/OpenMP threads per running training job (scoring keeps its own threads).");
 ABSL_FLAG(bool, training_low_priority, true,
@@ -107,6 +115,35 @@ ABSL_FLAG(int32_t, tls_reload_seconds, 60,
           "How often the TLS files are re-read, so renewed certificates are used without a "
           "restart.");
 
+// Abseil's parser exits 1 on a value it cannot parse (--port=many); every
+// other bad flag exits 2 (docs/OPERATIONS.md), so the values of known flags
+// are parsed here first. Unknown flags are left to the parser.
+bool FlagValuesParse(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view arg = argv[i];
+    if (arg == "--") break;
+    if (!absl::ConsumePrefix(&arg, "--") && !absl::ConsumePrefix(&arg, "-")) continue;
+    const size_t eq = arg.find('=');
+    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(arg.substr(0, eq));
+    if (flag == nullptr) continue;
+    std::string value;
+    if (eq != absl::string_view::npos) {
+      value = std::string(arg.substr(eq + 1));
+    } else if (flag->IsOfType<bool>() || i + 1 >= argc) {
+      continue;
+    } else {
+      value = argv[++i];
+    }
+    std::string error;
+    if (!flag->ParseFrom(value, &error)) {
+      std::fprintf(stderr, "anorand-server: --%s=%s: %s\n", std::string(flag->Name()).c_str(),
+                   value.c_str(), error.c_str());
+      return false;
+    }
+  }
+  return true;
+}
+
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "AnoRand anomaly-scoring gRPC server.\n"
@@ -119,6 +156,7 @@ int main(int argc, char** argv) {
   absl::SetFlagsUsageConfig(usage);
   // absl::ParseCommandLine as in Abseil, except that --help (and --helpfull,
   // --version, ...) prints to stdout and exits 0: Abseil 20220623 exits 1.
+  if (!FlagValuesParse(argc, argv)) return 2;
   namespace fi = absl::flags_internal;
   fi::ParseCommandLineImpl(argc, argv, fi::ArgvListAction::kRemoveParsedArgs,
                            fi::UsageFlagsAction::kIgnoreUsage,
@@ -163,6 +201,8 @@ int main(int argc, char** argv) {
   o.require_token_for_scoring = absl::GetFlag(FLAGS_require_token_for_scoring);
   o.training_threads = absl::GetFlag(FLAGS_training_threads);
   o.intake_threads = absl::GetFlag(FLAGS_intake_threads);
+  o.shadow_queue_records = absl::GetFlag(FLAGS_shadow_queue_records);
+  o.shadow_window_records = absl::GetFlag(FLAGS_shadow_window_records);
   o.training_omp_threads = absl::GetFlag(FLAGS_training_omp_threads);
   o.training_low_priority = absl::GetFlag(FLAGS_training_low_priority);
   o.training_throttle.yield_inflight = absl::GetFlag(FLAGS_training_yield_inflight);

@@ -82,6 +82,78 @@ class RuntimeCollector final : public prometheus::Collectable {
   const Registry* models_;
 };
 
+// anorand_shadow_* from the shadow scorer's comparisons (shadow.h), on
+// each scrape.
+class ShadowCollector final : public prometheus::Collectable {
+ public:
+  explicit ShadowCollector(const ShadowScorer* shadow) : shadow_(shadow) {}
+
+  std::vector<MetricFamily> Collect() const override {
+    MetricFamily compared{"anorand_shadow_compared_records_total",
+                          "Records scored by both the serving version and the model's shadow.",
+                          MetricType::Counter,
+                          {}};
+    MetricFamily correlation{"anorand_shadow_rank_correlation",
+                             "Spearman rank correlation of serving and shadow scores over the "
+                             "comparison window (--shadow_window_records).",
+                             MetricType::Gauge,
+                             {}};
+    MetricFamily disagreement{"anorand_shadow_flag_disagreement_ratio",
+                              "Share of the comparison window flagged by one version only "
+                              "(direction serving_only or shadow_only).",
+                              MetricType::Gauge,
+                              {}};
+    MetricFamily quantiles{"anorand_shadow_score_quantile",
+                           "Score quantiles over the comparison window, of the serving version "
+                           "and of the shadow (scorer).",
+                           MetricType::Gauge,
+                           {}};
+    MetricFamily dropped{"anorand_shadow_dropped_records_total",
+                         "Sampled records dropped because the shadow queue "
+                         "(--shadow_queue_records) was full.",
+                         MetricType::Counter,
+                         {}};
+    for (const ShadowComparisonStats& c : shadow_->CompareAll()) {
+      const std::vector<ClientMetric::Label> pair = {{"model", c.model},
+                                                     {"version", VersionLabel(c.version)},
+                                                     {"shadow_version",
+                                                      VersionLabel(c.shadow_version)}};
+      auto with = [&pair](std::vector<ClientMetric::Label> more) {
+        std::vector<ClientMetric::Label> l = pair;
+        l.insert(l.end(), more.begin(), more.end());
+        return l;
+      };
+      ClientMetric n;
+      n.label = pair;
+      n.counter.value = static_cast<double>(c.compared);
+      compared.metric.push_back(std::move(n));
+      correlation.metric.push_back(GaugeMetric(pair, c.rank_correlation));
+      disagreement.metric.push_back(
+          GaugeMetric(with({{"direction", "serving_only"}}), c.serving_only_flagged));
+      disagreement.metric.push_back(
+          GaugeMetric(with({{"direction", "shadow_only"}}), c.shadow_only_flagged));
+      for (const auto& [scorer, q] :
+           {std::pair<const char*, ScoreQuantileSet>{"serving", c.serving_scores},
+            std::pair<const char*, ScoreQuantileSet>{"shadow", c.shadow_scores}}) {
+        quantiles.metric.push_back(GaugeMetric(with({{"scorer", scorer}, {"quantile", "0.5"}}), q.p50));
+        quantiles.metric.push_back(GaugeMetric(with({{"scorer", scorer}, {"quantile", "0.9"}}), q.p90));
+        quantiles.metric.push_back(GaugeMetric(with({{"scorer", scorer}, {"quantile", "0.99"}}), q.p99));
+      }
+    }
+    for (const auto& [model, count] : shadow_->DroppedAll()) {
+      ClientMetric m;
+      m.label = {{"model", model}};
+      m.counter.value = static_cast<double>(count);
+      dropped.metric.push_back(std::move(m));
+    }
+    return {std::move(compared), std::move(correlation), std::move(disagreement),
+            std::move(quantiles), std::move(dropped)};
+  }
+
+ private:
+  const ShadowScorer* shadow_;
+};
+
 // The standard process_* figures, read from /proc/self on each scrape
 // (prometheus-cpp 1.0 has no process collector).
 class ProcessCollector final : public prometheus::Collectable {
@@ -220,11 +292,12 @@ std::vector<double> Metrics::ScoreBuckets() {
   return b;
 }
 
-Metrics::Metrics(const Registry* models)
+Metrics::Metrics(const Registry* models, const ShadowScorer* shadow)
     : models_(models),
       registry_(std::make_shared<prometheus::Registry>()),
       runtime_(std::make_shared<RuntimeCollector>(models)),
       process_(std::make_shared<ProcessCollector>()),
+      shadow_(shadow ? std::make_shared<ShadowCollector>(shadow) : nullptr),
       requests_(prometheus::BuildCounter()
                     .Name("anorand_score_requests_total")
                     .Help("Score requests and StreamScore messages handled, by model, resolved "
@@ -340,6 +413,7 @@ absl::Status Metrics::Serve(const std::string& address,
   exposer_->RegisterCollectable(registry_);
   exposer_->RegisterCollectable(runtime_);
   exposer_->RegisterCollectable(process_);
+  if (shadow_) exposer_->RegisterCollectable(shadow_);
   return absl::OkStatus();
 }
 
@@ -507,7 +581,8 @@ void Metrics::OnTrainingJobFinished(v1::JobState state, double seconds) {
 
 std::string Metrics::Render() const {
   std::vector<MetricFamily> all = registry_->Collect();
-  for (const auto* c : {runtime_.get(), process_.get()}) {
+  for (const auto* c : {runtime_.get(), process_.get(), shadow_.get()}) {
+    if (!c) continue;
     for (auto& f : c->Collect()) all.push_back(std::move(f));
   }
   return prometheus::TextSerializer().Serialize(all);

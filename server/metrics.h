@@ -16,8 +16,9 @@
 //     OnTrainingThrottled: the training throttle's pauses; SetIntakeTasks:
 //     the intake work queue's load (work_queue.h).
 // Read on each scrape, no hook needed: anorand_model_versions (a registry
-// snapshot), anorand_compiled_models (CompiledModel::LiveCount()) and the
-// process_* figures (from /proc/self).
+// snapshot), anorand_compiled_models (CompiledModel::LiveCount()), the
+// anorand_shadow_* comparisons (shadow.h) and the process_* figures (from
+// /proc/self).
 //
 // Label values stay bounded: a request whose model is not in the registry
 // (or whose name is invalid) counts under model="_unknown_", version="";
@@ -51,6 +52,7 @@
 #include "server/registry.h"
 #include "server/score_handler.h"
 #include "server/scoring_service.h"
+#include "server/shadow.h"
 
 namespace prometheus {
 class Exposer;
@@ -63,9 +65,9 @@ inline constexpr char kUnknownModelLabel[] = "_unknown_";
 
 class Metrics {
  public:
-  // `models` is read on each scrape (anorand_model_versions); it must
-  // outlive this object.
-  explicit Metrics(const Registry* models);
+  // `models` is read on each scrape (anorand_model_versions), and so is
+  // `shadow` (anorand_shadow_*; null: none); both must outlive this object.
+  explicit Metrics(const Registry* models, const ShadowScorer* shadow = nullptr);
   ~Metrics();  // stops the HTTP endpoint, if any
   Metrics(const Metrics&) = delete;
   Metrics& operator=(const Metrics&) = delete;
@@ -139,6 +141,7 @@ class Metrics {
   std::shared_ptr<prometheus::Registry> registry_;
   std::shared_ptr<prometheus::Collectable> runtime_;  // model versions, compiled models
   std::shared_ptr<prometheus::Collectable> process_;  // process_*
+  std::shared_ptr<prometheus::Collectable> shadow_;   // anorand_shadow_*, or null
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::string address_;
   int port_ = 0;

@@ -146,6 +146,7 @@ void ModelManager::Sync() {
       if (loading) continue;
       if (l.aliases_error.empty()) registry_->SetAliases(name, l.aliases);
       else if (!known) registry_->SetAliases(name, {});
+      if (l.shadow_error.empty()) registry_->SetShadow(name, l.shadow);
     }
   }
   std::set<std::string> models;
@@ -158,6 +159,8 @@ void ModelManager::Sync() {
   for (const std::string& name : models) {
     auto aliases = store_.ReadAliases(name);
     if (aliases.ok()) registry_->SetAliases(name, *std::move(aliases));
+    auto shadow = store_.ReadShadow(name);
+    if (shadow.ok()) registry_->SetShadow(name, *std::move(shadow));
   }
 }
 
@@ -415,6 +418,56 @@ absl::Status ModelManager::RemoveAlias(const std::string& name, const std::strin
     }
     return absl::OkStatus();
   });
+}
+
+absl::Status ModelManager::SetShadow(const std::string& name, const ShadowSpec& shadow) {
+  if (absl::Status s = ValidateModelName(name); !s.ok()) return s;
+  if ((shadow.version != 0) == !shadow.alias.empty()) {
+    return absl::InvalidArgumentError("set exactly one of the shadow's version and alias");
+  }
+  if (shadow.version != 0) {
+    if (absl::Status s = ValidateVersionNumber(shadow.version); !s.ok()) return s;
+  } else if (shadow.alias != "latest") {
+    if (absl::Status s = ValidateAliasName(shadow.alias); !s.ok()) return s;
+  }
+  if (!(shadow.sample > 0 && shadow.sample <= 1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "sample_fraction is ", shadow.sample, "; it must be in (0, 1] (0.1 = one record in ten)"));
+  }
+  absl::MutexLock admin(&admin_mu_);  // the checks hold until the write
+  auto model = registry_->GetModel(name);
+  if (!model) return absl::NotFoundError(absl::StrCat("model '", name, "' not found"));
+  if (shadow.version != 0) {
+    auto v = model->versions.find(shadow.version);
+    if (v == model->versions.end()) {
+      return absl::NotFoundError(
+          absl::StrCat("model '", name, "' has no version ", shadow.version));
+    }
+    if (v->second.state == VersionState::kFailed) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "version ", shadow.version, " failed to load (", v->second.error,
+          "); a shadow must be able to score"));
+    }
+  } else if (shadow.alias != "latest" && !model->aliases.count(shadow.alias)) {
+    return absl::NotFoundError(
+        absl::StrCat("model '", name, "' has no alias '", shadow.alias, "'"));
+  }
+  auto lock = store_.LockAliases();
+  if (!lock.ok()) return lock.status();
+  if (absl::Status s = store_.WriteShadow(name, shadow, *lock); !s.ok()) return s;
+  registry_->SetShadow(name, shadow);
+  return absl::OkStatus();
+}
+
+absl::Status ModelManager::ClearShadow(const std::string& name) {
+  if (absl::Status s = ValidateModelName(name); !s.ok()) return s;
+  absl::MutexLock admin(&admin_mu_);
+  if (absl::Status s = CheckKnownModel(name); !s.ok()) return s;
+  auto lock = store_.LockAliases();
+  if (!lock.ok()) return lock.status();
+  if (absl::Status s = store_.WriteShadow(name, std::nullopt, *lock); !s.ok()) return s;
+  registry_->SetShadow(name, std::nullopt);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> ModelManager::Export(const std::string& name, int64_t version,

@@ -6,11 +6,12 @@
 //     published; versions gone from disk are dropped; aliases are re-read
 //     (a model's aliases after its new versions are loaded, so an alias
 //     another replica moved to a new version keeps serving the old one
-//     until the new one is ready). A version that fails to load is marked
+//     until the new one is ready); so is the shadow. A version that fails to load is marked
 //     failed and reported; the versions already serving keep serving.
 //   - Import/Publish validate and compile a model BEFORE it is written, so
 //     a bad file never becomes a version; then publish atomically.
-//   - Load/Unload/Delete/SetAlias/RemoveAlias/Export for the Models service.
+//   - Load/Unload/Delete/SetAlias/RemoveAlias/SetShadow/ClearShadow/Export
+//     for the Models service.
 // A background thread calls Sync() every poll interval (0 = never).
 //
 // Locking: admin_mu_ serialises decisions and publications, never a
@@ -100,6 +101,13 @@ class ModelManager {
       ABSL_LOCKS_EXCLUDED(admin_mu_);
   absl::Status RemoveAlias(const std::string& name, const std::string& alias)
       ABSL_LOCKS_EXCLUDED(admin_mu_);
+  // Sets (or replaces) the model's shadow in the store and the registry
+  // (models.proto SetShadow: exactly one of version and alias, sample in
+  // (0, 1], the target known and not FAILED).
+  absl::Status SetShadow(const std::string& name, const ShadowSpec& shadow)
+      ABSL_LOCKS_EXCLUDED(admin_mu_);
+  // Removes it; no shadow is OK.
+  absl::Status ClearShadow(const std::string& name) ABSL_LOCKS_EXCLUDED(admin_mu_);
   // The stored file's bytes (container included) of a resolved version.
   absl::StatusOr<std::string> Export(const std::string& name, int64_t version,
                                      const std::string& alias, int64_t* resolved_version);

@@ -133,6 +133,12 @@ std::map<std::string, ModelStore::Listing> ModelStore::Scan() const {
     } else {
       listing.aliases_error = std::string(aliases.status().message());
     }
+    auto shadow = ReadShadow(name);
+    if (shadow.ok()) {
+      listing.shadow = *std::move(shadow);
+    } else {
+      listing.shadow_error = std::string(shadow.status().message());
+    }
     out.emplace(name, std::move(listing));
   }
   if (!temps.empty()) {
@@ -260,6 +266,65 @@ absl::Status ModelStore::WriteAliases(const std::string& model,
   (void)held;  // proof that the caller holds the lock across its read
   nlohmann::json j = nlohmann::json::object();
   for (const auto& [alias, version] : aliases) j[alias] = version;
+  return ReplaceModelFile(model, "aliases.json", j.dump(2) + "\n");
+}
+
+absl::StatusOr<std::optional<ShadowSpec>> ModelStore::ReadShadow(const std::string& model) const {
+  const std::string path = ModelDir(model) + "/shadow.json";
+  auto bytes = ReadFileBounded(path, 1 << 16);
+  if (absl::IsNotFound(bytes.status())) return std::optional<ShadowSpec>();
+  if (!bytes.ok()) return bytes.status();
+  nlohmann::json j = nlohmann::json::parse(*bytes, nullptr, /*allow_exceptions=*/false);
+  auto bad = [&path](const char* what) {
+    return absl::DataLossError(absl::StrCat(path, ": ", what));
+  };
+  if (!j.is_object()) return bad("not a JSON object");
+  ShadowSpec spec;
+  const bool has_version = j.contains("version"), has_alias = j.contains("alias");
+  if (has_version == has_alias) return bad("needs exactly one of \"version\" and \"alias\"");
+  if (has_version) {
+    if (!j["version"].is_number_integer() || j["version"].get<int64_t>() <= 0) {
+      return bad("\"version\" is not a positive integer");
+    }
+    spec.version = j["version"].get<int64_t>();
+  } else {
+    if (!j["alias"].is_string()) return bad("\"alias\" is not a string");
+    spec.alias = j["alias"].get<std::string>();
+    if (spec.alias != "latest" && !ValidateAliasName(spec.alias).ok()) {
+      return bad("\"alias\" is not a valid alias name");
+    }
+  }
+  if (!j.contains("sample") || !j["sample"].is_number()) return bad("\"sample\" is missing");
+  spec.sample = j["sample"].get<double>();
+  if (!(spec.sample > 0 && spec.sample <= 1)) return bad("\"sample\" is not in (0, 1]");
+  return std::optional<ShadowSpec>(spec);
+}
+
+absl::Status ModelStore::WriteShadow(const std::string& model,
+                                     const std::optional<ShadowSpec>& shadow,
+                                     const AliasLock& held) const {
+  (void)held;
+  if (!shadow) {
+    const std::string path = ModelDir(model) + "/shadow.json";
+    StoreLock lock(root_, LOCK_SH);
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+      return absl::InternalError(absl::StrCat("cannot remove ", path, ": ", std::strerror(errno)));
+    }
+    FsyncDir(ModelDir(model));
+    return absl::OkStatus();
+  }
+  nlohmann::json j = nlohmann::json::object();
+  if (shadow->version > 0) {
+    j["version"] = shadow->version;
+  } else {
+    j["alias"] = shadow->alias;
+  }
+  j["sample"] = shadow->sample;
+  return ReplaceModelFile(model, "shadow.json", j.dump(2) + "\n");
+}
+
+absl::Status ModelStore::ReplaceModelFile(const std::string& model, const std::string& file,
+                                          const std::string& contents) const {
   const std::string dir = ModelDir(model);
   StoreLock lock(root_, LOCK_SH);
   std::error_code ec;
@@ -268,11 +333,11 @@ absl::Status ModelStore::WriteAliases(const std::string& model,
   // old file: a crash leaves the old file and a temp folder to clean.
   auto tmp = MakeTempDir(dir);
   if (!tmp.ok()) return tmp.status();
-  const std::string staged = *tmp + "/aliases.json";
-  absl::Status s = WriteFileAtomic(staged, j.dump(2) + "\n");
-  if (s.ok() && ::rename(staged.c_str(), (dir + "/aliases.json").c_str()) != 0) {
+  const std::string staged = *tmp + "/" + file;
+  absl::Status s = WriteFileAtomic(staged, contents);
+  if (s.ok() && ::rename(staged.c_str(), (dir + "/" + file).c_str()) != 0) {
     s = absl::InternalError(
-        absl::StrCat("cannot rename into ", dir, "/aliases.json: ", std::strerror(errno)));
+        absl::StrCat("cannot rename into ", dir, "/", file, ": ", std::strerror(errno)));
   }
   if (s.ok()) FsyncDir(dir);
   fs::remove_all(*tmp, ec);

@@ -4,14 +4,16 @@
 // shared volume):
 //   <root>/<model>/<version>/model.anorand   the model file (model_file.h)
 //   <root>/<model>/aliases.json              {"production": 3, ...}
+//   <root>/<model>/shadow.json               {"version": 4, "sample": 0.1}
+//                                            or {"alias": "canary", ...}
 //   <root>/.store.lock                       flock(2)ed by writers (below)
 //   <root>/.aliases.lock                     flock(2)ed by alias updates
 // Versions are positive integers; folders whose name is not one (temp
 // folders start with ".tmp-") are ignored. A version is published by
 // writing its file into a temp folder, fsyncing, and renaming the folder
 // into place (atomic: readers and other replicas see all of it or nothing;
-// two publishers of one number cannot both win). Aliases are written into a
-// temp folder and renamed over aliases.json (atomic too).
+// two publishers of one number cannot both win). Aliases and the shadow are
+// written into a temp folder and renamed over their file (atomic too).
 // Alias updates: every read-modify-write of an aliases.json (any thread, any
 // process or replica on the store) holds the exclusive flock of
 // .aliases.lock from its read to its rename (LockAliases), so two replicas
@@ -27,11 +29,13 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "server/shadow_spec.h"
 
 namespace anorand {
 
@@ -52,6 +56,8 @@ class ModelStore {
     std::vector<int64_t> versions;  // ascending; folders holding a model file
     std::map<std::string, int64_t> aliases;
     std::string aliases_error;      // a broken aliases.json, reported not fatal
+    std::optional<ShadowSpec> shadow;
+    std::string shadow_error;       // a broken shadow.json, reported not fatal
   };
   // Every model folder with a valid name and at least one version (a model
   // whose last version was deleted is gone). Also removes the temp entries of
@@ -94,8 +100,20 @@ class ModelStore {
                             const std::map<std::string, int64_t>& aliases,
                             const AliasLock& held) const;
 
+  // nullopt when the model has no shadow.json; DATA_LOSS when it is not a
+  // valid shadow (exactly one of a positive version and an alias, and a
+  // sample in (0, 1]).
+  absl::StatusOr<std::optional<ShadowSpec>> ReadShadow(const std::string& model) const;
+  // Replaces shadow.json atomically, or removes it (nullopt). The caller
+  // holds an AliasLock.
+  absl::Status WriteShadow(const std::string& model, const std::optional<ShadowSpec>& shadow,
+                           const AliasLock& held) const;
+
  private:
   std::string ModelDir(const std::string& model) const { return root_ + "/" + model; }
+  // Writes <model>/<file> atomically (temp folder, fsync, rename).
+  absl::Status ReplaceModelFile(const std::string& model, const std::string& file,
+                                const std::string& contents) const;
   std::string root_;
 };
 

@@ -49,8 +49,23 @@ void FillVersion(const std::string& name, int64_t version, const VersionEntry& e
   }
 }
 
+void FillShadow(const std::optional<ShadowSpec>& shadow, v1::ModelInfo* info) {
+  if (!shadow) return;
+  v1::Shadow* s = info->mutable_shadow();
+  s->set_version(shadow->version);
+  s->set_alias(shadow->alias);
+  s->set_sample_fraction(shadow->sample);
+}
+
+void FillQuantiles(const ScoreQuantileSet& q, v1::ScoreQuantiles* out) {
+  out->set_p50(q.p50);
+  out->set_p90(q.p90);
+  out->set_p99(q.p99);
+}
+
 void FillModel(const std::string& name, const ModelEntry& m, v1::ModelInfo* info) {
   info->set_name(name);
+  FillShadow(m.shadow, info);
   for (const auto& [version, e] : m.versions) {
     FillVersion(name, version, e, m.aliases, info->add_versions());
     if (e.state == VersionState::kReady) info->set_latest_ready_version(version);
@@ -119,6 +134,7 @@ grpc::ServerUnaryReactor* ModelsService::GetModel(grpc::CallbackServerContext* c
       version = a->second;
     }
     resp->set_name(spec.name());
+    FillShadow(m->shadow, resp);
     for (const auto& [alias, v] : m->aliases) (*resp->mutable_aliases())[alias] = v;
     for (const auto& [v, e] : m->versions)
       if (e.state == VersionState::kReady) resp->set_latest_ready_version(v);
@@ -166,6 +182,63 @@ grpc::ServerUnaryReactor* ModelsService::RemoveAlias(grpc::CallbackServerContext
     if (absl::Status s = manager_->RemoveAlias(req.model_name(), req.alias()); !s.ok()) return s;
     return FillModelInfo(req.model_name(), resp);
   });
+}
+
+grpc::ServerUnaryReactor* ModelsService::SetShadow(grpc::CallbackServerContext* ctx,
+                                                   const grpc::ByteBuffer* in,
+                                                   grpc::ByteBuffer* out) {
+  return Unary<v1::SetShadowRequest, v1::ModelInfo>(
+      ctx, auth_, in, out,
+      [&](const v1::SetShadowRequest& req, v1::ModelInfo* resp) -> absl::Status {
+        ShadowSpec spec;
+        spec.version = req.version();
+        spec.alias = req.alias();
+        spec.sample = req.sample_fraction();
+        if (absl::Status s = manager_->SetShadow(req.model_name(), spec); !s.ok()) return s;
+        return FillModelInfo(req.model_name(), resp);
+      });
+}
+
+grpc::ServerUnaryReactor* ModelsService::ClearShadow(grpc::CallbackServerContext* ctx,
+                                                     const grpc::ByteBuffer* in,
+                                                     grpc::ByteBuffer* out) {
+  return Unary<v1::ClearShadowRequest, v1::ModelInfo>(
+      ctx, auth_, in, out,
+      [&](const v1::ClearShadowRequest& req, v1::ModelInfo* resp) -> absl::Status {
+        if (absl::Status s = manager_->ClearShadow(req.model_name()); !s.ok()) return s;
+        return FillModelInfo(req.model_name(), resp);
+      });
+}
+
+grpc::ServerUnaryReactor* ModelsService::CompareShadow(grpc::CallbackServerContext* ctx,
+                                                       const grpc::ByteBuffer* in,
+                                                       grpc::ByteBuffer* out) {
+  return Unary<v1::CompareShadowRequest, v1::CompareShadowResponse>(
+      ctx, auth_, in, out,
+      [&](const v1::CompareShadowRequest& req, v1::CompareShadowResponse* resp) -> absl::Status {
+        if (absl::Status s = ValidateModelName(req.model_name()); !s.ok()) return s;
+        auto m = manager_->registry().GetModel(req.model_name());
+        if (!m) return absl::NotFoundError(absl::StrCat("model '", req.model_name(), "' not found"));
+        resp->set_model_name(req.model_name());
+        v1::ModelInfo info;
+        FillShadow(m->shadow, &info);
+        if (info.has_shadow()) *resp->mutable_shadow() = info.shadow();
+        if (!shadow_) return absl::OkStatus();
+        resp->set_dropped_records(shadow_->Dropped(req.model_name()));
+        for (const ShadowComparisonStats& c : shadow_->Compare(req.model_name())) {
+          v1::ShadowComparison* p = resp->add_comparisons();
+          p->set_version(c.version);
+          p->set_shadow_version(c.shadow_version);
+          p->set_compared_records(c.compared);
+          p->set_window_records(c.window);
+          p->set_rank_correlation(c.rank_correlation);
+          p->set_serving_only_flagged_ratio(c.serving_only_flagged);
+          p->set_shadow_only_flagged_ratio(c.shadow_only_flagged);
+          FillQuantiles(c.serving_scores, p->mutable_serving_scores());
+          FillQuantiles(c.shadow_scores, p->mutable_shadow_scores());
+        }
+        return absl::OkStatus();
+      });
 }
 
 namespace {

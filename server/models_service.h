@@ -13,6 +13,7 @@
 #include "anorand/v1/models.grpc.pb.h"
 #include "server/auth.h"
 #include "server/model_manager.h"
+#include "server/shadow.h"
 #include "server/work_queue.h"
 
 namespace anorand {
@@ -27,15 +28,23 @@ using RawModelsService = v1::Models::WithRawCallbackMethod_ListModels<
                     v1::Models::WithRawCallbackMethod_RemoveAlias<
                         v1::Models::WithRawCallbackMethod_ExportVersion<
                             v1::Models::WithRawCallbackMethod_ImportVersion<
-                                v1::Models::Service>>>>>>>>>;
+                                v1::Models::WithRawCallbackMethod_SetShadow<
+                                    v1::Models::WithRawCallbackMethod_ClearShadow<
+                                        v1::Models::WithRawCallbackMethod_CompareShadow<
+                                            v1::Models::Service>>>>>>>>>>>>;
 
 class ModelsService final : public RawModelsService {
  public:
   // `work` runs each ImportVersion's validation, compile and write (off the
-  // callback threads); it must outlive the calls.
+  // callback threads); it must outlive the calls. CompareShadow reads
+  // `shadow` (null: no comparisons).
   ModelsService(ModelManager* manager, const TokenAuth* auth, int64_t max_upload_bytes,
-                WorkQueue* work)
-      : manager_(manager), auth_(auth), max_upload_bytes_(max_upload_bytes), work_(work) {}
+                WorkQueue* work, const ShadowScorer* shadow = nullptr)
+      : manager_(manager),
+        auth_(auth),
+        max_upload_bytes_(max_upload_bytes),
+        work_(work),
+        shadow_(shadow) {}
 
   using Bytes = grpc::ByteBuffer;
   grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext*, const Bytes*, Bytes*) override;
@@ -52,6 +61,11 @@ class ModelsService final : public RawModelsService {
   grpc::ServerWriteReactor<Bytes>* ExportVersion(grpc::CallbackServerContext*,
                                                  const Bytes*) override;
   grpc::ServerReadReactor<Bytes>* ImportVersion(grpc::CallbackServerContext*, Bytes*) override;
+  grpc::ServerUnaryReactor* SetShadow(grpc::CallbackServerContext*, const Bytes*, Bytes*) override;
+  grpc::ServerUnaryReactor* ClearShadow(grpc::CallbackServerContext*, const Bytes*,
+                                        Bytes*) override;
+  grpc::ServerUnaryReactor* CompareShadow(grpc::CallbackServerContext*, const Bytes*,
+                                          Bytes*) override;
 
  private:
   absl::Status FillModelInfo(const std::string& name, v1::ModelInfo* info) const;
@@ -61,6 +75,7 @@ class ModelsService final : public RawModelsService {
   const TokenAuth* auth_;
   int64_t max_upload_bytes_;
   WorkQueue* work_;
+  const ShadowScorer* shadow_;
 };
 
 }  // namespace anorand

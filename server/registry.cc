@@ -102,6 +102,19 @@ void Registry::SetAliases(const std::string& name, std::map<std::string, int64_t
   models_[name].aliases = std::move(aliases);
 }
 
+void Registry::SetShadow(const std::string& name, std::optional<ShadowSpec> shadow) {
+  absl::MutexLock lock(&mu_);
+  auto m = models_.find(name);
+  if (m != models_.end()) m->second.shadow = std::move(shadow);
+}
+
+std::optional<ShadowSpec> Registry::GetShadow(const std::string& name) const {
+  absl::ReaderMutexLock lock(&mu_);
+  auto m = models_.find(name);
+  if (m == models_.end()) return std::nullopt;
+  return m->second.shadow;
+}
+
 std::optional<VersionEntry> Registry::GetVersion(const std::string& name, int64_t version) const {
   absl::ReaderMutexLock lock(&mu_);
   auto m = models_.find(name);

@@ -21,6 +21,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "model/compiled_model.h"
+#include "server/shadow_spec.h"
 
 namespace anorand {
 
@@ -38,6 +39,7 @@ struct VersionEntry {
 struct ModelEntry {
   std::map<int64_t, VersionEntry> versions;
   std::map<std::string, int64_t> aliases;
+  std::optional<ShadowSpec> shadow;  // shadow.json (shadow.h)
 };
 
 struct ModelHandle {
@@ -59,6 +61,11 @@ class Registry {
   void EraseVersion(const std::string& name, int64_t version);
   void EraseModel(const std::string& name);
   void SetAliases(const std::string& name, std::map<std::string, int64_t> aliases);
+  // No-op for a model the registry does not have.
+  void SetShadow(const std::string& name, std::optional<ShadowSpec> shadow);
+  // The model's shadow (nullopt: none, or no such model); the scoring path
+  // calls it for every request, so it copies nothing else.
+  std::optional<ShadowSpec> GetShadow(const std::string& name) const;
 
   std::optional<VersionEntry> GetVersion(const std::string& name, int64_t version) const;
   std::optional<ModelEntry> GetModel(const std::string& name) const;

@@ -52,14 +52,15 @@ absl::Status ScoreHandler::Score(const v1::ScoreRequest& request,
 
 void ScoreHandler::Observe(ScoreEvent* event, const absl::Status& status,
                            const v1::ScoreResponse* response) const {
-  if (!observer_) return;
   event->code = status.code();
   event->response = status.ok() ? response : nullptr;
-  observer_(*event);
+  if (shadow_ && event->response && event->request) shadow_->Offer(*event->request, *response);
+  if (observer_) observer_(*event);
 }
 
 absl::StatusOr<PreparedScore> ScoreHandler::Prepare(const v1::ScoreRequest& request,
                                                     ScoreEvent* event) const {
+  event->request = &request;
   event->model = &request.model().name();
   const v1::ModelSpec& spec = request.model();
   if (absl::Status s = ValidateModelName(spec.name()); !s.ok()) return s;

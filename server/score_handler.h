@@ -17,6 +17,7 @@
 #include "anorand/v1/scoring.pb.h"
 #include "server/registry.h"
 #include "server/scoring_load.h"
+#include "server/shadow.h"
 
 namespace anorand {
 
@@ -28,6 +29,7 @@ struct ScoreLimits {
 // What one scored batch was, for metrics. Called once per request, also on
 // failure (version 0 when the model did not resolve).
 struct ScoreEvent {
+  const v1::ScoreRequest* request = nullptr;  // set by Prepare
   const std::string* model = nullptr;  // as requested (may be invalid)
   int64_t version = 0;
   bool known_model = false;            // false: the name is not in the registry
@@ -62,6 +64,9 @@ class ScoreHandler {
   // Score counts each request into `load` while it runs (the training
   // throttle reads it); null (the default) counts nothing. Set before use.
   void set_load(ScoringLoad* load) { load_ = load; }
+  // Each request answered OK is offered to `shadow` (shadow.h) before the
+  // observer sees it; null (the default): none. Set before use.
+  void set_shadow(ShadowScorer* shadow) { shadow_ = shadow; }
 
   // Prepare + Run + Observe: one request, one forward pass.
   absl::Status Score(const v1::ScoreRequest& request, v1::ScoreResponse* response) const;
@@ -80,7 +85,8 @@ class ScoreHandler {
   // infinite value in one of them), each is scored alone, so an error
   // names its own request's row and column and the others are served.
   void ScoreTogether(const std::vector<ScoreItem*>& items) const;
-  // Reports a finished request to the observer (metrics).
+  // Reports a finished request to the shadow scorer and the observer
+  // (metrics).
   void Observe(ScoreEvent* event, const absl::Status& status,
                const v1::ScoreResponse* response) const;
 
@@ -89,6 +95,7 @@ class ScoreHandler {
   ScoreLimits limits_;
   std::function<void(const ScoreEvent&)> observer_;
   ScoringLoad* load_ = nullptr;
+  ShadowScorer* shadow_ = nullptr;
 };
 
 }  // namespace anorand

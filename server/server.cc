@@ -19,6 +19,7 @@
 #include "server/names.h"
 #include "server/score_handler.h"
 #include "server/scoring_service.h"
+#include "server/shadow.h"
 #include "server/job_manager.h"
 #include "server/training_service.h"
 
@@ -37,6 +38,7 @@ class ServerImpl final : public AnorandServer {
                   {o.jobs_dir, "the job records folder (--jobs_dir)"},
                   {o.data_dir, "the data folder (--data_dir)"}}),
         auth_(o.auth_token),
+        shadow_(&registry_, ShadowOptions{o.shadow_queue_records, o.shadow_window_records}),
         manager_(ModelStore(o.model_dir), &registry_,
                  ModelManagerOptions{o.max_loaded_model_bytes,
                                      [this](const LoadEvent& e) { OnModelLoad(e); },
@@ -47,7 +49,7 @@ class ServerImpl final : public AnorandServer {
         batcher_(&handler_, o.batching),
         scoring_(&handler_, o.max_streams, &stream_handler_),
         intake_(o.intake_threads),
-        models_(&manager_, &auth_, o.max_upload_bytes, &intake_),
+        models_(&manager_, &auth_, o.max_upload_bytes, &intake_, &shadow_),
         jobs_(&manager_, JobOptions{o.jobs_dir.empty() ? o.model_dir + "/.jobs" : o.jobs_dir,
                                     o.max_queued_jobs, o.training_threads,
                                     o.training_omp_threads, o.training_low_priority,
@@ -65,6 +67,9 @@ class ServerImpl final : public AnorandServer {
     if (options_.enable_batching) scoring_.set_batcher(&batcher_);
     InitThrottle();
     scoring_.set_stream_idle_seconds(options_.stream_idle_seconds);
+    handler_.set_shadow(&shadow_);
+    stream_handler_.set_shadow(&shadow_);
+    shadow_.Start();
     if (absl::Status s = manager_.Start(options_.poll_seconds); !s.ok()) return s;
     if (absl::Status s = jobs_.Start(); !s.ok()) return s;
 
@@ -121,6 +126,7 @@ class ServerImpl final : public AnorandServer {
         server_->Shutdown(deadline);
       }
       intake_.Stop();  // after the calls whose work it runs have ended
+      shadow_.Stop();
       manager_.Stop();
     });
   }
@@ -133,7 +139,7 @@ class ServerImpl final : public AnorandServer {
   // Metrics are not worth refusing to serve for: when the address cannot
   // be bound the server runs without them and says so.
   void InitMetrics() {
-    auto metrics = std::make_unique<Metrics>(&registry_);
+    auto metrics = std::make_unique<Metrics>(&registry_, &shadow_);
     std::optional<BasicAuthCredentials> auth;
     if (!options_.metrics_basic_auth_file.empty()) {
       auto read = ReadBasicAuthFile(options_.metrics_basic_auth_file);
@@ -211,6 +217,7 @@ class ServerImpl final : public AnorandServer {
   ClientFolders folders_;  // clients see paths relative to these
   TokenAuth auth_;
   Registry registry_;
+  ShadowScorer shadow_;  // reads registry_; outlives metrics_, which reads it
   std::unique_ptr<Metrics> metrics_;  // null when off; outlives the services below
   ModelManager manager_;
   TrainingThrottle throttle_;    // outlives jobs_, which polls it
@@ -293,6 +300,10 @@ absl::Status ValidateServerOptions(const ServerOptions& o) {
     return bad("--training_threads must be in [1, 64]");
   if (o.intake_threads < 1 || o.intake_threads > 64)
     return bad("--intake_threads must be in [1, 64]");
+  if (o.shadow_queue_records < 1 || o.shadow_queue_records > (int64_t{1} << 30))
+    return bad("--shadow_queue_records must be in [1, 1073741824]");
+  if (o.shadow_window_records < 2 || o.shadow_window_records > 10000000)
+    return bad("--shadow_window_records must be in [2, 10000000]");
   if (o.training_omp_threads < 1 || o.training_omp_threads > 1024)
     return bad("--training_omp_threads must be in [1, 1024]");
   if (!o.metrics_basic_auth_file.empty()) {

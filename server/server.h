@@ -49,6 +49,10 @@ struct ServerOptions {
   // Threads that run SubmitJob parses and ImportVersion compiles
   // (work_queue.h), in arrival order.
   int intake_threads = 2;
+  // Shadow scoring (shadow.h): records waiting for the shadow, and the
+  // records each comparison's figures describe.
+  int64_t shadow_queue_records = 100000;
+  int64_t shadow_window_records = 10000;
   int training_omp_threads = 1;  // oneDNN threads per job
   bool training_low_priority = true;  // training threads at SCHED_IDLE
   // Training pauses between mini-batches while scoring is busy

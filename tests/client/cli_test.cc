@@ -249,6 +249,42 @@ TEST_F(CliTest, ModelsCommandsAndTheToken) {
   EXPECT_THAT(out, HasSubstr("\"canary\""));
 }
 
+TEST_F(CliTest, ModelsShadowCompareAndUnshadow) {
+  ASSERT_TRUE(env_->Import("sh", TinyModel(kD, 1)).ok());
+  ASSERT_TRUE(env_->Import("sh", TinyModel(kD, 1)).ok());
+  auto run = [&](std::vector<std::string> args, std::string* out, std::string* err) {
+    args.insert(args.end(), {"--address", Address(), "--token", "tok"});
+    return Run(args, out, err);
+  };
+  std::string out, err;
+  EXPECT_EQ(run({"models", "shadow", "sh", "--sample", "0.5"}, &out, &err), 2);
+  EXPECT_THAT(err, HasSubstr("exactly one of --version and --alias"));
+  EXPECT_EQ(run({"models", "shadow", "sh", "--version", "2", "--sample", "1.5"}, &out, &err), 2);
+  EXPECT_THAT(err, HasSubstr("--sample F with F in (0, 1]"));
+  EXPECT_EQ(run({"models", "shadow", "sh", "--version", "7", "--sample", "1"}, &out, &err), 1);
+  EXPECT_THAT(err, HasSubstr("NOT_FOUND: model 'sh' has no version 7"));
+  ASSERT_EQ(run({"models", "shadow", "sh", "--version", "2", "--sample", "1"}, &out, &err), 0)
+      << err;
+  EXPECT_THAT(out, HasSubstr("shadow: version 2, sample 1"));
+  ASSERT_EQ(run({"models", "show", "sh"}, &out, &err), 0) << err;
+  EXPECT_THAT(out, HasSubstr("shadow: version 2, sample 1"));
+  Dataset d = DemoData(20, kD, 4);
+  ASSERT_TRUE(WriteCsv(d, dir_.File("records.csv"), false).ok());
+  ASSERT_EQ(run({"score", "--model", "sh", "--version", "1", "--data", dir_.File("records.csv")},
+                &out, &err),
+            0)
+      << err;
+  EXPECT_TRUE(WaitUntil([&] {
+    return run({"models", "compare", "sh", "--format", "json"}, &out, &err) == 0 &&
+           out.find("\"compared_records\": \"20\"") != std::string::npos;
+  }, 30)) << out << err;
+  ASSERT_EQ(run({"models", "compare", "sh"}, &out, &err), 0) << err;
+  EXPECT_THAT(out, HasSubstr("SPEARMAN"));
+  EXPECT_THAT(out, HasSubstr("1.0000"));
+  ASSERT_EQ(run({"models", "unshadow", "sh"}, &out, &err), 0) << err;
+  EXPECT_THAT(out, HasSubstr("sh has no shadow"));
+}
+
 TEST_F(CliTest, TrainWaitThenJobsListShowAndDeadline) {
   Dataset d = DemoData(400, kD, 3);
   ASSERT_TRUE(WriteCsv(d, dir_.File("train.csv"), false).ok());

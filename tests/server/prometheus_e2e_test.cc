@@ -333,18 +333,53 @@ tests:
           - exp_labels: {severity: warning, model: fraud}
 )";
 
+// Model "fraud" has a shadow that ranks records unlike its serving version
+// and cannot keep up; model "calm" has one that agrees, and keeps up.
+constexpr char kShadowTests[] = R"(rule_files: [rules.yml]
+evaluation_interval: 1m
+tests:
+  - name: shadow comparison
+    interval: 1m
+    input_series:
+      - series: 'anorand_shadow_rank_correlation{job="anorand",instance="a:9464",model="fraud",version="7",shadow_version="8"}'
+        values: '0.5x40'
+      - series: 'anorand_shadow_compared_records_total{job="anorand",instance="a:9464",model="fraud",version="7",shadow_version="8"}'
+        values: '0+200x40'
+      - series: 'anorand_shadow_rank_correlation{job="anorand",instance="a:9464",model="calm",version="1",shadow_version="2"}'
+        values: '0.97x40'
+      - series: 'anorand_shadow_compared_records_total{job="anorand",instance="a:9464",model="calm",version="1",shadow_version="2"}'
+        values: '0+200x40'
+      - series: 'anorand_shadow_dropped_records_total{job="anorand",instance="a:9464",model="fraud"}'
+        values: '0+50x40'
+      - series: 'anorand_shadow_dropped_records_total{job="anorand",instance="a:9464",model="calm"}'
+        values: '0x40'
+    alert_rule_test:
+      - eval_time: 10m
+        alertname: AnorandShadowDisagrees
+        exp_alerts: []
+      - eval_time: 25m
+        alertname: AnorandShadowDisagrees
+        exp_alerts:
+          - exp_labels: {severity: warning, job: anorand, instance: "a:9464", model: fraud, version: "7", shadow_version: "8"}
+      - eval_time: 25m
+        alertname: AnorandShadowDroppingRecords
+        exp_alerts:
+          - exp_labels: {severity: warning, job: anorand, instance: "a:9464", model: fraud}
+)";
+
 TEST(PromtoolTest, AlertsFireOnSyntheticSeries) {
   REQUIRE_TOOL(promtool, "promtool");
   TempDir dir;
   WriteFile(dir.File("rules.yml"), RulesWithoutAnnotations());
   WriteFile(dir.File("serving_test.yml"), kServingTests);
   WriteFile(dir.File("drift_test.yml"), kDriftTests);
+  WriteFile(dir.File("shadow_test.yml"), kShadowTests);
   std::string out, err;
   EXPECT_EQ(RunCommand({promtool, "check", "rules", dir.File("rules.yml")}, &out, &err, 60), 0)
       << out << err;
-  EXPECT_THAT(out, HasSubstr("10 rules found"));
+  EXPECT_THAT(out, HasSubstr("12 rules found"));
   EXPECT_EQ(RunCommand({promtool, "test", "rules", dir.File("serving_test.yml"),
-                        dir.File("drift_test.yml")},
+                        dir.File("drift_test.yml"), dir.File("shadow_test.yml")},
                        &out, &err, 120),
             0)
       << out << err;
@@ -365,6 +400,11 @@ const std::set<std::string>& ExportedMetrics() {
                                "anorand_training_queue_depth",
                                "anorand_training_throttled_seconds_total",
                                "anorand_intake_tasks",
+                               "anorand_shadow_compared_records_total",
+                               "anorand_shadow_rank_correlation",
+                               "anorand_shadow_flag_disagreement_ratio",
+                               "anorand_shadow_score_quantile",
+                               "anorand_shadow_dropped_records_total",
                                "anorand_stream_active",
                                "anorand_compiled_models",
                                "process_resident_memory_bytes",
@@ -701,7 +741,7 @@ TEST_F(PrometheusE2ETest, CountsTrafficThroughRealPrometheus) {
       EXPECT_EQ(r.value("state", ""), "inactive") << r.value("name", "");
     }
   }
-  EXPECT_EQ(rule_count, 10);
+  EXPECT_EQ(rule_count, 12);
 
   // Every dashboard query is valid PromQL and finds data (rate() needs two
   // samples of the series that the last requests created).

@@ -1,0 +1,131 @@
+// File: shadow.h
+//
+// Shadow scoring (models.proto SetShadow): after a request for a model with
+// a shadow is answered, Offer() draws each of its records with the shadow's
+// sample fraction and queues the drawn ones, with the scores and flags they
+// were answered with, for one worker thread that scores them again with the
+// shadow version. The request thread only resolves the shadow, draws and
+// copies; when the queue holds --shadow_queue_records records, a request's
+// drawn records are dropped (and counted) instead of queued.
+//
+// Per (model, serving version, shadow version) the scorer keeps the number
+// of records compared and a window of the most recent ones, from which
+// Compare() derives Spearman's rank correlation of the two scores, the share
+// flagged by one version and not the other, and each version's score
+// quantiles (computed on a copy, outside the lock). Nothing here is
+// persisted: a restart starts the comparison again. No gRPC. Thread-safe.
+#ifndef ANORAND_SERVER_SHADOW_H_
+#define ANORAND_SERVER_SHADOW_H_
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "anorand/v1/scoring.pb.h"
+#include "server/registry.h"
+
+namespace anorand {
+
+struct ShadowOptions {
+  int64_t queue_records = 100000;  // --shadow_queue_records
+  int64_t window_records = 10000;  // --shadow_window_records
+};
+
+struct ScoreQuantileSet {
+  double p50 = 0, p90 = 0, p99 = 0;
+};
+
+struct ShadowComparisonStats {
+  std::string model;
+  int64_t version = 0;         // the version that answered
+  int64_t shadow_version = 0;  // the shadow that scored the same records
+  int64_t compared = 0;        // since start
+  int64_t window = 0;          // records the figures below describe
+  double rank_correlation = 0;
+  double serving_only_flagged = 0;  // share of the window
+  double shadow_only_flagged = 0;
+  ScoreQuantileSet serving_scores, shadow_scores;
+};
+
+// Spearman's rank correlation (ties get their mean rank); 0 with fewer than
+// two values or when either side is constant.
+double SpearmanCorrelation(const std::vector<float>& a, const std::vector<float>& b);
+
+class ShadowScorer {
+ public:
+  ShadowScorer(const Registry* registry, ShadowOptions options);
+  ~ShadowScorer();  // Stop()
+  ShadowScorer(const ShadowScorer&) = delete;
+  ShadowScorer& operator=(const ShadowScorer&) = delete;
+
+  void Start();
+  // Stops the worker; records still queued are discarded.
+  void Stop();
+
+  // A request answered OK with `response`. Returns at once.
+  void Offer(const v1::ScoreRequest& request, const v1::ScoreResponse& response);
+
+  // The model's comparisons, most recently updated first.
+  std::vector<ShadowComparisonStats> Compare(const std::string& model) const;
+  std::vector<ShadowComparisonStats> CompareAll() const;
+  // Drawn records dropped because the queue was full.
+  int64_t Dropped(const std::string& model) const;
+  std::map<std::string, int64_t> DroppedAll() const;
+
+  // Blocks until every record queued before the call has been compared
+  // (tests, benchmarks).
+  void Flush();
+
+ private:
+  struct Task {
+    std::string model;
+    int64_t version = 0;
+    ModelHandle shadow;
+    std::vector<float> x;  // rows x features, raw
+    std::vector<float> score;
+    std::vector<char> flag;
+  };
+  struct Sample {
+    float serving = 0, shadow = 0;
+    bool serving_flag = false, shadow_flag = false;
+  };
+  struct Pair {
+    int64_t compared = 0;
+    uint64_t updated = 0;  // order of the last update
+    std::vector<Sample> window;  // a ring of at most window_records
+    size_t next = 0;
+  };
+  using PairKey = std::tuple<std::string, int64_t, int64_t>;
+
+  void Work();
+  // Scores a run of tasks that share model, version and shadow in one pass.
+  void ScoreRun(const std::vector<Task>& run);
+  static ShadowComparisonStats Summarise(const PairKey& key, const Pair& pair);
+
+  const Registry* registry_;
+  const ShadowOptions options_;
+
+  absl::Mutex queue_mu_;
+  std::deque<Task> queue_ ABSL_GUARDED_BY(queue_mu_);
+  int64_t queued_records_ ABSL_GUARDED_BY(queue_mu_) = 0;
+  uint64_t pushed_ ABSL_GUARDED_BY(queue_mu_) = 0;  // tasks ever queued
+  uint64_t done_ ABSL_GUARDED_BY(queue_mu_) = 0;    // tasks compared or discarded
+  bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
+  std::thread worker_;
+
+  mutable absl::Mutex stats_mu_;
+  std::map<PairKey, Pair> pairs_ ABSL_GUARDED_BY(stats_mu_);
+  std::map<std::string, int64_t> dropped_ ABSL_GUARDED_BY(stats_mu_);
+  uint64_t updates_ ABSL_GUARDED_BY(stats_mu_) = 0;
+};
+
+}  // namespace anorand
+
+#endif  // ANORAND_SERVER_SHADOW_H_

@@ -4,6 +4,10 @@
 // (exported from the server) at the same batch. With --with-training, the
 // p99 of the same load while a training job runs on the server against the
 // p99 of idle slices interleaved with it, and the job's epochs per second.
+// With --with-shadow F, the model is imported again as a new version that
+// becomes its shadow at sample F (Models.SetShadow) in every other slice,
+// the requests pinned to the exported version: throughput and p99 with the
+// shadow on against the slices with it off.
 #include <omp.h>
 
 #include <atomic>
@@ -67,7 +71,8 @@ int Service(const std::vector<std::string>& argv) {
                                    {"batch", true, ""}, {"concurrency", true, ""},
                                    {"seconds", true, ""}, {"format", true, ""},
                                    {"with-training", false, ""}, {"training-rounds", true, ""},
-                                   {"token", true, ""}});
+                                   {"token", true, ""}, {"with-shadow", true, ""},
+                                   {"shadow-rounds", true, ""}});
   if (!a.ok()) {
     std::fprintf(stderr, "anorand-bench: %s\n", std::string(a.status().message()).c_str());
     return 2;
@@ -102,7 +107,11 @@ int Service(const std::vector<std::string>& argv) {
   auto reader = models->ExportVersion(&ectx, ereq);
   std::string bytes;
   v1::ExportChunk chunk;
-  while (reader->Read(&chunk)) bytes += chunk.data();
+  int64_t exported_version = 0;
+  while (reader->Read(&chunk)) {
+    if (chunk.version()) exported_version = chunk.version();
+    bytes += chunk.data();
+  }
   grpc::Status es = reader->Finish();
   if (!es.ok()) {
     std::fprintf(stderr, "anorand-bench: export of %s failed: %s\n", model.c_str(),
@@ -327,6 +336,97 @@ int Service(const std::vector<std::string>& argv) {
       }
     }
   }
+  // With --with-shadow: slices with the shadow off and on, alternating
+  // which comes first.
+  struct ShadowRounds {
+    LoadResult off, on;
+    double sample = 0;
+    int64_t compared = 0, dropped = 0;
+  } sh;
+  if (a->Has("with-shadow")) {
+    auto sample = a->GetDouble("with-shadow", 0);
+    auto rounds = a->GetInt("shadow-rounds", 6);
+    if (!sample.ok() || !(*sample > 0 && *sample <= 1) || !rounds.ok() || *rounds < 1) {
+      std::fprintf(stderr, "anorand-bench service: --with-shadow F in (0, 1], --shadow-rounds >= 1\n");
+      return 2;
+    }
+    sh.sample = *sample;
+    auto authorize = [&](grpc::ClientContext* ctx) {
+      if (a->Has("token")) ctx->AddMetadata("authorization", "Bearer " + a->Get("token"));
+    };
+    grpc::ClientContext ictx;
+    authorize(&ictx);
+    v1::VersionInfo imported;
+    auto w = models->ImportVersion(&ictx, &imported);
+    v1::ImportChunk head;
+    head.mutable_header()->set_model_name(model);
+    w->Write(head);
+    for (size_t at = 0; at < bytes.size(); at += 1 << 20) {
+      v1::ImportChunk c;
+      c.set_data(bytes.substr(at, 1 << 20));
+      w->Write(c);
+    }
+    w->WritesDone();
+    if (grpc::Status is = w->Finish(); !is.ok()) {
+      std::fprintf(stderr, "anorand-bench: import of the shadow failed: %s\n",
+                   is.error_message().c_str());
+      return 1;
+    }
+    req.mutable_model()->set_version(exported_version);
+    auto set_shadow = [&](bool on) {
+      grpc::ClientContext ctx;
+      authorize(&ctx);
+      v1::ModelInfo info;
+      if (on) {
+        v1::SetShadowRequest r;
+        r.set_model_name(model);
+        r.set_version(imported.version());
+        r.set_sample_fraction(*sample);
+        return models->SetShadow(&ctx, r, &info).ok();
+      }
+      v1::ClearShadowRequest r;
+      r.set_model_name(model);
+      return models->ClearShadow(&ctx, r, &info).ok();
+    };
+    // The server keeps a comparison since it started: the figures of this
+    // run are the difference.
+    auto comparison = [&](int64_t* compared, int64_t* dropped) {
+      grpc::ClientContext cctx;
+      authorize(&cctx);
+      v1::CompareShadowRequest cr;
+      cr.set_model_name(model);
+      v1::CompareShadowResponse cmp;
+      *compared = *dropped = 0;
+      if (!models->CompareShadow(&cctx, cr, &cmp).ok()) return;
+      for (const auto& c : cmp.comparisons())
+        if (c.shadow_version() == imported.version()) *compared = c.compared_records();
+      *dropped = cmp.dropped_records();
+    };
+    int64_t compared0, dropped0;
+    comparison(&compared0, &dropped0);
+    const double slice = *seconds / static_cast<double>(*rounds);
+    for (int64_t round = 0; round < 2 * *rounds; ++round) {
+      const bool on = (round % 2 == 0) == (round / 2 % 2 == 0);
+      if (!set_shadow(on)) {
+        std::fprintf(stderr, "anorand-bench: SetShadow/ClearShadow failed\n");
+        return 1;
+      }
+      add(on ? &sh.on : &sh.off, run_load(slice));
+    }
+    set_shadow(false);
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the queue drains
+    comparison(&sh.compared, &sh.dropped);
+    sh.compared -= compared0;
+    sh.dropped -= dropped0;
+    // The shadow version is removed again; the server is as it was.
+    grpc::ClientContext dctx;
+    authorize(&dctx);
+    v1::DeleteVersionRequest del;
+    del.set_model_name(model);
+    del.set_version(imported.version());
+    v1::DeleteVersionResponse deleted;
+    (void)models->DeleteVersion(&dctx, del, &deleted);
+  }
   nlohmann::json j = {{"bench", "service"},
                       {"mode", mode},
                       {"batch", *batch},
@@ -356,13 +456,31 @@ int Service(const std::vector<std::string>& argv) {
     j["training_throttled_share"] = tr.throttled_seconds / tr.busy.seconds;
     j["errors"] = load.errors + floor.errors + tr.idle.errors + tr.busy.errors;
   }
+  if (a->Has("with-shadow")) {
+    j["shadow_sample"] = sh.sample;
+    j["records_per_s_shadow_off"] = sh.off.records / sh.off.seconds;
+    j["records_per_s_shadow_on"] = sh.on.records / sh.on.seconds;
+    j["throughput_shadow_on_vs_off"] =
+        (sh.on.records / sh.on.seconds) / (sh.off.records / sh.off.seconds);
+    j["p99_us_shadow_off"] = Percentile(sh.off.latencies_us, 0.99);
+    j["p99_us_shadow_on"] = Percentile(sh.on.latencies_us, 0.99);
+    j["p99_shadow_on_vs_off"] =
+        Percentile(sh.on.latencies_us, 0.99) / Percentile(sh.off.latencies_us, 0.99);
+    j["shadow_compared_records"] = sh.compared;
+    j["shadow_dropped_records"] = sh.dropped;
+    j["errors"] = j["errors"].get<int64_t>() + sh.off.errors + sh.on.errors;
+  }
   if (a->Get("format", "json") == "text") {
     for (auto it = j.begin(); it != j.end(); ++it)
       std::printf("%-22s %s\n", it.key().c_str(), it.value().dump().c_str());
   } else {
     std::printf("%s\n", j.dump(2).c_str());
   }
-  return load.errors + floor.errors + tr.idle.errors + tr.busy.errors > 0 ? 1 : 0;
+  return load.errors + floor.errors + tr.idle.errors + tr.busy.errors + sh.off.errors +
+                     sh.on.errors >
+                 0
+             ? 1
+             : 0;
 }
 
 }  // namespace anorand::bench

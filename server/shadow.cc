@@ -6,6 +6,8 @@
 #include <random>
 #include <utility>
 
+#include "server/thread_priority.h"
+
 namespace anorand {
 namespace {
 
@@ -92,11 +94,14 @@ void ShadowScorer::Offer(const v1::ScoreRequest& request, const v1::ScoreRespons
   const int64_t rows = response.scores_size();
   if (shadow->model->input_features() != f || request.batch().values_size() != rows * f) return;
   thread_local std::mt19937_64 gen{std::random_device{}()};
-  std::bernoulli_distribution draw(spec->sample);
+  // Each record is drawn with probability `sample`: the gaps between drawn
+  // records are geometric, so the cost follows the records drawn.
+  const bool all = spec->sample >= 1;
+  std::geometric_distribution<int64_t> gap(all ? 0.5 : spec->sample);  // p in (0, 1)
+  auto skip = [&] { return all ? 0 : std::min<int64_t>(gap(gen), rows); };
   Task task;
   const float* x = request.batch().values().data();
-  for (int64_t r = 0; r < rows; ++r) {
-    if (spec->sample < 1 && !draw(gen)) continue;
+  for (int64_t r = skip(); r < rows; r += 1 + skip()) {
     task.x.insert(task.x.end(), x + r * f, x + (r + 1) * f);
     task.score.push_back(response.scores(static_cast<int>(r)));
     task.flag.push_back(response.is_anomaly(static_cast<int>(r)));
@@ -120,6 +125,9 @@ void ShadowScorer::Offer(const v1::ScoreRequest& request, const v1::ScoreRespons
 }
 
 void ShadowScorer::Work() {
+  // Serving threads win the CPU: when the machine is busy the shadow falls
+  // behind and its queue drops records, instead of slowing the answers.
+  (void)LowerCurrentThreadPriority();
   for (;;) {
     std::vector<Task> taken;
     int64_t records = 0;

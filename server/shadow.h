@@ -6,7 +6,9 @@
 // were answered with, for one worker thread that scores them again with the
 // shadow version. The request thread only resolves the shadow, draws and
 // copies; when the queue holds --shadow_queue_records records, a request's
-// drawn records are dropped (and counted) instead of queued.
+// drawn records are dropped (and counted) instead of queued. The worker runs
+// at SCHED_IDLE (thread_priority.h): on a busy machine it falls behind and
+// drops, rather than taking CPU from the answers.
 //
 // Per (model, serving version, shadow version) the scorer keeps the number
 // of records compared and a window of the most recent ones, from which

@@ -339,6 +339,12 @@ class ImportReader final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
       Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no ImportChunk was sent"));
       return;
     }
+    if (bytes_.empty()) {
+      Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "the header came with no data: send the model file's bytes in "
+                          "ImportChunk.data messages after it"));
+      return;
+    }
     work_->Run([this] { ImportOnWorker(); });
   }
   // On the work queue (validating, compiling and writing the version); the

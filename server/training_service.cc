@@ -245,7 +245,7 @@ class TrainingService::SubmitReader final : public grpc::ServerReadReactor<grpc:
   absl::StatusOr<Dataset> LoadData() {
     LoadOptions lo;
     lo.csv.label_column = spec_.label_column();
-    lo.csv.cancelled = [this] { return Cancelled(); };
+    lo.cancelled = [this] { return Cancelled(); };
     lo.max_decompressed_bytes = static_cast<uint64_t>(service_->limits_.max_upload_bytes);
     if (spec_.data_source_case() == v1::JobSpec::kDataPath) {
       auto path = ResolveDataPath(service_->limits_.data_dir, spec_.data_path());

@@ -42,8 +42,9 @@ absl::Status Fail(absl::string_view source, absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat(source, ": ", what));
 }
 
-CsvOptions CsvFor(Format format, const CsvOptions& csv) {
-  CsvOptions out = csv;
+CsvOptions CsvFor(Format format, const LoadOptions& options) {
+  CsvOptions out = options.csv;
+  if (!out.cancelled) out.cancelled = options.cancelled;
   if (format == Format::kTsv && out.delimiter == 0) out.delimiter = '\t';
   return out;
 }
@@ -207,13 +208,13 @@ absl::StatusOr<Dataset> LoadByFormat(const std::string& path, Format format,
   switch (format) {
     case Format::kCsv:
     case Format::kTsv:
-      return ReadCsvFile(path, CsvFor(format, options.csv));
+      return ReadCsvFile(path, CsvFor(format, options));
     case Format::kNpy: {
       ASSIGN_OR_RETURN(NpyArray x, ParseNpyFile(path));
       return FromNpy(x, path, options);
     }
     case Format::kNpz: {
-      ASSIGN_OR_RETURN(auto arrays, ReadNpz(path, options.max_decompressed_bytes));
+      ASSIGN_OR_RETURN(auto arrays, ReadNpz(path, options.max_decompressed_bytes, options.cancelled));
       return FromNpz(arrays, path, options);
     }
     case Format::kUnknown:
@@ -228,13 +229,13 @@ absl::StatusOr<Dataset> ParseByFormat(absl::string_view bytes, Format format,
   switch (format) {
     case Format::kCsv:
     case Format::kTsv:
-      return ParseCsv(bytes, source, CsvFor(format, options.csv));
+      return ParseCsv(bytes, source, CsvFor(format, options));
     case Format::kNpy: {
       ASSIGN_OR_RETURN(NpyArray x, ParseNpy(bytes, source));
       return FromNpy(x, source, options);
     }
     case Format::kNpz: {
-      ASSIGN_OR_RETURN(auto arrays, ParseNpz(bytes, source, options.max_decompressed_bytes));
+      ASSIGN_OR_RETURN(auto arrays, ParseNpz(bytes, source, options.max_decompressed_bytes, options.cancelled));
       return FromNpz(arrays, source, options);
     }
     case Format::kUnknown:
@@ -279,7 +280,7 @@ absl::StatusOr<std::unique_ptr<DatasetBatches>> DatasetBatches::Open(
   batches->require_labels_ = options.require_labels;
   if (format == Format::kCsv || format == Format::kTsv) {
     ASSIGN_OR_RETURN(batches->csv_,
-                     CsvBatchReader::OpenFile(path, CsvFor(format, options.csv)));
+                     CsvBatchReader::OpenFile(path, CsvFor(format, options)));
   } else {
     ASSIGN_OR_RETURN(Dataset whole, LoadByFormat(path, format, options));
     batches->whole_ = std::move(whole);

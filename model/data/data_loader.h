@@ -27,6 +27,7 @@
 #define ANORAND_MODEL_DATA_DATA_LOADER_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -47,6 +48,10 @@ struct LoadOptions {
   // Most bytes the members of an NPZ may inflate to, together; over it:
   // ResourceExhaustedError before anything is inflated (npy_reader.h).
   uint64_t max_decompressed_bytes = kMaxNpzTotalBytes;
+  // Polled while CSV is parsed (unless csv.cancelled is set) and while NPZ
+  // members inflate, about every 64 KiB: true stops the read with
+  // CancelledError. Empty: never cancelled.
+  std::function<bool()> cancelled;
 };
 
 // Loads the file at `path`; the extension (case-insensitive) picks the

@@ -30,6 +30,7 @@
 #define ANORAND_MODEL_DATA_NPY_READER_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -60,13 +61,17 @@ absl::StatusOr<NpyArray> ParseNpy(absl::string_view bytes,
 absl::StatusOr<NpyArray> ParseNpyFile(const std::string& path);
 
 // Parses an in-memory .npz image; keys are member names without ".npy".
+// `cancelled`, when set, is polled after every 64 KiB inflated: true stops
+// with CancelledError.
 absl::StatusOr<std::map<std::string, NpyArray>> ParseNpz(
     absl::string_view bytes, absl::string_view source_name,
-    uint64_t max_total_bytes = kMaxNpzTotalBytes);
+    uint64_t max_total_bytes = kMaxNpzTotalBytes,
+    const std::function<bool()>& cancelled = nullptr);
 
 // Opens the .npz file at `path` and parses all its members.
 absl::StatusOr<std::map<std::string, NpyArray>> ReadNpz(
-    const std::string& path, uint64_t max_total_bytes = kMaxNpzTotalBytes);
+    const std::string& path, uint64_t max_total_bytes = kMaxNpzTotalBytes,
+    const std::function<bool()>& cancelled = nullptr);
 
 }  // namespace anorand
 

@@ -115,7 +115,8 @@ absl::StatusOr<std::vector<Member>> ListMembers(zip_t* zip,
 
 // Decompresses one member; its real size must equal the declared size.
 absl::StatusOr<std::string> ReadMember(zip_t* zip, const Member& member,
-                                       absl::string_view source) {
+                                       absl::string_view source,
+                                       const std::function<bool()>& cancelled) {
   ZipFilePtr file(zip_fopen_index(zip, member.index, 0));
   if (file == nullptr) {
     return MemberError(source, member.name,
@@ -125,6 +126,10 @@ absl::StatusOr<std::string> ReadMember(zip_t* zip, const Member& member,
   bytes.reserve(std::min(member.declared, kMaxReserve));
   std::vector<char> chunk(kReadChunk);
   while (true) {
+    if (cancelled && cancelled()) {
+      return absl::CancelledError(absl::StrCat(source, ": cancelled while member ",
+                                               QuoteForError(member.name), " was inflated"));
+    }
     const zip_int64_t got = zip_fread(file.get(), chunk.data(), chunk.size());
     if (got < 0) {
       return MemberError(
@@ -148,7 +153,8 @@ absl::StatusOr<std::string> ReadMember(zip_t* zip, const Member& member,
 }
 
 absl::StatusOr<std::map<std::string, NpyArray>> ReadArchive(
-    zip_t* zip, absl::string_view source, uint64_t max_total_bytes) {
+    zip_t* zip, absl::string_view source, uint64_t max_total_bytes,
+    const std::function<bool()>& cancelled) {
   ASSIGN_OR_RETURN(std::vector<Member> members,
                    ListMembers(zip, source, max_total_bytes));
   std::map<std::string, NpyArray> arrays;
@@ -158,7 +164,7 @@ absl::StatusOr<std::map<std::string, NpyArray>> ReadArchive(
     if (arrays.count(key) != 0) {
       return MemberError(source, member.name, "appears more than once");
     }
-    ASSIGN_OR_RETURN(std::string bytes, ReadMember(zip, member, source));
+    ASSIGN_OR_RETURN(std::string bytes, ReadMember(zip, member, source, cancelled));
     ASSIGN_OR_RETURN(NpyArray array,
                      ParseNpy(bytes, absl::StrCat(source, ": member ",
                                                   QuoteForError(member.name))));
@@ -178,7 +184,7 @@ absl::Status OpenError(absl::string_view source, int code) {
 
 absl::StatusOr<std::map<std::string, NpyArray>> ParseNpz(
     absl::string_view bytes, absl::string_view source_name,
-    uint64_t max_total_bytes) {
+    uint64_t max_total_bytes, const std::function<bool()>& cancelled) {
   if (bytes.empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat(source_name, ": is empty (not a zip archive)"));
@@ -200,15 +206,16 @@ absl::StatusOr<std::map<std::string, NpyArray>> ParseNpz(
     return OpenError(source_name, code);
   }
   zip_error_fini(&error);
-  return ReadArchive(zip.get(), source_name, max_total_bytes);
+  return ReadArchive(zip.get(), source_name, max_total_bytes, cancelled);
 }
 
 absl::StatusOr<std::map<std::string, NpyArray>> ReadNpz(
-    const std::string& path, uint64_t max_total_bytes) {
+    const std::string& path, uint64_t max_total_bytes,
+    const std::function<bool()>& cancelled) {
   int code = 0;
   ZipPtr zip(zip_open(path.c_str(), ZIP_RDONLY | ZIP_CHECKCONS, &code));
   if (zip == nullptr) return OpenError(path, code);
-  return ReadArchive(zip.get(), path, max_total_bytes);
+  return ReadArchive(zip.get(), path, max_total_bytes, cancelled);
 }
 
 }  // namespace anorand

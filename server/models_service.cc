@@ -49,12 +49,10 @@ void FillVersion(const std::string& name, int64_t version, const VersionEntry& e
   }
 }
 
-void FillShadow(const std::optional<ShadowSpec>& shadow, v1::ModelInfo* info) {
-  if (!shadow) return;
-  v1::Shadow* s = info->mutable_shadow();
-  s->set_version(shadow->version);
-  s->set_alias(shadow->alias);
-  s->set_sample_fraction(shadow->sample);
+void FillShadow(const ShadowSpec& shadow, v1::Shadow* out) {
+  out->set_version(shadow.version);
+  out->set_alias(shadow.alias);
+  out->set_sample_fraction(shadow.sample);
 }
 
 void FillQuantiles(const ScoreQuantileSet& q, v1::ScoreQuantiles* out) {
@@ -65,7 +63,7 @@ void FillQuantiles(const ScoreQuantileSet& q, v1::ScoreQuantiles* out) {
 
 void FillModel(const std::string& name, const ModelEntry& m, v1::ModelInfo* info) {
   info->set_name(name);
-  FillShadow(m.shadow, info);
+  if (m.shadow) FillShadow(*m.shadow, info->mutable_shadow());
   for (const auto& [version, e] : m.versions) {
     FillVersion(name, version, e, m.aliases, info->add_versions());
     if (e.state == VersionState::kReady) info->set_latest_ready_version(version);
@@ -134,7 +132,7 @@ grpc::ServerUnaryReactor* ModelsService::GetModel(grpc::CallbackServerContext* c
       version = a->second;
     }
     resp->set_name(spec.name());
-    FillShadow(m->shadow, resp);
+    if (m->shadow) FillShadow(*m->shadow, resp->mutable_shadow());
     for (const auto& [alias, v] : m->aliases) (*resp->mutable_aliases())[alias] = v;
     for (const auto& [v, e] : m->versions)
       if (e.state == VersionState::kReady) resp->set_latest_ready_version(v);
@@ -220,9 +218,7 @@ grpc::ServerUnaryReactor* ModelsService::CompareShadow(grpc::CallbackServerConte
         auto m = manager_->registry().GetModel(req.model_name());
         if (!m) return absl::NotFoundError(absl::StrCat("model '", req.model_name(), "' not found"));
         resp->set_model_name(req.model_name());
-        v1::ModelInfo info;
-        FillShadow(m->shadow, &info);
-        if (info.has_shadow()) *resp->mutable_shadow() = info.shadow();
+        if (m->shadow) FillShadow(*m->shadow, resp->mutable_shadow());
         if (!shadow_) return absl::OkStatus();
         resp->set_dropped_records(shadow_->Dropped(req.model_name()));
         for (const ShadowComparisonStats& c : shadow_->Compare(req.model_name())) {

@@ -15,11 +15,6 @@ struct ShadowSpec {
   int64_t version = 0;  // exactly one of version (>= 1) and alias is set
   std::string alias;
   double sample = 0;    // in (0, 1]
-
-  bool operator==(const ShadowSpec& o) const {
-    return version == o.version && alias == o.alias && sample == o.sample;
-  }
-  bool operator!=(const ShadowSpec& o) const { return !(*this == o); }
 };
 
 }  // namespace anorand

@@ -133,7 +133,7 @@ TEST_F(ShadowScorerTest, AFullQueueDropsAndCountsWithoutTouchingTheAnswer) {
   registry_.SetShadow("m", ShadowSpec{2, "", 1.0});
   v1::ScoreRequest req = MakeRequest("m", 80, kD);
   req.mutable_model()->set_version(1);
-  v1::ScoreResponse with_shadow, first, second;
+  v1::ScoreResponse first, second;
   ASSERT_TRUE(h.Score(req, &first).ok());   // 80 queued
   ASSERT_TRUE(h.Score(req, &second).ok());  // 80 more would pass 100: dropped
   EXPECT_EQ(shadow.Dropped("m"), 80);

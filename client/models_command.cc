@@ -1,6 +1,6 @@
 // `anorand models`: the Models API's subcommands (list, show, load,
 // unload, delete, alias, unalias, export, import, shadow, unshadow,
-// compare).
+// compare, drift).
 #include <cstdio>
 #include <memory>
 #include <vector>
@@ -61,6 +61,26 @@ void PrintComparison(const v1::CompareShadowResponse& r) {
               static_cast<long long>(r.dropped_records()));
 }
 
+void PrintDrift(const v1::DriftReport& r) {
+  std::printf("%s version %lld\n", r.model_name().c_str(), static_cast<long long>(r.version()));
+  if (!r.tracked()) {
+    std::printf("drift is not tracked: the server runs with --drift_window_records=0, or the "
+                "model file has no drift profile (retrain it to get one)\n");
+    return;
+  }
+  std::printf("records: %lld observed, %lld in the window (of %lld)\n",
+              static_cast<long long>(r.observed_records()),
+              static_cast<long long>(r.window_records()),
+              static_cast<long long>(r.window_capacity()));
+  std::printf("score PSI: %.4f\nout of training range: %.4f of the records\n", r.score_psi(),
+              r.out_of_range_ratio());
+  std::printf("%-6s %-32s %-9s %s\n", "INDEX", "FEATURE", "PSI", "OUT_OF_RANGE");
+  for (const auto& f : r.worst_features()) {
+    std::printf("%-6d %-32s %-9.4f %.4f\n", f.index(), f.name().c_str(), f.psi(),
+                f.out_of_range_ratio());
+  }
+}
+
 }  // namespace
 
 int RunModels(const Argv& argv) {
@@ -70,9 +90,10 @@ int RunModels(const Argv& argv) {
                            {"out", true, "export: file to write"},
                            {"file", true, "import: model file to upload"},
                            {"sample", true, "shadow: share of records the shadow scores, in (0, 1]"},
+                           {"top", true, "drift: features to list, worst first (default 10)"},
                            {"format", true, "table (default) or json"}});
   const char* const usage_head =
-      "usage: anorand models list|show|load|unload|delete|alias|unalias|export|import|shadow|unshadow|compare\n"
+      "usage: anorand models list|show|load|unload|delete|alias|unalias|export|import|shadow|unshadow|compare|drift\n"
       "       [NAME] [flags]\n"
       "  list                          every model and version on the server\n"
       "  show NAME [--version N | --alias A]\n"
@@ -84,7 +105,9 @@ int RunModels(const Argv& argv) {
       "  shadow NAME (--version N | --alias A) --sample F   score a share F of NAME's records\n"
       "                                with that version too, off the response path\n"
       "  unshadow NAME\n"
-      "  compare NAME                  how the shadow compares with the serving version\n";
+      "  compare NAME                  how the shadow compares with the serving version\n"
+      "  drift NAME [--version N | --alias A] [--top K]   how recent records compare with\n"
+      "                                the training data (PSI per feature and of the score)\n";
   int exit = kExitOk;
   auto setup = ParseAndConnect(argv, specs, usage_head, &exit);
   if (!setup) return exit;
@@ -93,7 +116,11 @@ int RunModels(const Argv& argv) {
   if (pos.empty()) return UsageError("missing subcommand", usage);
   const std::string sub = pos[0];
   const std::string name = pos.size() > 1 ? pos[1] : "";
-  const bool json = a.Get("format", "table") == "json";
+  const std::string format = a.Get("format", "table");
+  if (format != "table" && format != "json") {
+    return UsageError(absl::StrCat("--format must be table or json; got '", format, "'"), usage);
+  }
+  const bool json = format == "json";
   auto version = a.GetInt("version", 0);
   if (!version.ok() || *version < 0) return UsageError("--version must be a positive integer", usage);
   auto stub = v1::Models::NewStub(conn.channel);
@@ -175,6 +202,26 @@ int RunModels(const Argv& argv) {
       std::printf("%s\n", ToJson(resp, true).c_str());
     } else {
       PrintComparison(resp);
+    }
+    return kExitOk;
+  }
+  if (sub == "drift") {
+    v1::GetDriftRequest req;
+    req.mutable_model()->set_name(name);
+    if (*version > 0) req.mutable_model()->set_version(*version);
+    if (a.Has("alias")) req.mutable_model()->set_alias(a.Get("alias"));
+    auto top = a.GetInt("top", 10);
+    if (!top.ok() || *top < 1 || *top > 100000) {
+      return UsageError("--top must be an integer in [1, 100000]", usage);
+    }
+    req.set_top(static_cast<int32_t>(*top));
+    v1::DriftReport resp;
+    grpc::Status s = stub->GetDrift(ctx.get(), req, &resp);
+    if (!s.ok()) return ReportRpcError(s);
+    if (json) {
+      std::printf("%s\n", ToJson(resp, true).c_str());
+    } else {
+      PrintDrift(resp);
     }
     return kExitOk;
   }

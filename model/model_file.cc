@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "model/drift_profile.h"
 
 namespace anorand {
 namespace {
@@ -260,6 +261,7 @@ absl::Status ValidateModel(const v1::ModelFile& m) {
   if (m.feature_names_size() != 0 && m.feature_names_size() != d) {
     return Bad(absl::StrCat(m.feature_names_size(), " feature names for ", d, " features"));
   }
+  if (m.has_drift_profile()) return ValidateDriftProfile(m.drift_profile(), d);
   return absl::OkStatus();
 }
 

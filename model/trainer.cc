@@ -10,6 +10,8 @@
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
+#include "model/compiled_model.h"
+#include "model/drift_profile.h"
 #include "model/inference_plan.h"
 #include "model/network.h"
 #include "model/normalizer.h"
@@ -546,6 +548,16 @@ absl::StatusOr<v1::ModelFile> TrainModel(const Dataset& data, const v1::Training
     return absl::InternalError(absl::StrCat("oneDNN failed during training: ", e.what()));
   }
   for (const auto& name : data.feature_names) model.add_feature_names(name);
+  if (IsCancelled(options)) return CancelledIn(TrainPhase::kStatistics, 0, layout.members);
+  {
+    // What the training data looked like, for drift detection: the model
+    // compiled as a server would, scoring a sample of the training rows.
+    auto compiled = CompiledModel::Create(model);
+    if (!compiled.ok()) return compiled.status();
+    auto profile = FitDriftProfile(**compiled, data.x.data(), data.rows, d, p.seed());
+    if (!profile.ok()) return profile.status();
+    *model.mutable_drift_profile() = *std::move(profile);
+  }
   model.set_created_unix_seconds(
       std::chrono::duration_cast<std::chrono::seconds>(
           std::chrono::system_clock::now().time_since_epoch()).count());

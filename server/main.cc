@@ -83,6 +83,12 @@ ABSL_FLAG(int64_t, shadow_queue_records, 100000,
 ABSL_FLAG(int64_t, shadow_window_records, 10000,
           "The most recent records each shadow comparison (rank correlation, flag "
           "disagreement, quantiles) is computed over.");
+ABSL_FLAG(int64_t, drift_window_records, 10000,
+          "The most recent records each model version's drift figures (PSI of every feature "
+          "and of the score against the training data) describe; 0 = drift is not tracked.");
+ABSL_FLAG(int32_t, drift_feature_series, 32,
+          "Features per model version with their own anorand_feature_drift_psi series; the "
+          "others are folded into one series, feature=\"other_max\".");
 ABSL_FLAG(int32_t, training_omp_threads, 1,
           "oneDNN/OpenMP threads per running training job (scoring keeps its own threads).");
 ABSL_FLAG(bool, training_low_priority, true,
@@ -203,6 +209,8 @@ int main(int argc, char** argv) {
   o.intake_threads = absl::GetFlag(FLAGS_intake_threads);
   o.shadow_queue_records = absl::GetFlag(FLAGS_shadow_queue_records);
   o.shadow_window_records = absl::GetFlag(FLAGS_shadow_window_records);
+  o.drift_window_records = absl::GetFlag(FLAGS_drift_window_records);
+  o.drift_feature_series = absl::GetFlag(FLAGS_drift_feature_series);
   o.training_omp_threads = absl::GetFlag(FLAGS_training_omp_threads);
   o.training_low_priority = absl::GetFlag(FLAGS_training_low_priority);
   o.training_throttle.yield_inflight = absl::GetFlag(FLAGS_training_yield_inflight);

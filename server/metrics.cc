@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "model/compiled_model.h"
 #include "prometheus/exposer.h"
+#include "server/drift_metrics.h"
 #include "prometheus/text_serializer.h"
 
 namespace anorand {
@@ -292,12 +293,13 @@ std::vector<double> Metrics::ScoreBuckets() {
   return b;
 }
 
-Metrics::Metrics(const Registry* models, const ShadowScorer* shadow)
+Metrics::Metrics(const Registry* models, const ShadowScorer* shadow, int drift_feature_series)
     : models_(models),
       registry_(std::make_shared<prometheus::Registry>()),
       runtime_(std::make_shared<RuntimeCollector>(models)),
       process_(std::make_shared<ProcessCollector>()),
       shadow_(shadow ? std::make_shared<ShadowCollector>(shadow) : nullptr),
+      drift_(std::make_shared<DriftCollector>(models, drift_feature_series)),
       requests_(prometheus::BuildCounter()
                     .Name("anorand_score_requests_total")
                     .Help("Score requests and StreamScore messages handled, by model, resolved "
@@ -414,6 +416,7 @@ absl::Status Metrics::Serve(const std::string& address,
   exposer_->RegisterCollectable(runtime_);
   exposer_->RegisterCollectable(process_);
   if (shadow_) exposer_->RegisterCollectable(shadow_);
+  exposer_->RegisterCollectable(drift_);
   return absl::OkStatus();
 }
 
@@ -581,7 +584,7 @@ void Metrics::OnTrainingJobFinished(v1::JobState state, double seconds) {
 
 std::string Metrics::Render() const {
   std::vector<MetricFamily> all = registry_->Collect();
-  for (const auto* c : {runtime_.get(), process_.get(), shadow_.get()}) {
+  for (const auto* c : {runtime_.get(), process_.get(), shadow_.get(), drift_.get()}) {
     if (!c) continue;
     for (auto& f : c->Collect()) all.push_back(std::move(f));
   }

@@ -17,8 +17,9 @@
 //     the intake work queue's load (work_queue.h).
 // Read on each scrape, no hook needed: anorand_model_versions (a registry
 // snapshot), anorand_compiled_models (CompiledModel::LiveCount()), the
-// anorand_shadow_* comparisons (shadow.h) and the process_* figures (from
-// /proc/self).
+// anorand_shadow_* comparisons (shadow.h), the anorand_*drift* figures of
+// each version's drift window (drift_metrics.h) and the process_* figures
+// (from /proc/self).
 //
 // Label values stay bounded: a request whose model is not in the registry
 // (or whose name is invalid) counts under model="_unknown_", version="";
@@ -65,9 +66,11 @@ inline constexpr char kUnknownModelLabel[] = "_unknown_";
 
 class Metrics {
  public:
-  // `models` is read on each scrape (anorand_model_versions), and so is
+  // `models` is read on each scrape (anorand_model_versions and the drift
+  // families, with `drift_feature_series` features per version), and so is
   // `shadow` (anorand_shadow_*; null: none); both must outlive this object.
-  explicit Metrics(const Registry* models, const ShadowScorer* shadow = nullptr);
+  explicit Metrics(const Registry* models, const ShadowScorer* shadow = nullptr,
+                   int drift_feature_series = 32);
   ~Metrics();  // stops the HTTP endpoint, if any
   Metrics(const Metrics&) = delete;
   Metrics& operator=(const Metrics&) = delete;
@@ -142,6 +145,7 @@ class Metrics {
   std::shared_ptr<prometheus::Collectable> runtime_;  // model versions, compiled models
   std::shared_ptr<prometheus::Collectable> process_;  // process_*
   std::shared_ptr<prometheus::Collectable> shadow_;   // anorand_shadow_*, or null
+  std::shared_ptr<prometheus::Collectable> drift_;    // anorand_*drift*
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::string address_;
   int port_ = 0;

@@ -77,6 +77,12 @@ absl::StatusOr<std::shared_ptr<ModelManager::PendingLoad>> ModelManager::BeginLo
   return load;
 }
 
+std::shared_ptr<DriftWindow> ModelManager::MakeDriftWindow(const CompiledModel& model) const {
+  if (options_.drift_window_records <= 0 || !model.info().has_drift_profile()) return nullptr;
+  return std::make_shared<DriftWindow>(model.info().drift_profile(),
+                                       options_.drift_window_records);
+}
+
 void ModelManager::FinishLoad(const std::shared_ptr<PendingLoad>& load) {
   const std::string& name = load->name;
   const int64_t version = load->version;
@@ -93,7 +99,10 @@ void ModelManager::FinishLoad(const std::shared_ptr<PendingLoad>& load) {
     if (file.ok()) {
       auto compiled = CompiledModel::Create(*std::move(file));
       status = compiled.status();
-      if (compiled.ok()) entry.model = *std::move(compiled);
+      if (compiled.ok()) {
+        entry.drift = MakeDriftWindow(**compiled);
+        entry.model = *std::move(compiled);
+      }
     }
   }
   entry.state = status.ok() ? VersionState::kReady : VersionState::kFailed;
@@ -195,6 +204,7 @@ absl::StatusOr<int64_t> ModelManager::Import(const std::string& name, int64_t ve
     published = *stored;
     VersionEntry entry;
     entry.state = VersionState::kReady;
+    entry.drift = MakeDriftWindow(**compiled);
     entry.model = *std::move(compiled);
     entry.file_bytes = static_cast<int64_t>(bytes.size());
     registry_->SetVersion(name, published, std::move(entry));

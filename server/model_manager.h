@@ -65,6 +65,10 @@ struct ModelManagerOptions {
   // Called under no lock once a version is LOADING, before its file is
   // read and compiled (tests hold a load here to order events).
   std::function<void(const std::string& model, int64_t version)> before_load;
+  // Records each ready version's drift window covers (drift_window.h);
+  // 0 = drift is not tracked. Versions whose file has no drift profile
+  // (trained before profiles were stored) are never tracked.
+  int64_t drift_window_records = 0;
 };
 
 class ModelManager {
@@ -160,6 +164,8 @@ class ModelManager {
   absl::Status CheckLoadBudget(const std::string& name, int64_t version, int64_t bytes) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(admin_mu_);
   void NotifyLoad(const LoadEvent& event) const;
+  // The drift window of a version about to be ready (null: not tracked).
+  std::shared_ptr<DriftWindow> MakeDriftWindow(const CompiledModel& model) const;
 
   ModelStore store_;
   Registry* registry_;

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/client_paths.h"
+#include "server/drift_report.h"
 #include "server/names.h"
 #include "server/raw_call.h"
 #include "server/refused_call.h"
@@ -14,6 +15,9 @@ namespace anorand {
 namespace {
 
 constexpr size_t kExportChunkBytes = 1 << 20;
+// Worst features in VersionInfo.drift, and in GetDrift by default.
+constexpr int kVersionInfoDriftFeatures = 5;
+constexpr int kGetDriftFeatures = 10;
 
 v1::VersionState ToProto(VersionState s) {
   switch (s) {
@@ -46,6 +50,10 @@ void FillVersion(const std::string& name, int64_t version, const VersionEntry& e
     *info->mutable_summary() = m.summary();
     info->set_created_unix_seconds(m.created_unix_seconds());
     info->set_training_job_id(m.training_job_id());
+    if (e.state == VersionState::kReady) {
+      FillDriftReport(name, version, *e.model, e.drift.get(), kVersionInfoDriftFeatures,
+                      info->mutable_drift());
+    }
   }
 }
 
@@ -233,6 +241,32 @@ grpc::ServerUnaryReactor* ModelsService::CompareShadow(grpc::CallbackServerConte
           FillQuantiles(c.serving_scores, p->mutable_serving_scores());
           FillQuantiles(c.shadow_scores, p->mutable_shadow_scores());
         }
+        return absl::OkStatus();
+      });
+}
+
+grpc::ServerUnaryReactor* ModelsService::GetDrift(grpc::CallbackServerContext* ctx,
+                                                  const grpc::ByteBuffer* in,
+                                                  grpc::ByteBuffer* out) {
+  return Unary<v1::GetDriftRequest, v1::DriftReport>(
+      ctx, auth_, in, out, [&](const v1::GetDriftRequest& req, v1::DriftReport* resp) -> absl::Status {
+        const v1::ModelSpec& spec = req.model();
+        if (absl::Status s = ValidateModelName(spec.name()); !s.ok()) return s;
+        if (spec.version() < 0) {
+          return absl::InvalidArgumentError(
+              "model.version must be >= 1 (or 0 for the newest READY version)");
+        }
+        if (!spec.alias().empty() && spec.alias() != "latest") {
+          if (absl::Status s = ValidateAliasName(spec.alias()); !s.ok()) return s;
+        }
+        if (req.top() < 0) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "top must be >= 0 (0 = ", kGetDriftFeatures, " features); got ", req.top()));
+        }
+        auto handle = manager_->registry().Resolve(spec.name(), spec.version(), spec.alias());
+        if (!handle.ok()) return handle.status();
+        FillDriftReport(handle->name, handle->version, *handle->model, handle->drift.get(),
+                        req.top() == 0 ? kGetDriftFeatures : req.top(), resp);
         return absl::OkStatus();
       });
 }

@@ -31,7 +31,8 @@ using RawModelsService = v1::Models::WithRawCallbackMethod_ListModels<
                                 v1::Models::WithRawCallbackMethod_SetShadow<
                                     v1::Models::WithRawCallbackMethod_ClearShadow<
                                         v1::Models::WithRawCallbackMethod_CompareShadow<
-                                            v1::Models::Service>>>>>>>>>>>>;
+                                            v1::Models::WithRawCallbackMethod_GetDrift<
+                                                v1::Models::Service>>>>>>>>>>>>>;
 
 class ModelsService final : public RawModelsService {
  public:
@@ -66,6 +67,7 @@ class ModelsService final : public RawModelsService {
                                         Bytes*) override;
   grpc::ServerUnaryReactor* CompareShadow(grpc::CallbackServerContext*, const Bytes*,
                                           Bytes*) override;
+  grpc::ServerUnaryReactor* GetDrift(grpc::CallbackServerContext*, const Bytes*, Bytes*) override;
 
  private:
   absl::Status FillModelInfo(const std::string& name, v1::ModelInfo* info) const;

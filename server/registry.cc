@@ -37,7 +37,7 @@ absl::StatusOr<ModelHandle> Registry::Resolve(const std::string& name, int64_t v
     bool loading = false;
     for (auto it = model.versions.rbegin(); it != model.versions.rend(); ++it) {
       if (it->second.state == VersionState::kReady) {
-        return ModelHandle{name, it->first, it->second.model};
+        return ModelHandle{name, it->first, it->second.model, it->second.drift};
       }
       loading |= it->second.state == VersionState::kLoading;
     }
@@ -55,7 +55,7 @@ absl::StatusOr<ModelHandle> Registry::Resolve(const std::string& name, int64_t v
   }
   switch (v->second.state) {
     case VersionState::kReady:
-      return ModelHandle{name, version, v->second.model};
+      return ModelHandle{name, version, v->second.model, v->second.drift};
     case VersionState::kLoading:
       return absl::UnavailableError(
           absl::StrCat("model '", name, "' version ", version, via, " is still loading; retry"));

@@ -1,7 +1,8 @@
 // File: registry.h
 //
 // What this replica has loaded: model name -> version -> state and a
-// shared pointer to an immutable CompiledModel, plus the model's aliases.
+// shared pointer to an immutable CompiledModel, plus the model's aliases,
+// its shadow, and each ready version's drift window (drift_window.h).
 //
 // A request resolves a handle under a short reader lock and scores with no
 // lock held; the handle's shared_ptr keeps its version alive, so a version
@@ -21,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "model/compiled_model.h"
+#include "model/drift_window.h"
 #include "server/shadow_spec.h"
 
 namespace anorand {
@@ -31,6 +33,8 @@ const char* VersionStateName(VersionState s);
 struct VersionEntry {
   VersionState state = VersionState::kLoading;
   std::shared_ptr<const CompiledModel> model;  // set when kReady
+  // Set when kReady, drift is on and the model file has a drift profile.
+  std::shared_ptr<DriftWindow> drift;
   std::string error;                           // set when kFailed
   int64_t file_bytes = 0;
   bool unloaded_by_user = false;  // the store poller leaves it unloaded
@@ -46,6 +50,7 @@ struct ModelHandle {
   std::string name;
   int64_t version = 0;
   std::shared_ptr<const CompiledModel> model;
+  std::shared_ptr<DriftWindow> drift;  // null: drift is not tracked
 };
 
 class Registry {

@@ -142,6 +142,9 @@ absl::Status ScoreHandler::Run(const v1::ScoreRequest& request, const PreparedSc
     response->Clear();
     return s;
   }
+  if (prepared.handle.drift) {
+    prepared.handle.drift->Observe(request.batch().values().data(), rows, out.score);
+  }
   event->anomalies = FillFlags(request, flags.get(), rows, response);
   event->records = rows;
   return absl::OkStatus();
@@ -177,6 +180,7 @@ void ScoreHandler::ScoreTogether(const std::vector<ScoreItem*>& items) const {
   // A failure (a NaN or infinite value) names a row of the merged batch:
   // score each request alone instead, so each gets its own answer.
   if (!model.Score(x, total, out).ok()) return each_alone();
+  if (const auto& drift = items.front()->prepared.handle.drift) drift->Observe(x, total, out.score);
   int64_t at = 0;
   for (ScoreItem* item : items) {
     item->status = absl::OkStatus();

@@ -42,7 +42,7 @@ class ServerImpl final : public AnorandServer {
         manager_(ModelStore(o.model_dir), &registry_,
                  ModelManagerOptions{o.max_loaded_model_bytes,
                                      [this](const LoadEvent& e) { OnModelLoad(e); },
-                                     o.before_model_load}),
+                                     o.before_model_load, o.drift_window_records}),
         throttle_(o.training_throttle),
         handler_(&registry_, ScoreLimits{o.max_batch_records, o.max_message_bytes}),
         stream_handler_(&registry_, ScoreLimits{o.max_batch_records, o.max_message_bytes}),
@@ -139,7 +139,7 @@ class ServerImpl final : public AnorandServer {
   // Metrics are not worth refusing to serve for: when the address cannot
   // be bound the server runs without them and says so.
   void InitMetrics() {
-    auto metrics = std::make_unique<Metrics>(&registry_, &shadow_);
+    auto metrics = std::make_unique<Metrics>(&registry_, &shadow_, options_.drift_feature_series);
     std::optional<BasicAuthCredentials> auth;
     if (!options_.metrics_basic_auth_file.empty()) {
       auto read = ReadBasicAuthFile(options_.metrics_basic_auth_file);
@@ -304,6 +304,11 @@ absl::Status ValidateServerOptions(const ServerOptions& o) {
     return bad("--shadow_queue_records must be in [1, 1073741824]");
   if (o.shadow_window_records < 2 || o.shadow_window_records > 10000000)
     return bad("--shadow_window_records must be in [2, 10000000]");
+  if (o.drift_window_records != 0 &&
+      (o.drift_window_records < 2 || o.drift_window_records > 10000000))
+    return bad("--drift_window_records must be 0 (drift is not tracked) or in [2, 10000000]");
+  if (o.drift_feature_series < 0 || o.drift_feature_series > 10000)
+    return bad("--drift_feature_series must be in [0, 10000]");
   if (o.training_omp_threads < 1 || o.training_omp_threads > 1024)
     return bad("--training_omp_threads must be in [1, 1024]");
   if (!o.metrics_basic_auth_file.empty()) {

@@ -53,6 +53,11 @@ struct ServerOptions {
   // records each comparison's figures describe.
   int64_t shadow_queue_records = 100000;
   int64_t shadow_window_records = 10000;
+  // Drift (drift_window.h): the recent records each ready version's drift
+  // figures describe (0 = not tracked), and the features per version with
+  // a series of their own in the metrics (the rest fold into one).
+  int64_t drift_window_records = 10000;
+  int drift_feature_series = 32;
   int training_omp_threads = 1;  // oneDNN threads per job
   bool training_low_priority = true;  // training threads at SCHED_IDLE
   // Training pauses between mini-batches while scoring is busy

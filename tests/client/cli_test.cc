@@ -285,6 +285,33 @@ TEST_F(CliTest, ModelsShadowCompareAndUnshadow) {
   EXPECT_THAT(out, HasSubstr("sh has no shadow"));
 }
 
+TEST_F(CliTest, ModelsDriftPrintsTheWorstFeatures) {
+  ASSERT_TRUE(env_->Import("dr", TinyModel(kD, 1)).ok());
+  auto run = [&](std::vector<std::string> args, std::string* out, std::string* err) {
+    args.insert(args.end(), {"--address", Address(), "--token", "tok"});
+    return Run(args, out, err);
+  };
+  std::string out, err;
+  Dataset d = DemoData(300, kD, 4);
+  ASSERT_TRUE(WriteCsv(d, dir_.File("records.csv"), false).ok());
+  ASSERT_EQ(run({"score", "--model", "dr", "--data", dir_.File("records.csv")}, &out, &err), 0)
+      << err;
+  ASSERT_EQ(run({"models", "drift", "dr", "--top", "2"}, &out, &err), 0) << err;
+  EXPECT_THAT(out, HasSubstr("dr version 1"));
+  EXPECT_THAT(out, HasSubstr("records: 300 observed"));
+  EXPECT_THAT(out, HasSubstr("score PSI: "));
+  EXPECT_THAT(out, HasSubstr("INDEX  FEATURE"));
+  ASSERT_EQ(run({"models", "drift", "dr", "--format", "json"}, &out, &err), 0) << err;
+  EXPECT_THAT(out, HasSubstr("\"observed_records\": \"300\""));
+  EXPECT_THAT(out, HasSubstr("\"worst_features\""));
+  EXPECT_EQ(run({"models", "drift", "dr", "--top", "0"}, &out, &err), 2);
+  EXPECT_THAT(err, HasSubstr("--top must be an integer in [1, 100000]"));
+  EXPECT_EQ(run({"models", "drift", "dr", "--format", "xml"}, &out, &err), 2);
+  EXPECT_THAT(err, HasSubstr("--format must be table or json; got 'xml'"));
+  EXPECT_EQ(run({"models", "drift", "nosuch"}, &out, &err), 1);
+  EXPECT_THAT(err, HasSubstr("NOT_FOUND: model 'nosuch' not found"));
+}
+
 TEST_F(CliTest, TrainWaitThenJobsListShowAndDeadline) {
   Dataset d = DemoData(400, kD, 3);
   ASSERT_TRUE(WriteCsv(d, dir_.File("train.csv"), false).ok());

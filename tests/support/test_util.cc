@@ -32,6 +32,10 @@ Dataset DemoData(int64_t rows, int cols, uint64_t seed) {
 }
 
 v1::ModelFile TinyModel(int cols, uint64_t seed, int64_t rows, int epochs) {
+  return TinyModelOn(DemoData(rows, cols, seed), seed, epochs);
+}
+
+v1::ModelFile TinyModelOn(Dataset data, uint64_t seed, int epochs) {
   v1::TrainingParams p;
   p.set_max_epochs(epochs);
   p.set_min_steps(0);
@@ -39,11 +43,19 @@ v1::ModelFile TinyModel(int cols, uint64_t seed, int64_t rows, int epochs) {
   p.add_encoder_widths(16);
   p.add_encoder_widths(8);
   p.add_decoder_widths(16);
-  Dataset d = DemoData(rows, cols, seed);
-  d.labels.clear();
-  auto m = TrainModel(d, p);
+  data.labels.clear();
+  auto m = TrainModel(data, p);
   if (!m.ok()) throw std::runtime_error(std::string(m.status().message()));
   return *std::move(m);
+}
+
+Dataset SliceRows(const Dataset& data, int64_t from, int64_t count) {
+  Dataset d;
+  d.rows = count;
+  d.cols = data.cols;
+  d.feature_names = data.feature_names;
+  d.x.assign(data.x.begin() + from * d.cols, data.x.begin() + (from + count) * d.cols);
+  return d;
 }
 
 std::string SharedDir() {

@@ -33,6 +33,11 @@ Dataset DemoData(int64_t rows, int cols, uint64_t seed);
 
 // A model trained on DemoData(rows, cols, seed) with few epochs: fast, real.
 v1::ModelFile TinyModel(int cols = 8, uint64_t seed = 1, int64_t rows = 400, int epochs = 3);
+// The same small network trained on `data` (its labels ignored).
+v1::ModelFile TinyModelOn(Dataset data, uint64_t seed, int epochs);
+
+// Rows [from, from + count) of `data`, with its feature names and no labels.
+Dataset SliceRows(const Dataset& data, int64_t from, int64_t count);
 
 // The shared folder, or "" when it is not there.
 std::string SharedDir();

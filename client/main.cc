@@ -23,7 +23,7 @@ constexpr char kUsage[] =
     "  health       exit 0 only when the server is SERVING\n"
     "  score        stream records through the server, one result line per record\n"
     "  models       list|show|load|unload|delete|alias|unalias|export|import|\n"
-    "               shadow|unshadow|compare\n"
+    "               shadow|unshadow|compare|drift\n"
     "  train        submit a training job (upload or server path), --wait to follow it\n"
     "  jobs         list|show|watch|cancel training jobs\n"
     "\n"

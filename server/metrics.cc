@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -114,7 +115,11 @@ class ShadowCollector final : public prometheus::Collectable {
                          "(--shadow_queue_records) was full.",
                          MetricType::Counter,
                          {}};
+    // A model whose shadow has compared records exports its drop counter from
+    // 0, so that rate() sees the first drop.
+    std::map<std::string, int64_t> drops = shadow_->DroppedAll();
     for (const ShadowComparisonStats& c : shadow_->CompareAll()) {
+      drops.emplace(c.model, 0);
       const std::vector<ClientMetric::Label> pair = {{"model", c.model},
                                                      {"version", VersionLabel(c.version)},
                                                      {"shadow_version",
@@ -141,7 +146,7 @@ class ShadowCollector final : public prometheus::Collectable {
         quantiles.metric.push_back(GaugeMetric(with({{"scorer", scorer}, {"quantile", "0.99"}}), q.p99));
       }
     }
-    for (const auto& [model, count] : shadow_->DroppedAll()) {
+    for (const auto& [model, count] : drops) {
       ClientMetric m;
       m.label = {{"model", model}};
       m.counter.value = static_cast<double>(count);

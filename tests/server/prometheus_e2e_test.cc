@@ -21,11 +21,13 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <regex>
 #include <set>
 #include <sstream>
 #include <thread>
 
+#include "anorand/v1/models.grpc.pb.h"
 #include "anorand/v1/scoring.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
@@ -367,6 +369,43 @@ tests:
           - exp_labels: {severity: warning, job: anorand, instance: "a:9464", model: fraud}
 )";
 
+// Model "fraud" version 3 sees drifted traffic (its scores and its feature
+// "amount"); model "calm" version 1 sees traffic like its training data.
+constexpr char kPsiTests[] = R"(rule_files: [rules.yml]
+evaluation_interval: 1m
+tests:
+  - name: drift against the training data
+    interval: 1m
+    input_series:
+      - series: 'anorand_score_drift_psi{job="anorand",instance="a:9464",model="fraud",version="3"}'
+        values: '0.6x60'
+      - series: 'anorand_score_drift_psi{job="anorand",instance="a:9464",model="calm",version="1"}'
+        values: '0.04x60'
+      - series: 'anorand_feature_drift_psi{job="anorand",instance="a:9464",model="fraud",version="3",feature="amount"}'
+        values: '0.9x60'
+      - series: 'anorand_feature_drift_psi{job="anorand",instance="a:9464",model="fraud",version="3",feature="hour"}'
+        values: '0.02x60'
+      - series: 'anorand_feature_drift_psi{job="anorand",instance="a:9464",model="calm",version="1",feature="amount"}'
+        values: '0.1x60'
+      - series: 'anorand_feature_drift_psi{job="anorand",instance="a:9464",model="calm",version="1",feature="other_max"}'
+        values: '0.2x60'
+    alert_rule_test:
+      - eval_time: 20m
+        alertname: AnorandScoreDrift
+        exp_alerts: []
+      - eval_time: 40m
+        alertname: AnorandScoreDrift
+        exp_alerts:
+          - exp_labels: {severity: warning, job: anorand, instance: "a:9464", model: fraud, version: "3"}
+      - eval_time: 20m
+        alertname: AnorandFeatureDrift
+        exp_alerts: []
+      - eval_time: 40m
+        alertname: AnorandFeatureDrift
+        exp_alerts:
+          - exp_labels: {severity: warning, instance: "a:9464", model: fraud, version: "3"}
+)";
+
 TEST(PromtoolTest, AlertsFireOnSyntheticSeries) {
   REQUIRE_TOOL(promtool, "promtool");
   TempDir dir;
@@ -374,12 +413,14 @@ TEST(PromtoolTest, AlertsFireOnSyntheticSeries) {
   WriteFile(dir.File("serving_test.yml"), kServingTests);
   WriteFile(dir.File("drift_test.yml"), kDriftTests);
   WriteFile(dir.File("shadow_test.yml"), kShadowTests);
+  WriteFile(dir.File("psi_test.yml"), kPsiTests);
   std::string out, err;
   EXPECT_EQ(RunCommand({promtool, "check", "rules", dir.File("rules.yml")}, &out, &err, 60), 0)
       << out << err;
-  EXPECT_THAT(out, HasSubstr("12 rules found"));
+  EXPECT_THAT(out, HasSubstr("14 rules found"));
   EXPECT_EQ(RunCommand({promtool, "test", "rules", dir.File("serving_test.yml"),
-                        dir.File("drift_test.yml"), dir.File("shadow_test.yml")},
+                        dir.File("drift_test.yml"), dir.File("shadow_test.yml"),
+                        dir.File("psi_test.yml")},
                        &out, &err, 120),
             0)
       << out << err;
@@ -405,6 +446,10 @@ const std::set<std::string>& ExportedMetrics() {
                                "anorand_shadow_flag_disagreement_ratio",
                                "anorand_shadow_score_quantile",
                                "anorand_shadow_dropped_records_total",
+                               "anorand_drift_window_records",
+                               "anorand_score_drift_psi",
+                               "anorand_feature_drift_psi",
+                               "anorand_drift_out_of_range_ratio",
                                "anorand_stream_active",
                                "anorand_compiled_models",
                                "process_resident_memory_bytes",
@@ -541,12 +586,17 @@ TEST_F(PrometheusE2ETest, CountsTrafficThroughRealPrometheus) {
   constexpr int kD = 8;
   TempDir dir;
 
-  // A model in the store before the server starts.
-  std::filesystem::create_directories(dir.File("models/fraud/1"));
-  WriteFile(dir.File("models/fraud/1/model.anorand"), SerializeModel(TinyModel(kD, 3)));
+  // A model in the store before the server starts: the requests name
+  // version 1, version 2 is its shadow.
+  for (int v : {1, 2}) {
+    const std::string at = dir.File("models/fraud/" + std::to_string(v));
+    std::filesystem::create_directories(at);
+    WriteFile(at + "/model.anorand", SerializeModel(TinyModel(kD, 2 + v)));
+  }
 
   Subprocess server({ServerBinary(), "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
-                     "--model_dir=" + dir.File("models"), "--poll_seconds=0", "--drain_seconds=1"},
+                     "--model_dir=" + dir.File("models"), "--poll_seconds=0", "--drain_seconds=1",
+                     "--drift_window_records=64"},
                     dir.File("server.out"), dir.File("server.err"));
   int grpc_port = 0, metrics_port = 0;
   const std::regex grpc_re("listening on port ([0-9]+)"), metrics_re("metrics on port ([0-9]+)");
@@ -587,6 +637,18 @@ TEST_F(PrometheusE2ETest, CountsTrafficThroughRealPrometheus) {
   auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(grpc_port),
                                      grpc::InsecureChannelCredentials());
   auto stub = v1::Scoring::NewStub(channel);
+  {
+    auto models = v1::Models::NewStub(channel);
+    v1::SetShadowRequest req;
+    req.set_model_name("fraud");
+    req.set_version(2);
+    req.set_sample_fraction(1);
+    v1::ModelInfo info;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    const grpc::Status s = models->SetShadow(&ctx, req, &info);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
   int64_t records = 0, anomalies = 0, unary_ok = 0, stream_ok = 0;
   auto count = [&](const v1::ScoreResponse& r) {
     records += r.scores_size();
@@ -600,6 +662,7 @@ TEST_F(PrometheusE2ETest, CountsTrafficThroughRealPrometheus) {
   // Records with a few far outliers among them, so that some are flagged.
   auto request = [&](int rows, uint64_t seed) {
     v1::ScoreRequest req = MakeRequest("fraud", rows, kD, seed);
+    req.mutable_model()->set_version(1);
     auto* values = req.mutable_batch()->mutable_values();
     for (int r = 0; r < rows; r += 7) {
       for (int c = 0; c < kD; ++c) values->Set(r * kD + c, 40.0f * ((c % 2) ? 1 : -1));
@@ -679,9 +742,9 @@ TEST_F(PrometheusE2ETest, CountsTrafficThroughRealPrometheus) {
   EXPECT_EQ(Value("sum(anorand_score_latency_seconds_count{" + sel + ",model=\"fraud\"})"),
             unary_ok + stream_ok + 1);
   EXPECT_EQ(Value("anorand_batch_records_count{" + sel + "}"), unary_ok + stream_ok);
-  EXPECT_EQ(Value("anorand_model_versions{" + sel + ",model=\"fraud\",state=\"ready\"}"), 1);
+  EXPECT_EQ(Value("anorand_model_versions{" + sel + ",model=\"fraud\",state=\"ready\"}"), 2);
   EXPECT_EQ(Value("anorand_model_load_failures_total{" + sel + ",model=\"fraud\"}"), 0);
-  EXPECT_EQ(Value("anorand_model_load_seconds_count{" + sel + "}"), 1);
+  EXPECT_EQ(Value("anorand_model_load_seconds_count{" + sel + "}"), 2);
   EXPECT_GE(Value("anorand_compiled_models{" + sel + "}"), 1);
   EXPECT_TRUE(WaitFor("anorand_stream_active{" + sel + "}", 0, 10)) << last_error_;
   EXPECT_GT(Value("process_resident_memory_bytes{" + sel + "}"), 1 << 20);
@@ -713,9 +776,36 @@ TEST_F(PrometheusE2ETest, CountsTrafficThroughRealPrometheus) {
   ASSERT_EQ(HttpGet(prom_port_, "/api/v1/label/version/values", &body), 200);
   const json versions = json::parse(body)["data"];
   EXPECT_EQ(std::set<std::string>(versions.begin(), versions.end()),
-            (std::set<std::string>{"1"}));  // "" is no label value in Prometheus
+            (std::set<std::string>{"1", "2"}));  // "" is no label value in Prometheus
 
-  // Every shipped alert rule evaluates against the real series.
+  // Drift of the serving version over the most recent records (between half
+  // the window of 64 and the window plus one batch), and its shadow's
+  // comparison on every record.
+  const double window = Value("anorand_drift_window_records{" + sel + ",version=\"1\"}");
+  EXPECT_GE(window, 32);
+  EXPECT_LE(window, std::min<double>(records, 64 + 30));
+  EXPECT_EQ(Value("anorand_drift_window_records{" + sel + ",version=\"2\"}"), 0);
+  const double score_psi = Value("anorand_score_drift_psi{" + sel + ",version=\"1\"}");
+  const double feature_psi = Value("max(anorand_feature_drift_psi{" + sel + ",version=\"1\"})");
+  EXPECT_GE(score_psi, 0);
+  EXPECT_GE(feature_psi, 0);
+  EXPECT_EQ(Value("count(anorand_feature_drift_psi{" + sel + "})"), kD);
+  EXPECT_GT(Value("anorand_drift_out_of_range_ratio{" + sel + "}"), 0) << "the outliers";
+  EXPECT_TRUE(WaitFor("anorand_shadow_compared_records_total{" + sel +
+                          ",version=\"1\",shadow_version=\"2\"}",
+                      records))
+      << last_error_;
+  EXPECT_EQ(Value("anorand_shadow_dropped_records_total{" + sel + ",model=\"fraud\"}"), 0);
+
+  // Every shipped alert rule evaluates against the real series. The drift
+  // rules are pending exactly when the PSI they read is above 0.25.
+  const std::map<std::string, std::string> expected_state = {
+      {"AnorandScoreDrift", score_psi > 0.25 ? "pending" : "inactive"},
+      {"AnorandFeatureDrift", feature_psi > 0.25 ? "pending" : "inactive"}};
+  auto state_of = [&](const json& r) {
+    const auto it = expected_state.find(r.value("name", ""));
+    return it == expected_state.end() ? std::string("inactive") : it->second;
+  };
   json rules;
   const bool all_evaluated = WaitUntil(
       [&] {
@@ -724,7 +814,8 @@ TEST_F(PrometheusE2ETest, CountsTrafficThroughRealPrometheus) {
         bool evaluated = !rules.empty();
         for (const json& g : rules) {
           for (const json& r : g["rules"]) {
-            evaluated &= r.value("lastEvaluation", "").rfind("0001-", 0) != 0;
+            evaluated &= r.value("lastEvaluation", "").rfind("0001-", 0) != 0 &&
+                         r.value("state", "") == state_of(r);
           }
         }
         return evaluated;
@@ -737,11 +828,11 @@ TEST_F(PrometheusE2ETest, CountsTrafficThroughRealPrometheus) {
       ++rule_count;
       EXPECT_EQ(r.value("health", ""), "ok")
           << r.value("name", "") << ": " << r.value("lastError", "");
-      // Known good traffic: nothing fires (pending or firing) yet.
-      EXPECT_EQ(r.value("state", ""), "inactive") << r.value("name", "");
+      // Known good traffic: nothing else fires (pending or firing) yet.
+      EXPECT_EQ(r.value("state", ""), state_of(r)) << r.value("name", "");
     }
   }
-  EXPECT_EQ(rule_count, 12);
+  EXPECT_EQ(rule_count, 14);
 
   // Every dashboard query is valid PromQL and finds data (rate() needs two
   // samples of the series that the last requests created).

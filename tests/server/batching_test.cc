@@ -2,7 +2,8 @@
 // over real gRPC on loopback: concurrent requests share forward passes
 // (seen on the real metrics endpoint) and each still gets exactly its own
 // results; a full queue, a bad record inside a merged pass, a deadline
-// spent waiting and explain requests each get their own answer; bad
+// spent waiting and explain requests each get their own answer; merged
+// passes feed the drift window with every record once; bad
 // batching flags are refused with a message naming the flag.
 #include <atomic>
 #include <sstream>
@@ -201,6 +202,44 @@ TEST_F(BatchingTest, ADeadlineSpentWaitingIsNotScored) {
             1);
   EXPECT_TRUE(std::isnan(Scrape(port, "anorand_scored_records_total{model=\"m\",version=\"1\"}")) ||
               Scrape(port, "anorand_scored_records_total{model=\"m\",version=\"1\"}") == 0);
+}
+
+TEST_F(BatchingTest, MergedPassesFeedTheDriftWindowWithEveryRecordOnce) {
+  BatchingOptions b;
+  b.max_delay_us = 20000;
+  b.max_records = 64;
+  StartServer(b);
+  // Every record's feature 0 lies far beyond its training range, so the
+  // window's out-of-range share shows that the merged values themselves
+  // (not only a count) reached it.
+  const float beyond = model_->drift_profile().features(0).max() + 1000;
+  constexpr int kThreads = 6, kCalls = 10, kRows = 3;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kCalls; ++i) {
+        v1::ScoreRequest req = MakeRequest("m", kRows, kD, 500 + t * kCalls + i);
+        for (int r = 0; r < kRows; ++r) req.mutable_batch()->set_values(r * kD, beyond);
+        v1::ScoreResponse resp;
+        if (!Score(req, &resp).ok()) ++failures;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  ASSERT_EQ(failures.load(), 0);
+  const int port = env_->server().metrics_port();
+  EXPECT_LT(Scrape(port, "anorand_batched_requests_count"), kThreads * kCalls / 2)
+      << "requests were not merged";
+  grpc::ClientContext ctx;
+  v1::GetDriftRequest req;
+  req.mutable_model()->set_name("m");
+  v1::DriftReport r;
+  ASSERT_TRUE(env_->models()->GetDrift(&ctx, req, &r).ok());
+  ASSERT_TRUE(r.tracked());
+  EXPECT_EQ(r.observed_records(), kThreads * kCalls * kRows);
+  EXPECT_EQ(r.window_records(), kThreads * kCalls * kRows) << "the window is far from full";
+  EXPECT_NEAR(r.out_of_range_ratio(), 1.0, 1e-9);
 }
 
 TEST(BatchingFlagsTest, BadValuesAreRefusedNamingTheFlag) {

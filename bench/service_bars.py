@@ -7,6 +7,15 @@ streams (against the in-process forward pass of the same model and batch,
 measured by the same run) and unary Score of one record (against the
 grpc.health.v1 floor), `--runs` times each, then prints the medians.
 
+With --drift: the cost of drift tracking instead. Two servers over the
+same store, one with the default --drift_window_records and one with
+--drift_window_records=0; each run benches both (alternating which goes
+first) with the loads above, the drift-on server also with a shadow at
+sample 0.1 in alternate slices (`--with-shadow 0.1`); prints per load the
+throughput and p50 of drift on against off, and of drift on with the
+shadow against off, per run and the median, beside the in-process cost of
+the drift window's Observe as a share of the forward pass.
+
 With --training: the isolation bar instead. For each server setting
 (--setting LABEL=FLAGS, repeatable; by default normal priority, SCHED_IDLE,
 and SCHED_IDLE with --training_yield_inflight 1 and 2) and each model,
@@ -17,6 +26,7 @@ median p99 ratio (training / idle) beside the job's epochs per second.
 
 usage: bench/service_bars.py [--build build] [--runs 3] [--seconds 3]
                              [--server-flag=--enable_batching ...] [--json out.json]
+       bench/service_bars.py --drift [--runs 5] [--seconds 3]
        bench/service_bars.py --training [--runs 3] [--seconds 4] [--rounds 4]
                              [--setting "LABEL=--flag=value --flag=value" ...]
 Standard library only.
@@ -49,6 +59,7 @@ def main():
     ap.add_argument("--server-flag", action="append", default=[])
     ap.add_argument("--json", default="")
     ap.add_argument("--training", action="store_true")
+    ap.add_argument("--drift", action="store_true")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--setting", action="append", default=[])
     args = ap.parse_args()
@@ -84,21 +95,17 @@ def main():
 
     if args.training:
         return training_bars(args, bench, models, start_server)
+    if args.drift:
+        return drift_bars(args, bench, models, start_server)
     port, proc = start_server(args.server_flag)
     try:
         results = []
         for run in range(args.runs):
             for name in models:
-                for mode, batch, conc in (("stream", 256, 2), ("unary", 1, 1)):
-                    out = subprocess.run(
-                        [bench, "service", "--address", f"127.0.0.1:{port}", "--model", name,
-                         "--mode", mode, "--batch", str(batch), "--concurrency", str(conc),
-                         "--seconds", str(args.seconds), "--format", "json"],
-                        capture_output=True, text=True)
-                    if out.returncode != 0:
-                        print(out.stderr, file=sys.stderr)
+                for mode, batch, conc in LOADS:
+                    j = bench_service(bench, port, name, mode, batch, conc, args.seconds)
+                    if j is None:
                         return 1
-                    j = json.loads(out.stdout)
                     j["model"], j["run"] = name, run
                     results.append(j)
     finally:
@@ -126,6 +133,73 @@ def main():
     return 0
 
 
+LOADS = (("stream", 256, 2), ("unary", 1, 1))
+
+
+def bench_service(bench, port, name, mode, batch, conc, seconds, extra=()):
+    """One `anorand-bench service` run; its JSON, or None (stderr printed)."""
+    out = subprocess.run(
+        [bench, "service", "--address", f"127.0.0.1:{port}", "--model", name,
+         "--mode", mode, "--batch", str(batch), "--concurrency", str(conc),
+         "--seconds", str(seconds), "--format", "json"] + list(extra),
+        capture_output=True, text=True)
+    if out.returncode != 0:
+        print(out.stderr, file=sys.stderr)
+        return None
+    return json.loads(out.stdout)
+
+
+def drift_bars(args, bench, models, start_server):
+    servers = {"on": start_server(args.server_flag),
+               "off": start_server(["--drift_window_records=0"] + args.server_flag)}
+    results = []
+    try:
+        for run in range(args.runs):
+            order = ("on", "off") if run % 2 == 0 else ("off", "on")
+            for name in models:
+                for mode, batch, conc in LOADS:
+                    for drift in order:
+                        extra = ["--with-shadow", "0.1"] if drift == "on" else []
+                        j = bench_service(bench, servers[drift][0], name, mode, batch, conc,
+                                          args.seconds, extra)
+                        if j is None:
+                            return 1
+                        j["model"], j["run"], j["drift"] = name, run, drift
+                        results.append(j)
+    finally:
+        for _, proc in servers.values():
+            proc.terminate()
+            proc.wait()
+    with open("/proc/loadavg") as f:
+        load = f.read().split()[:3]
+    print(f"load average at the end: {' '.join(load)}; {args.runs} runs of {args.seconds} s "
+          "per load and setting, medians\n")
+    print("| model | load | records/s on / off | on / off per run | median | "
+          "on + shadow 0.1 / off per run | median | p50 us on / off | "
+          "Observe / forward in process |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name in models:
+        for mode, batch, conc in LOADS:
+            pick = lambda d: sorted((r for r in results if r["model"] == name and
+                                     r["mode"] == mode and r["drift"] == d),
+                                    key=lambda r: r["run"])
+            on, off = pick("on"), pick("off")
+            ratios = [a["records_per_s"] / b["records_per_s"] for a, b in zip(on, off)]
+            both = [a["records_per_s_shadow_on"] / b["records_per_s"] for a, b in zip(on, off)]
+            med = lambda rs, k: statistics.median(r[k] for r in rs)
+            print(f"| {name} | {mode} b{batch} c{conc} | {med(on, 'records_per_s'):,.0f} / "
+                  f"{med(off, 'records_per_s'):,.0f} | "
+                  f"{', '.join(f'{x:.3f}' for x in ratios)} | "
+                  f"**{statistics.median(ratios):.3f}** | "
+                  f"{', '.join(f'{x:.3f}' for x in both)} | "
+                  f"**{statistics.median(both):.3f}** | {med(on, 'p50_us'):,.0f} / "
+                  f"{med(off, 'p50_us'):,.0f} | {med(on + off, 'drift_vs_forward'):.3f} |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+    return 0
+
+
 DEFAULT_SETTINGS = [
     "normal priority=--training_low_priority=false",
     "SCHED_IDLE=",
@@ -145,16 +219,10 @@ def training_bars(args, bench, models, start_server):
             port, proc = start_server(flags)
             try:
                 for name in models:
-                    out = subprocess.run(
-                        [bench, "service", "--address", f"127.0.0.1:{port}", "--model", name,
-                         "--mode", "unary", "--batch", "1", "--concurrency", "2",
-                         "--seconds", str(args.seconds), "--with-training",
-                         "--training-rounds", str(args.rounds), "--format", "json"],
-                        capture_output=True, text=True)
-                    if out.returncode != 0:
-                        print(out.stderr, file=sys.stderr)
+                    j = bench_service(bench, port, name, "unary", 1, 2, args.seconds,
+                                      ["--with-training", "--training-rounds", str(args.rounds)])
+                    if j is None:
                         return 1
-                    j = json.loads(out.stdout)
                     j["model"], j["run"], j["setting"] = name, run, label
                     results.append(j)
             finally:

@@ -1,7 +1,9 @@
 // anorand-bench service: load on a running server over gRPC, and in the
 // same run the transport floor (grpc.health.v1 Check at the same
 // concurrency) and the in-process forward throughput of the same model
-// (exported from the server) at the same batch. With --with-training, the
+// (exported from the server) at the same batch, and the cost of the drift
+// window's Observe on the same records (drift_vs_forward: its time per
+// record as a share of the forward pass's). With --with-training, the
 // p99 of the same load while a training job runs on the server against the
 // p99 of idle slices interleaved with it, and the job's epochs per second.
 // With --with-shadow F, the model is imported again as a new version that
@@ -26,6 +28,7 @@
 #include "grpcpp/grpcpp.h"
 #include "model/compiled_model.h"
 #include "model/data/synthetic_data.h"
+#include "model/drift_window.h"
 #include "model/model_file.h"
 #include "nlohmann/json.hpp"
 
@@ -146,6 +149,21 @@ int Service(const std::vector<std::string>& argv) {
     per_call.push_back(ElapsedSeconds(t0));
   }
   const double forward_rps = *batch / Median(per_call);
+  // The drift window's cost per record at this batch (what a READY version
+  // adds to each scored batch when --drift_window_records > 0), measured on
+  // the same records and scores.
+  double drift_rps = 0;
+  if (file->has_drift_profile()) {
+    DriftWindow window(file->drift_profile(), 10000);
+    std::vector<double> per_observe;
+    const auto dend = Clock::now() + Seconds(1.0);
+    while (Clock::now() < dend || per_observe.size() < 20) {
+      const auto t0 = Clock::now();
+      window.Observe(data.x.data(), *batch, score.data());
+      per_observe.push_back(ElapsedSeconds(t0));
+    }
+    drift_rps = *batch / Median(per_observe);
+  }
 
   // Transport floor: health checks at the same concurrency.
   auto run_floor = [&](double secs) {
@@ -441,6 +459,8 @@ int Service(const std::vector<std::string>& argv) {
                       {"floor_p99_us", Percentile(floor.latencies_us, 0.99)},
                       {"forward_records_per_s", forward_rps},
                       {"stream_vs_forward", load.records / load.seconds / forward_rps},
+                      {"drift_observe_records_per_s", drift_rps},
+                      {"drift_vs_forward", drift_rps > 0 ? forward_rps / drift_rps : 0},
                       {"p50_vs_floor", Median(load.latencies_us) / Median(floor.latencies_us)}};
   if (a->Has("with-training")) {
     const double idle_p99 = Percentile(tr.idle.latencies_us, 0.99);

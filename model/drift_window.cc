@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <random>
 
 #include "model/drift_profile.h"
 
@@ -22,9 +23,10 @@ double PopulationStabilityIndex(const int64_t* counts, int64_t n, const float* e
   return psi;
 }
 
-DriftWindow::DriftWindow(const v1::DriftProfile& profile, int64_t window_records)
+DriftWindow::DriftWindow(const v1::DriftProfile& profile, int64_t window_records, double sample)
     : d_(profile.features_size()),
       window_records_(std::max<int64_t>(window_records, 2)),
+      sample_(sample > 0 && sample < 1 ? sample : 1),
       profile_rows_(profile.rows()) {
   for (const auto& s : profile.features()) feature_edges_ = std::max(feature_edges_, s.edges_size());
   feature_stride_ = feature_edges_ + 1;
@@ -62,14 +64,31 @@ void DriftWindow::Add(const Counts& from, Counts* to) {
 
 void DriftWindow::Observe(const float* x, int64_t rows, const float* scores) {
   if (rows <= 0) return;
+  // The records drawn: all of them, or gaps drawn from the geometric
+  // distribution (memoryless, so starting again at each batch keeps every
+  // record's chance at sample_).
+  std::vector<int64_t> drawn;
+  if (sample_ < 1) {
+    thread_local std::mt19937_64 gen{std::random_device{}()};
+    std::geometric_distribution<int64_t> gap(sample_);
+    for (int64_t r = std::min(gap(gen), rows); r < rows; r += 1 + std::min(gap(gen), rows))
+      drawn.push_back(r);
+    if (drawn.empty()) {
+      absl::MutexLock lock(&mu_);
+      observed_ += rows;
+      return;
+    }
+  }
+  const int64_t n = sample_ < 1 ? static_cast<int64_t>(drawn.size()) : rows;
   Counts batch = Empty();
-  batch.records = rows;
+  batch.records = n;
   std::vector<int32_t> bin(d_);
   std::vector<int32_t> out(d_);
   const float* edges = edges_.data();
   const float* lo = lo_.data();
   const float* hi = hi_.data();
-  for (int64_t r = 0; r < rows; ++r) {
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t r = sample_ < 1 ? drawn[i] : i;
     const float* v = x + r * d_;
     int32_t* b = bin.data();
     int32_t* o = out.data();

@@ -10,6 +10,14 @@
 // always cover between window_records / 2 and window_records (plus one
 // batch) of the most recent records, and forget what came before.
 //
+// With sample < 1, each scored record enters the window with probability
+// `sample` (geometric gaps between drawn records, so the cost follows the
+// records drawn). The PSI's precision depends on the records in the window,
+// not on the traffic's rate, so a sample keeps the figures as precise and
+// stretches the time the window spans; at a high rate it is the difference
+// between tracking costing a few percent of scoring and a sixth of it
+// (docs/PERFORMANCE.md).
+//
 // Per feature: the population stability index of the window against the
 // profile, PSI = sum over bins of (a - e) * ln(a / e) with a and e the
 // window's and the profile's bin shares, each smoothed by half a record per
@@ -38,7 +46,7 @@ struct FeatureDriftStats {
 };
 
 struct DriftStats {
-  int64_t observed = 0;  // records observed since the window was created
+  int64_t observed = 0;  // records offered to Observe since the window was created
   int64_t window = 0;    // records the figures below describe
   double score_psi = 0;
   double out_of_range = 0;  // share of the window with any feature out of range
@@ -53,17 +61,19 @@ double PopulationStabilityIndex(const int64_t* counts, int64_t n, const float* e
 
 class DriftWindow {
  public:
-  // `profile` must have passed ValidateDriftProfile; window_records >= 2.
-  DriftWindow(const v1::DriftProfile& profile, int64_t window_records);
+  // `profile` must have passed ValidateDriftProfile; window_records >= 2;
+  // sample in (0, 1].
+  DriftWindow(const v1::DriftProfile& profile, int64_t window_records, double sample = 1);
 
   // rows records of the profile's width (raw values, row-major) and their
-  // scores, all finite.
+  // scores, all finite: each enters the window with probability sample().
   void Observe(const float* x, int64_t rows, const float* scores);
 
   DriftStats Stats() const;
 
   int features() const { return d_; }
   int64_t window_records() const { return window_records_; }
+  double sample() const { return sample_; }
 
  private:
   struct Counts {
@@ -78,6 +88,7 @@ class DriftWindow {
 
   const int d_;
   const int64_t window_records_;
+  const double sample_;
   const int64_t profile_rows_;
   // Feature edges padded with +inf to the widest sketch, laid out edge-major
   // (edge k of feature j at k * d_ + j) so that binning a record is a few

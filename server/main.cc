@@ -86,6 +86,9 @@ ABSL_FLAG(int64_t, shadow_window_records, 10000,
 ABSL_FLAG(int64_t, drift_window_records, 10000,
           "The most recent records each model version's drift figures (PSI of every feature "
           "and of the score against the training data) describe; 0 = drift is not tracked.");
+ABSL_FLAG(double, drift_sample, 0.1,
+          "The share of scored records, drawn at random, that enter the drift window, in "
+          "(0, 1]; the window then spans 1/F times as much traffic for the same precision.");
 ABSL_FLAG(int32_t, drift_feature_series, 32,
           "Features per model version with their own anorand_feature_drift_psi series; the "
           "others are folded into one series, feature=\"other_max\".");
@@ -210,6 +213,7 @@ int main(int argc, char** argv) {
   o.shadow_queue_records = absl::GetFlag(FLAGS_shadow_queue_records);
   o.shadow_window_records = absl::GetFlag(FLAGS_shadow_window_records);
   o.drift_window_records = absl::GetFlag(FLAGS_drift_window_records);
+  o.drift_sample = absl::GetFlag(FLAGS_drift_sample);
   o.drift_feature_series = absl::GetFlag(FLAGS_drift_feature_series);
   o.training_omp_threads = absl::GetFlag(FLAGS_training_omp_threads);
   o.training_low_priority = absl::GetFlag(FLAGS_training_low_priority);

@@ -80,7 +80,7 @@ absl::StatusOr<std::shared_ptr<ModelManager::PendingLoad>> ModelManager::BeginLo
 std::shared_ptr<DriftWindow> ModelManager::MakeDriftWindow(const CompiledModel& model) const {
   if (options_.drift_window_records <= 0 || !model.info().has_drift_profile()) return nullptr;
   return std::make_shared<DriftWindow>(model.info().drift_profile(),
-                                       options_.drift_window_records);
+                                       options_.drift_window_records, options_.drift_sample);
 }
 
 void ModelManager::FinishLoad(const std::shared_ptr<PendingLoad>& load) {

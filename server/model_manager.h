@@ -69,6 +69,8 @@ struct ModelManagerOptions {
   // 0 = drift is not tracked. Versions whose file has no drift profile
   // (trained before profiles were stored) are never tracked.
   int64_t drift_window_records = 0;
+  // The share of scored records drawn into a drift window, in (0, 1].
+  double drift_sample = 1;
 };
 
 class ModelManager {

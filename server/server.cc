@@ -42,7 +42,8 @@ class ServerImpl final : public AnorandServer {
         manager_(ModelStore(o.model_dir), &registry_,
                  ModelManagerOptions{o.max_loaded_model_bytes,
                                      [this](const LoadEvent& e) { OnModelLoad(e); },
-                                     o.before_model_load, o.drift_window_records}),
+                                     o.before_model_load, o.drift_window_records,
+                                     o.drift_sample}),
         throttle_(o.training_throttle),
         handler_(&registry_, ScoreLimits{o.max_batch_records, o.max_message_bytes}),
         stream_handler_(&registry_, ScoreLimits{o.max_batch_records, o.max_message_bytes}),
@@ -307,6 +308,9 @@ absl::Status ValidateServerOptions(const ServerOptions& o) {
   if (o.drift_window_records != 0 &&
       (o.drift_window_records < 2 || o.drift_window_records > 10000000))
     return bad("--drift_window_records must be 0 (drift is not tracked) or in [2, 10000000]");
+  if (!(o.drift_sample > 0 && o.drift_sample <= 1))
+    return bad("--drift_sample must be in (0, 1]: the share of scored records drawn into "
+               "each version's drift window");
   if (o.drift_feature_series < 0 || o.drift_feature_series > 10000)
     return bad("--drift_feature_series must be in [0, 10000]");
   if (o.training_omp_threads < 1 || o.training_omp_threads > 1024)

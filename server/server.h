@@ -57,6 +57,7 @@ struct ServerOptions {
   // figures describe (0 = not tracked), and the features per version with
   // a series of their own in the metrics (the rest fold into one).
   int64_t drift_window_records = 10000;
+  double drift_sample = 0.1;  // share of scored records drawn into the window
   int drift_feature_series = 32;
   int training_omp_threads = 1;  // oneDNN threads per job
   bool training_low_priority = true;  // training threads at SCHED_IDLE

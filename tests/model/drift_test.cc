@@ -154,6 +154,36 @@ TEST_F(DriftWindowTest, TheWindowForgetsRecordsOlderThanItsLength) {
   EXPECT_LT(s.out_of_range, 0.05);
 }
 
+TEST_F(DriftWindowTest, ASampledWindowDrawsThatShareOfRecordsInBatchesOfAnySize) {
+  DriftWindow w(model_->drift_profile(), 100000, 0.1);
+  EXPECT_EQ(w.sample(), 0.1);
+  // 3500 records like the training data, in batches of 1 to 13 records: a
+  // draw that started again badly at each batch would miss the share.
+  int64_t from = 1500, size = 1;
+  while (from < 5000) {
+    const int64_t n = std::min<int64_t>(size, 5000 - from);
+    ObserveAll(&w, Rows(from, n));
+    from += n;
+    size = size % 13 + 1;
+  }
+  DriftStats s = w.Stats();
+  EXPECT_EQ(s.observed, 3500) << "every record offered is counted";
+  // Binomial(3500, 0.1): mean 350, standard deviation 17.7; five of them.
+  EXPECT_GE(s.window, 350 - 89);
+  EXPECT_LE(s.window, 350 + 89);
+  EXPECT_LT(s.score_psi, 0.1);
+  for (const auto& f : s.features) EXPECT_LT(f.psi, 0.1) << "feature " << f.feature;
+  // The records drawn are the records offered: a shifted feature is seen.
+  Dataset shifted = Rows(1500, 3500);
+  for (int64_t r = 0; r < shifted.rows; ++r) shifted.x[r * 6 + 2] += 1000;
+  DriftWindow v(model_->drift_profile(), 100000, 0.1);
+  ObserveAll(&v, shifted);
+  s = v.Stats();
+  EXPECT_NEAR(s.out_of_range, 1.0, 1e-9);
+  EXPECT_NEAR(s.features[2].out_of_range, 1.0, 1e-9);
+  EXPECT_GT(s.features[2].psi, 1.0);
+}
+
 TEST_F(DriftWindowTest, TheModelFileRefusesAMalformedProfile) {
   auto expect_refused = [](v1::ModelFile m, const std::string& what) {
     absl::Status s = ValidateModel(m);

@@ -43,6 +43,7 @@ class BatchingTest : public ::testing::Test {
     o.poll_seconds = 0;
     o.enable_batching = true;
     o.batching = b;
+    o.drift_sample = 1;
     o.metrics_address = "127.0.0.1:0";
     env_ = std::make_unique<ServerEnv>(o);
     ASSERT_TRUE(env_->Import("m", *model_).ok());

@@ -36,6 +36,7 @@ class DriftServerTest : public ::testing::Test {
     o.model_dir = "models";
     o.metrics_address = "127.0.0.1:0";
     o.drift_window_records = window;
+    o.drift_sample = 1;  // every record: the counts below are exact
     o.drift_feature_series = 4;
     return o;
   }

@@ -596,7 +596,7 @@ TEST_F(PrometheusE2ETest, CountsTrafficThroughRealPrometheus) {
 
   Subprocess server({ServerBinary(), "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
                      "--model_dir=" + dir.File("models"), "--poll_seconds=0", "--drain_seconds=1",
-                     "--drift_window_records=64"},
+                     "--drift_window_records=64", "--drift_sample=1"},
                     dir.File("server.out"), dir.File("server.err"));
   int grpc_port = 0, metrics_port = 0;
   const std::regex grpc_re("listening on port ([0-9]+)"), metrics_re("metrics on port ([0-9]+)");

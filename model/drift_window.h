@@ -14,9 +14,8 @@
 // `sample` (geometric gaps between drawn records, so the cost follows the
 // records drawn). The PSI's precision depends on the records in the window,
 // not on the traffic's rate, so a sample keeps the figures as precise and
-// stretches the time the window spans; at a high rate it is the difference
-// between tracking costing a few percent of scoring and a sixth of it
-// (docs/PERFORMANCE.md).
+// stretches the time the window spans (its cost against the forward pass:
+// docs/PERFORMANCE.md, "Drift tracking").
 //
 // Per feature: the population stability index of the window against the
 // profile, PSI = sum over bins of (a - e) * ln(a / e) with a and e the

@@ -517,6 +517,7 @@ void JobManager::Run(const std::shared_ptr<Entry>& entry) {
     Advance(g, kFitShare, elapsed());
     g->set_message("publishing");
   });
+  if (options_.before_publish) options_.before_publish(entry->job.id());
   model->set_name(spec.model_name());
   model->set_training_job_id(entry->job.id());
   auto version = models_->Publish(spec.model_name(), 0, *model, spec.promote_to_alias());

@@ -48,6 +48,10 @@ struct JobOptions {
   // Pauses training between mini-batches while scoring is busy
   // (training_throttle.h); null = never. Must outlive the manager.
   const TrainingThrottle* throttle = nullptr;
+  // Called on the training thread once a job is PUBLISHING (CancelJob is
+  // then refused), before its version is written, with no lock held.
+  // Empty = nothing; tests hold a publish here.
+  std::function<void(const std::string& job_id)> before_publish;
 };
 
 // Counts for metrics: jobs per state, queue depth, and a finished job's

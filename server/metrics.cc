@@ -427,12 +427,12 @@ absl::Status Metrics::Serve(const std::string& address,
 
 Metrics::ModelSeries* Metrics::ModelFor(const std::string& label, bool create) {
   {
-    std::shared_lock lock(series_mu_);
+    absl::ReaderMutexLock lock(&series_mu_);
     auto it = series_.find(label);
     if (it != series_.end()) return it->second.get();
   }
   if (!create) return nullptr;
-  std::unique_lock lock(series_mu_);
+  absl::MutexLock lock(&series_mu_);
   auto& slot = series_[label];
   if (!slot) {
     auto m = std::make_unique<ModelSeries>();
@@ -449,11 +449,11 @@ Metrics::ModelSeries* Metrics::ModelFor(const std::string& label, bool create) {
 
 Metrics::VersionSeries* Metrics::VersionFor(ModelSeries* model, int64_t version) {
   {
-    std::shared_lock lock(model->mu);
+    absl::ReaderMutexLock lock(&model->mu);
     auto it = model->versions.find(version);
     if (it != model->versions.end()) return it->second.get();
   }
-  std::unique_lock lock(model->mu);
+  absl::MutexLock lock(&model->mu);
   auto& slot = model->versions[version];
   if (!slot) {
     auto v = std::make_unique<VersionSeries>();

@@ -35,13 +35,13 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <shared_mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
-#include "server/metrics_auth.h"
+#include "absl/synchronization/mutex.h"
 #include "anorand/v1/training.pb.h"
 #include "prometheus/collectable.h"
 #include "prometheus/counter.h"
@@ -49,6 +49,7 @@
 #include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
+#include "server/metrics_auth.h"
 #include "server/model_manager.h"
 #include "server/registry.h"
 #include "server/score_handler.h"
@@ -132,8 +133,8 @@ class Metrics {
     std::string label;
     std::array<prometheus::Histogram*, kMethods> latency{};
     prometheus::Histogram* scores = nullptr;
-    mutable std::shared_mutex mu;
-    std::map<int64_t, std::unique_ptr<VersionSeries>> versions;  // 0: ""; guarded by mu
+    mutable absl::Mutex mu;
+    std::map<int64_t, std::unique_ptr<VersionSeries>> versions ABSL_GUARDED_BY(mu);  // 0: ""
   };
 
   ModelSeries* ModelFor(const std::string& label, bool create);
@@ -168,8 +169,8 @@ class Metrics {
   prometheus::Gauge& intake_queued_;
   prometheus::Gauge& intake_running_;
 
-  mutable std::shared_mutex series_mu_;
-  std::unordered_map<std::string, std::unique_ptr<ModelSeries>> series_;  // guarded by series_mu_
+  mutable absl::Mutex series_mu_;
+  std::unordered_map<std::string, std::unique_ptr<ModelSeries>> series_ ABSL_GUARDED_BY(series_mu_);
   ModelSeries* unknown_ = nullptr;
 };
 

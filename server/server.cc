@@ -54,7 +54,7 @@ class ServerImpl final : public AnorandServer {
         jobs_(&manager_, JobOptions{o.jobs_dir.empty() ? o.model_dir + "/.jobs" : o.jobs_dir,
                                     o.max_queued_jobs, o.training_threads,
                                     o.training_omp_threads, o.training_low_priority,
-                                    &throttle_}),
+                                    &throttle_, o.before_publish}),
         training_(&jobs_, &auth_, TrainingLimits{o.data_dir, o.max_upload_bytes}, &intake_) {}
 
   ~ServerImpl() override {

@@ -83,6 +83,10 @@ struct ServerOptions {
   // ends (training_throttle.h). Empty in anorand-server; tests hold a pause
   // here.
   std::function<void(const TrainingPause&)> on_training_pause;
+  // Called on the training thread once a job is PUBLISHING, before its
+  // version is written (job_manager.h). Empty in anorand-server; tests hold
+  // a publish here.
+  std::function<void(const std::string& job_id)> before_publish;
 };
 
 // Checks ranges; INVALID_ARGUMENT names the flag.

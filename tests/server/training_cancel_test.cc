@@ -5,7 +5,8 @@
 // progress never goes back across ensemble members, an NPZ that inflates
 // past the bound is refused before it is inflated, and a SubmitJob call
 // cancelled while its upload is parsed records no job (uploads cancelled
-// before their end: abandoned_upload_test.cc).
+// before their end: abandoned_upload_test.cc). A job held while it
+// publishes cannot be cancelled, and a server stopped then publishes first.
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,6 +18,8 @@
 #include <fstream>
 #include <thread>
 
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 #include "anorand/v1/models.grpc.pb.h"
 #include "anorand/v1/training.grpc.pb.h"
 #include "gmock/gmock.h"
@@ -353,6 +356,85 @@ TEST_F(TrainingCancelTest, NpzInflatingPastTheBoundIsRefusedBeforeInflating) {
   EXPECT_EQ(jobs.jobs_size(), 0);
   const std::string jobs_dir = env_->model_dir() + "/.jobs";
   EXPECT_TRUE(!fs::exists(jobs_dir) || fs::is_empty(jobs_dir));
+}
+
+// A gate held on the training thread just before a version is written
+// (ServerOptions::before_publish): `entered` once a job is PUBLISHING,
+// `release` lets the publish go on.
+struct PublishGate {
+  absl::Notification entered;
+  absl::Notification release;
+  std::function<void(const std::string&)> Hook() {
+    return [this](const std::string&) {
+      entered.Notify();
+      release.WaitForNotification();
+    };
+  }
+};
+
+TEST_F(TrainingCancelTest, CancelWhilePublishingIsRefusedAndTheVersionStillServes) {
+  PublishGate gate;
+  ServerOptions o;
+  o.before_publish = gate.Hook();
+  StartServer(o);
+  WriteNpy(DemoData(600, 5, 7), data_.File("p.npy"));
+  v1::Job job;
+  ASSERT_TRUE(SubmitPath(SmallNetwork("pub", 1), "p.npy", &job).ok());
+  ASSERT_TRUE(gate.entered.WaitForNotificationWithTimeout(absl::Seconds(120)));
+  const v1::Job publishing = Get(job.id());
+  EXPECT_EQ(publishing.state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(publishing.progress().phase(), v1::JOB_PHASE_PUBLISHING);
+  const grpc::Status refused = Cancel(job.id());
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(refused.error_message(), HasSubstr("already publishing its version"));
+  gate.release.Notify();
+  const auto messages = WatchAndCancel(job.id(), nullptr);
+  ASSERT_FALSE(messages.empty());
+  EXPECT_EQ(messages.back().state(), v1::JOB_STATE_SUCCEEDED);
+  const v1::Job after = Get(job.id());
+  EXPECT_EQ(after.state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(after.published_version(), 1);
+  grpc::ClientContext ctx;
+  v1::ScoreResponse resp;
+  const grpc::Status scored =
+      env_->scoring()->Score(&ctx, MakeRequest("pub", 3, 5, 1), &resp);
+  EXPECT_TRUE(scored.ok()) << scored.error_message();
+  EXPECT_EQ(resp.scores_size(), 3);
+}
+
+TEST_F(TrainingCancelTest, ShutdownWhilePublishingFinishesThePublishFirst) {
+  // The server is told to stop while a job is held in PUBLISHING: the stop
+  // waits for the publish, and after a restart the job is SUCCEEDED with
+  // its version on disk and serving.
+  PublishGate gate;
+  ServerOptions o;
+  o.before_publish = gate.Hook();
+  StartServer(o);
+  WriteNpy(DemoData(600, 5, 8), data_.File("p.npy"));
+  v1::Job job;
+  ASSERT_TRUE(SubmitPath(SmallNetwork("pub", 1), "p.npy", &job).ok());
+  ASSERT_TRUE(gate.entered.WaitForNotificationWithTimeout(absl::Seconds(120)));
+  absl::Notification stopped;
+  std::thread stopper([&] {
+    env_->server().Shutdown();
+    stopped.Notify();
+  });
+  // Shutdown cannot return while the training thread is held in the gate.
+  EXPECT_FALSE(stopped.WaitForNotificationWithTimeout(absl::Milliseconds(300)));
+  gate.release.Notify();
+  stopper.join();
+  EXPECT_TRUE(stopped.HasBeenNotified());
+  env_->Stop();
+  env_->Start();
+  stub_ = v1::Training::NewStub(env_->channel());
+  const v1::Job after = Get(job.id());
+  EXPECT_EQ(after.state(), v1::JOB_STATE_SUCCEEDED) << after.error();
+  EXPECT_EQ(after.published_version(), 1);
+  grpc::ClientContext ctx;
+  v1::ScoreResponse resp;
+  const grpc::Status scored =
+      env_->scoring()->Score(&ctx, MakeRequest("pub", 2, 5, 2), &resp);
+  EXPECT_TRUE(scored.ok()) << scored.error_message();
 }
 
 TEST_F(TrainingCancelTest, CancellingSubmitJobWhileItsUploadIsParsedSubmitsNoJob) {

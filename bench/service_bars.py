@@ -16,6 +16,12 @@ throughput and p50 of drift on against off, and of drift on with the
 shadow against off, per run and the median, beside the in-process cost of
 the drift window's Observe as a share of the forward pass.
 
+With --reservoir: the same for a reservoir of recent traffic: one server
+keeping a reservoir of 50,000 records for each model and writing it every
+second (--reservoir_flush_seconds=1, to show the writes too), one without;
+no shadow; beside the in-process cost of a full reservoir's Observe as a
+share of the forward pass.
+
 With --training: the isolation bar instead. For each server setting
 (--setting LABEL=FLAGS, repeatable; by default normal priority, SCHED_IDLE,
 and SCHED_IDLE with --training_yield_inflight 1 and 2) and each model,
@@ -27,6 +33,7 @@ median p99 ratio (training / idle) beside the job's epochs per second.
 usage: bench/service_bars.py [--build build] [--runs 3] [--seconds 3]
                              [--server-flag=--enable_batching ...] [--json out.json]
        bench/service_bars.py --drift [--runs 5] [--seconds 3]
+       bench/service_bars.py --reservoir [--runs 5] [--seconds 3]
        bench/service_bars.py --training [--runs 3] [--seconds 4] [--rounds 4]
                              [--setting "LABEL=--flag=value --flag=value" ...]
 Standard library only.
@@ -60,6 +67,7 @@ def main():
     ap.add_argument("--json", default="")
     ap.add_argument("--training", action="store_true")
     ap.add_argument("--drift", action="store_true")
+    ap.add_argument("--reservoir", action="store_true")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--setting", action="append", default=[])
     args = ap.parse_args()
@@ -96,7 +104,15 @@ def main():
     if args.training:
         return training_bars(args, bench, models, start_server)
     if args.drift:
-        return drift_bars(args, bench, models, start_server)
+        return on_off_bars(args, bench, models, start_server, args.server_flag,
+                           ["--drift_window_records=0"] + args.server_flag,
+                           shadow=True, in_process="drift_vs_forward")
+    if args.reservoir:
+        keep = ",".join(f"{name}=50000" for name in models)
+        return on_off_bars(args, bench, models, start_server,
+                           [f"--reservoir_records={keep}", "--reservoir_flush_seconds=1",
+                            "--replica_id=bench-on"] + args.server_flag,
+                           args.server_flag, shadow=False, in_process="reservoir_vs_forward")
     port, proc = start_server(args.server_flag)
     try:
         results = []
@@ -149,9 +165,11 @@ def bench_service(bench, port, name, mode, batch, conc, seconds, extra=()):
     return json.loads(out.stdout)
 
 
-def drift_bars(args, bench, models, start_server):
-    servers = {"on": start_server(args.server_flag),
-               "off": start_server(["--drift_window_records=0"] + args.server_flag)}
+def on_off_bars(args, bench, models, start_server, on_flags, off_flags, shadow, in_process):
+    """Benches a server with a feature on against one with it off, in turns;
+    with `shadow`, the on-server also with a shadow at 0.1 in alternate
+    slices. `in_process` names the JSON figure of the last column."""
+    servers = {"on": start_server(on_flags), "off": start_server(off_flags)}
     results = []
     try:
         for run in range(args.runs):
@@ -159,7 +177,7 @@ def drift_bars(args, bench, models, start_server):
             for name in models:
                 for mode, batch, conc in LOADS:
                     for drift in order:
-                        extra = ["--with-shadow", "0.1"] if drift == "on" else []
+                        extra = ["--with-shadow", "0.1"] if shadow and drift == "on" else []
                         j = bench_service(bench, servers[drift][0], name, mode, batch, conc,
                                           args.seconds, extra)
                         if j is None:
@@ -174,10 +192,10 @@ def drift_bars(args, bench, models, start_server):
         load = f.read().split()[:3]
     print(f"load average at the end: {' '.join(load)}; {args.runs} runs of {args.seconds} s "
           "per load and setting, medians\n")
-    print("| model | load | records/s on / off | on / off per run | median | "
-          "on + shadow 0.1 / off per run | median | p50 us on / off | "
-          "Observe / forward in process |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| model | load | records/s on / off | on / off per run | median | " +
+          ("on + shadow 0.1 / off per run | median | " if shadow else "") +
+          "p50 us on / off | Observe / forward in process |")
+    print("|---|---|---|---|---|---|---|" + ("---|---|" if shadow else ""))
     for name in models:
         for mode, batch, conc in LOADS:
             pick = lambda d: sorted((r for r in results if r["model"] == name and
@@ -185,15 +203,19 @@ def drift_bars(args, bench, models, start_server):
                                     key=lambda r: r["run"])
             on, off = pick("on"), pick("off")
             ratios = [a["records_per_s"] / b["records_per_s"] for a, b in zip(on, off)]
-            both = [a["records_per_s_shadow_on"] / b["records_per_s"] for a, b in zip(on, off)]
             med = lambda rs, k: statistics.median(r[k] for r in rs)
+            shadow_cells = ""
+            if shadow:
+                both = [a["records_per_s_shadow_on"] / b["records_per_s"]
+                        for a, b in zip(on, off)]
+                shadow_cells = (f"{', '.join(f'{x:.3f}' for x in both)} | "
+                                f"**{statistics.median(both):.3f}** | ")
             print(f"| {name} | {mode} b{batch} c{conc} | {med(on, 'records_per_s'):,.0f} / "
                   f"{med(off, 'records_per_s'):,.0f} | "
                   f"{', '.join(f'{x:.3f}' for x in ratios)} | "
-                  f"**{statistics.median(ratios):.3f}** | "
-                  f"{', '.join(f'{x:.3f}' for x in both)} | "
-                  f"**{statistics.median(both):.3f}** | {med(on, 'p50_us'):,.0f} / "
-                  f"{med(off, 'p50_us'):,.0f} | {med(on + off, 'drift_vs_forward'):.3f} |")
+                  f"**{statistics.median(ratios):.3f}** | {shadow_cells}"
+                  f"{med(on, 'p50_us'):,.0f} / "
+                  f"{med(off, 'p50_us'):,.0f} | {med(on + off, in_process):.3f} |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

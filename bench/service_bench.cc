@@ -3,7 +3,8 @@
 // concurrency) and the in-process forward throughput of the same model
 // (exported from the server) at the same batch, and the cost of the drift
 // window's Observe on the same records (drift_vs_forward: its time per
-// record as a share of the forward pass's). With --with-training, the
+// record as a share of the forward pass's), and the same for a full
+// reservoir of recent traffic (reservoir_vs_forward). With --with-training, the
 // p99 of the same load while a training job runs on the server against the
 // p99 of idle slices interleaved with it, and the job's epochs per second.
 // With --with-shadow F, the model is imported again as a new version that
@@ -30,6 +31,7 @@
 #include "model/data/synthetic_data.h"
 #include "model/drift_window.h"
 #include "model/model_file.h"
+#include "model/reservoir.h"
 #include "nlohmann/json.hpp"
 
 namespace anorand::bench {
@@ -163,6 +165,35 @@ int Service(const std::vector<std::string>& argv) {
       per_observe.push_back(ElapsedSeconds(t0));
     }
     drift_rps = *batch / Median(per_observe);
+  }
+  // A reservoir's cost per record at this batch (--reservoir_records), in
+  // its steady state: full, each record replacing one with a falling
+  // probability.
+  Reservoir reservoir(50000, int64_t{43200} * 1000, 1);
+  const int64_t now_ms = 1;
+  for (int64_t kept = 0; kept < reservoir.HalfRows(d);) {
+    reservoir.Observe(data.x.data(), *batch, d, now_ms);
+    int cols = 0;
+    int64_t seen = 0;
+    reservoir.Counts(now_ms, &cols, &kept, &seen);
+  }
+  std::vector<double> per_keep;
+  const auto rend = Clock::now() + Seconds(1.0);
+  while (Clock::now() < rend || per_keep.size() < 20) {
+    const auto t0 = Clock::now();
+    reservoir.Observe(data.x.data(), *batch, d, now_ms);
+    per_keep.push_back(ElapsedSeconds(t0));
+  }
+  const double reservoir_rps = *batch / Median(per_keep);
+  // The copy a write takes under the reservoir's lock (what a request for
+  // the model may wait for once per --reservoir_flush_seconds).
+  std::vector<double> per_copy;
+  double copied = 0;  // read below, so the copies are made
+  for (int i = 0; i < 5; ++i) {
+    const auto t0 = Clock::now();
+    const ReservoirSnapshot copy = reservoir.Snapshot(now_ms);
+    per_copy.push_back(ElapsedSeconds(t0));
+    copied += copy.current.x.empty() ? 0 : copy.current.x[copy.current.x.size() / 2];
   }
 
   // Transport floor: health checks at the same concurrency.
@@ -461,6 +492,11 @@ int Service(const std::vector<std::string>& argv) {
                       {"stream_vs_forward", load.records / load.seconds / forward_rps},
                       {"drift_observe_records_per_s", drift_rps},
                       {"drift_vs_forward", drift_rps > 0 ? forward_rps / drift_rps : 0},
+                      {"reservoir_observe_records_per_s", reservoir_rps},
+                      {"reservoir_vs_forward", forward_rps / reservoir_rps},
+                      {"reservoir_rows", reservoir.HalfRows(d)},
+                      {"reservoir_copy_ms", 1000 * Median(per_copy)},
+                      {"reservoir_copy_check", copied},
                       {"p50_vs_floor", Median(load.latencies_us) / Median(floor.latencies_us)}};
   if (a->Has("with-training")) {
     const double idle_p99 = Percentile(tr.idle.latencies_us, 0.99);

@@ -175,6 +175,7 @@ int RunTrain(const Argv& argv) {
   const auto specs = WithConnectionFlags({{"name", true, "model name (the new version goes there)"},
                            {"data", true, "training data file: .csv/.tsv/.npy/.npz, uploaded"},
                            {"data-path", true, "or: a file under the server's --data_dir"},
+                           {"from-reservoir", false, "or: the model's recent traffic (server --reservoir_records)"},
                            {"label-column", true, "column with labels: 1 = known anomaly, 0 = unlabelled"},
                            {"param", true, "training parameter NAME=VALUE (repeatable)"},
                            {"promote", true, "move this alias to the new version on success"},
@@ -182,7 +183,8 @@ int RunTrain(const Argv& argv) {
                            {"wait", false, "follow the job until it ends (progress on stderr)"},
                            {"cancel-on-interrupt", false, "with --wait: Ctrl-C cancels the job"}});
   const char* const usage_head =
-      "usage: anorand train --name NAME (--data FILE | --data-path PATH) [--param NAME=VALUE ...]\n"
+      "usage: anorand train --name NAME (--data FILE | --data-path PATH | --from-reservoir)\n"
+      "                     [--param NAME=VALUE ...]\n"
       "                     [--promote ALIAS] [--wait [--cancel-on-interrupt]]\n"
       "Submits a training job; prints its id. With --wait, follows it to the end: exit 0 when\n"
       "it succeeded, 1 when it failed or was cancelled.\n";
@@ -191,7 +193,9 @@ int RunTrain(const Argv& argv) {
   if (!setup) return exit;
   const auto& [a, conn, usage] = *setup;
   if (!a.Has("name")) return UsageError("--name is required", usage);
-  if (a.Has("data") == a.Has("data-path")) return UsageError("give one of --data or --data-path", usage);
+  if (a.Has("data") + a.Has("data-path") + a.Has("from-reservoir") != 1) {
+    return UsageError("give one of --data, --data-path or --from-reservoir", usage);
+  }
   v1::JobSpec spec;
   spec.set_model_name(a.Get("name"));
   spec.set_label_column(a.Get("label-column"));
@@ -204,7 +208,9 @@ int RunTrain(const Argv& argv) {
   }
   FilePtr upload;  // streamed in chunks, never held whole
   uint64_t upload_bytes = 0;
-  if (a.Has("data-path")) {
+  if (a.Has("from-reservoir")) {
+    spec.set_from_reservoir(true);
+  } else if (a.Has("data-path")) {
     spec.set_data_path(a.Get("data-path"));
   } else {
     const std::string path = a.Get("data");

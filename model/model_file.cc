@@ -30,6 +30,8 @@ uint64_t GetLe(absl::string_view b, size_t at, int bytes) {
   return v;
 }
 
+}  // namespace
+
 uint32_t Crc32(absl::string_view b) {
   uLong crc = crc32(0L, Z_NULL, 0);
   size_t at = 0;
@@ -40,6 +42,8 @@ uint32_t Crc32(absl::string_view b) {
   }
   return static_cast<uint32_t>(crc);
 }
+
+namespace {
 
 absl::Status Bad(const std::string& what) {
   return absl::InvalidArgumentError(absl::StrCat("invalid model: ", what));

@@ -33,6 +33,9 @@ inline constexpr int kMaxInputFeatures = 100000;
 
 std::string SerializeModel(const v1::ModelFile& model);
 
+// zlib's CRC-32 (IEEE 802.3 polynomial) of `bytes`, of any length.
+uint32_t Crc32(absl::string_view bytes);
+
 // INVALID_ARGUMENT, naming `source` and what is wrong, for any bad input.
 absl::StatusOr<v1::ModelFile> ParseModel(absl::string_view bytes, absl::string_view source);
 

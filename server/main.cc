@@ -20,6 +20,7 @@
 #include "absl/strings/strip.h"
 #include "absl/strings/ascii.h"
 #include "model/model_file.h"
+#include "server/reservoirs.h"
 #include "server/server.h"
 
 ABSL_FLAG(std::string, grpc_address, "0.0.0.0:50051",
@@ -92,6 +93,21 @@ ABSL_FLAG(double, drift_sample, 0.1,
 ABSL_FLAG(int32_t, drift_feature_series, 32,
           "Features per model version with their own anorand_feature_drift_psi series; the "
           "others are folded into one series, feature=\"other_max\".");
+ABSL_FLAG(std::string, reservoir_records, "",
+          "Models that keep a reservoir of recent traffic for retraining (SubmitJob "
+          "from_reservoir), with the records kept: NAME=ROWS[,NAME=ROWS...]; \"\" = none.");
+ABSL_FLAG(int64_t, reservoir_max_bytes, int64_t{64} << 20,
+          "At most this many bytes of values per model's reservoir (fewer rows for wide "
+          "records).");
+ABSL_FLAG(int64_t, reservoir_period_seconds, 43200,
+          "A reservoir's half collects for this long, then serves one more period: records "
+          "are kept for at most twice this (24 h by default).");
+ABSL_FLAG(int64_t, reservoir_flush_seconds, 60,
+          "How often a changed reservoir is written to <model_dir>/.reservoir (and at "
+          "shutdown).");
+ABSL_FLAG(std::string, replica_id, "",
+          "Names this server's reservoir files (replicas sharing a --model_dir need distinct "
+          "ones); \"\" = the host name.");
 ABSL_FLAG(int32_t, training_omp_threads, 1,
           "oneDNN/OpenMP threads per running training job (scoring keeps its own threads).");
 ABSL_FLAG(bool, training_low_priority, true,
@@ -215,6 +231,16 @@ int main(int argc, char** argv) {
   o.drift_window_records = absl::GetFlag(FLAGS_drift_window_records);
   o.drift_sample = absl::GetFlag(FLAGS_drift_sample);
   o.drift_feature_series = absl::GetFlag(FLAGS_drift_feature_series);
+  auto reservoirs = anorand::ParseReservoirRecords(absl::GetFlag(FLAGS_reservoir_records));
+  if (!reservoirs.ok()) {
+    std::fprintf(stderr, "anorand-server: %s\n", std::string(reservoirs.status().message()).c_str());
+    return 2;
+  }
+  o.reservoir_records = *std::move(reservoirs);
+  o.reservoir_max_bytes = absl::GetFlag(FLAGS_reservoir_max_bytes);
+  o.reservoir_period_seconds = absl::GetFlag(FLAGS_reservoir_period_seconds);
+  o.reservoir_flush_seconds = absl::GetFlag(FLAGS_reservoir_flush_seconds);
+  o.replica_id = absl::GetFlag(FLAGS_replica_id);
   o.training_omp_threads = absl::GetFlag(FLAGS_training_omp_threads);
   o.training_low_priority = absl::GetFlag(FLAGS_training_low_priority);
   o.training_throttle.yield_inflight = absl::GetFlag(FLAGS_training_yield_inflight);

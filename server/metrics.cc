@@ -21,6 +21,7 @@
 #include "model/compiled_model.h"
 #include "prometheus/exposer.h"
 #include "server/drift_metrics.h"
+#include "server/reservoir_metrics.h"
 #include "prometheus/text_serializer.h"
 
 namespace anorand {
@@ -298,13 +299,15 @@ std::vector<double> Metrics::ScoreBuckets() {
   return b;
 }
 
-Metrics::Metrics(const Registry* models, const ShadowScorer* shadow, int drift_feature_series)
+Metrics::Metrics(const Registry* models, const ShadowScorer* shadow, int drift_feature_series,
+                 ReservoirSet* reservoirs)
     : models_(models),
       registry_(std::make_shared<prometheus::Registry>()),
       runtime_(std::make_shared<RuntimeCollector>(models)),
       process_(std::make_shared<ProcessCollector>()),
       shadow_(shadow ? std::make_shared<ShadowCollector>(shadow) : nullptr),
       drift_(std::make_shared<DriftCollector>(models, drift_feature_series)),
+      reservoir_(reservoirs ? std::make_shared<ReservoirCollector>(reservoirs) : nullptr),
       requests_(prometheus::BuildCounter()
                     .Name("anorand_score_requests_total")
                     .Help("Score requests and StreamScore messages handled, by model, resolved "
@@ -422,6 +425,7 @@ absl::Status Metrics::Serve(const std::string& address,
   exposer_->RegisterCollectable(process_);
   if (shadow_) exposer_->RegisterCollectable(shadow_);
   exposer_->RegisterCollectable(drift_);
+  if (reservoir_) exposer_->RegisterCollectable(reservoir_);
   return absl::OkStatus();
 }
 
@@ -589,7 +593,8 @@ void Metrics::OnTrainingJobFinished(v1::JobState state, double seconds) {
 
 std::string Metrics::Render() const {
   std::vector<MetricFamily> all = registry_->Collect();
-  for (const auto* c : {runtime_.get(), process_.get(), shadow_.get(), drift_.get()}) {
+  for (const auto* c :
+       {runtime_.get(), process_.get(), shadow_.get(), drift_.get(), reservoir_.get()}) {
     if (!c) continue;
     for (auto& f : c->Collect()) all.push_back(std::move(f));
   }

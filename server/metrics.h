@@ -52,6 +52,7 @@
 #include "server/metrics_auth.h"
 #include "server/model_manager.h"
 #include "server/registry.h"
+#include "server/reservoirs.h"
 #include "server/score_handler.h"
 #include "server/scoring_service.h"
 #include "server/shadow.h"
@@ -71,7 +72,7 @@ class Metrics {
   // families, with `drift_feature_series` features per version), and so is
   // `shadow` (anorand_shadow_*; null: none); both must outlive this object.
   explicit Metrics(const Registry* models, const ShadowScorer* shadow = nullptr,
-                   int drift_feature_series = 32);
+                   int drift_feature_series = 32, ReservoirSet* reservoirs = nullptr);
   ~Metrics();  // stops the HTTP endpoint, if any
   Metrics(const Metrics&) = delete;
   Metrics& operator=(const Metrics&) = delete;
@@ -147,6 +148,7 @@ class Metrics {
   std::shared_ptr<prometheus::Collectable> process_;  // process_*
   std::shared_ptr<prometheus::Collectable> shadow_;   // anorand_shadow_*, or null
   std::shared_ptr<prometheus::Collectable> drift_;    // anorand_*drift*
+  std::shared_ptr<prometheus::Collectable> reservoir_;  // anorand_reservoir_*, or null
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::string address_;
   int port_ = 0;

@@ -55,6 +55,7 @@ void ScoreHandler::Observe(ScoreEvent* event, const absl::Status& status,
   event->code = status.code();
   event->response = status.ok() ? response : nullptr;
   if (shadow_ && event->response && event->request) shadow_->Offer(*event->request, *response);
+  if (reservoirs_ && event->response && event->request) reservoirs_->Offer(*event->request);
   if (observer_) observer_(*event);
 }
 

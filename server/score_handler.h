@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "anorand/v1/scoring.pb.h"
 #include "server/registry.h"
+#include "server/reservoirs.h"
 #include "server/scoring_load.h"
 #include "server/shadow.h"
 
@@ -67,6 +68,9 @@ class ScoreHandler {
   // Each request answered OK is offered to `shadow` (shadow.h) before the
   // observer sees it; null (the default): none. Set before use.
   void set_shadow(ShadowScorer* shadow) { shadow_ = shadow; }
+  // Each request answered OK is offered to `reservoirs` (reservoirs.h);
+  // null (the default): none. Set before use.
+  void set_reservoirs(ReservoirSet* reservoirs) { reservoirs_ = reservoirs; }
 
   // Prepare + Run + Observe: one request, one forward pass.
   absl::Status Score(const v1::ScoreRequest& request, v1::ScoreResponse* response) const;
@@ -96,6 +100,7 @@ class ScoreHandler {
   std::function<void(const ScoreEvent&)> observer_;
   ScoringLoad* load_ = nullptr;
   ShadowScorer* shadow_ = nullptr;
+  ReservoirSet* reservoirs_ = nullptr;
 };
 
 }  // namespace anorand

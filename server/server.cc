@@ -19,6 +19,7 @@
 #include "server/names.h"
 #include "server/score_handler.h"
 #include "server/scoring_service.h"
+#include "server/reservoirs.h"
 #include "server/shadow.h"
 #include "server/job_manager.h"
 #include "server/training_service.h"
@@ -39,6 +40,9 @@ class ServerImpl final : public AnorandServer {
                   {o.data_dir, "the data folder (--data_dir)"}}),
         auth_(o.auth_token),
         shadow_(&registry_, ShadowOptions{o.shadow_queue_records, o.shadow_window_records}),
+        reservoirs_(ReservoirOptions{o.model_dir + "/.reservoir", ReplicaId(o.replica_id),
+                                     o.reservoir_records, o.reservoir_max_bytes,
+                                     o.reservoir_period_seconds, o.reservoir_flush_seconds}),
         manager_(ModelStore(o.model_dir), &registry_,
                  ModelManagerOptions{o.max_loaded_model_bytes,
                                      [this](const LoadEvent& e) { OnModelLoad(e); },
@@ -55,7 +59,8 @@ class ServerImpl final : public AnorandServer {
                                     o.max_queued_jobs, o.training_threads,
                                     o.training_omp_threads, o.training_low_priority,
                                     &throttle_, o.before_publish}),
-        training_(&jobs_, &auth_, TrainingLimits{o.data_dir, o.max_upload_bytes}, &intake_) {}
+        training_(&jobs_, &auth_, TrainingLimits{o.data_dir, o.max_upload_bytes}, &intake_,
+                  &reservoirs_) {}
 
   ~ServerImpl() override {
     Shutdown();
@@ -71,6 +76,9 @@ class ServerImpl final : public AnorandServer {
     handler_.set_shadow(&shadow_);
     stream_handler_.set_shadow(&shadow_);
     shadow_.Start();
+    handler_.set_reservoirs(&reservoirs_);
+    stream_handler_.set_reservoirs(&reservoirs_);
+    if (absl::Status s = reservoirs_.Start(); !s.ok()) return s;
     if (absl::Status s = manager_.Start(options_.poll_seconds); !s.ok()) return s;
     if (absl::Status s = jobs_.Start(); !s.ok()) return s;
 
@@ -128,6 +136,7 @@ class ServerImpl final : public AnorandServer {
       }
       intake_.Stop();  // after the calls whose work it runs have ended
       shadow_.Stop();
+      reservoirs_.Stop();  // writes what the last calls added
       manager_.Stop();
     });
   }
@@ -140,7 +149,8 @@ class ServerImpl final : public AnorandServer {
   // Metrics are not worth refusing to serve for: when the address cannot
   // be bound the server runs without them and says so.
   void InitMetrics() {
-    auto metrics = std::make_unique<Metrics>(&registry_, &shadow_, options_.drift_feature_series);
+    auto metrics = std::make_unique<Metrics>(&registry_, &shadow_, options_.drift_feature_series,
+                                             &reservoirs_);
     std::optional<BasicAuthCredentials> auth;
     if (!options_.metrics_basic_auth_file.empty()) {
       auto read = ReadBasicAuthFile(options_.metrics_basic_auth_file);
@@ -219,6 +229,7 @@ class ServerImpl final : public AnorandServer {
   TokenAuth auth_;
   Registry registry_;
   ShadowScorer shadow_;  // reads registry_; outlives metrics_, which reads it
+  ReservoirSet reservoirs_;  // outlives the handlers and training_, which use it
   std::unique_ptr<Metrics> metrics_;  // null when off; outlives the services below
   ModelManager manager_;
   TrainingThrottle throttle_;    // outlives jobs_, which polls it
@@ -313,6 +324,19 @@ absl::Status ValidateServerOptions(const ServerOptions& o) {
                "each version's drift window");
   if (o.drift_feature_series < 0 || o.drift_feature_series > 10000)
     return bad("--drift_feature_series must be in [0, 10000]");
+  if (o.reservoir_max_bytes < 1024 || o.reservoir_max_bytes > (int64_t{1} << 36))
+    return bad("--reservoir_max_bytes must be in [1024, 68719476736]");
+  if (o.reservoir_period_seconds < 1 || o.reservoir_period_seconds > 86400 * 366)
+    return bad("--reservoir_period_seconds must be in [1, 31622400]");
+  if (o.reservoir_flush_seconds < 1 || o.reservoir_flush_seconds > 86400)
+    return bad("--reservoir_flush_seconds must be in [1, 86400]");
+  for (const auto& [name, rows] : o.reservoir_records) {
+    if (absl::Status s = ValidateModelName(name); !s.ok()) {
+      return bad(absl::StrCat("--reservoir_records: ", s.message()));
+    }
+    if (rows < 2 || rows > 100000000) return bad("--reservoir_records: ROWS must be in [2, 100000000]");
+  }
+  if (absl::Status s = ValidateReplicaId(ReplicaId(o.replica_id)); !s.ok()) return s;
   if (o.training_omp_threads < 1 || o.training_omp_threads > 1024)
     return bad("--training_omp_threads must be in [1, 1024]");
   if (!o.metrics_basic_auth_file.empty()) {

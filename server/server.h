@@ -11,6 +11,7 @@
 #define ANORAND_SERVER_SERVER_H_
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -59,6 +60,17 @@ struct ServerOptions {
   int64_t drift_window_records = 10000;
   double drift_sample = 0.1;  // share of scored records drawn into the window
   int drift_feature_series = 32;
+  // Reservoirs of recent traffic (reservoirs.h), opt-in per model: model
+  // name -> records kept (--reservoir_records), bounded also in bytes of
+  // values per model; a half of the sample collects for one period, so
+  // records are kept for at most two; written to
+  // <model_dir>/.reservoir/<model>/<replica_id>.rsv every flush period
+  // and at shutdown. replica_id "" = the host name.
+  std::map<std::string, int64_t> reservoir_records;
+  int64_t reservoir_max_bytes = int64_t{64} << 20;
+  int64_t reservoir_period_seconds = 43200;
+  int64_t reservoir_flush_seconds = 60;
+  std::string replica_id;
   int training_omp_threads = 1;  // oneDNN threads per job
   bool training_low_priority = true;  // training threads at SCHED_IDLE
   // Training pauses between mini-batches while scoring is busy

@@ -116,9 +116,15 @@ class TrainingService::SubmitReader final : public grpc::ServerReadReactor<grpc:
       if (absl::Status s = ValidateAliasName(spec_.promote_to_alias()); !s.ok()) return s;
     }
     if (spec_.data_source_case() == v1::JobSpec::DATA_SOURCE_NOT_SET ||
-        (spec_.has_upload_format() && spec_.upload_format() == v1::UPLOAD_FORMAT_UNSPECIFIED)) {
+        (spec_.has_upload_format() && spec_.upload_format() == v1::UPLOAD_FORMAT_UNSPECIFIED) ||
+        (spec_.has_from_reservoir() && !spec_.from_reservoir())) {
       return absl::InvalidArgumentError(
-          "set data_path (a file under the server's --data_dir) or upload_format (then send chunks)");
+          "set data_path (a file under the server's --data_dir), upload_format (then send "
+          "chunks) or from_reservoir (the model's recent traffic)");
+    }
+    if (spec_.has_from_reservoir() && !spec_.label_column().empty()) {
+      return absl::InvalidArgumentError(
+          "label_column is set, but from_reservoir records carry no labels; leave it empty");
     }
     return service_->jobs_->CheckQueueRoom();
   }
@@ -127,6 +133,9 @@ class TrainingService::SubmitReader final : public grpc::ServerReadReactor<grpc:
     if (request_.has_spec()) return absl::InvalidArgumentError("only the first message may carry a spec");
     if (spec_.data_source_case() == v1::JobSpec::kDataPath) {
       return absl::InvalidArgumentError("data chunks were sent, but the spec names a data_path");
+    }
+    if (spec_.data_source_case() == v1::JobSpec::kFromReservoir) {
+      return absl::InvalidArgumentError("data chunks were sent, but the spec sets from_reservoir");
     }
     const v1::DataChunk& c = request_.chunk();
     if (spec_.upload_format() == v1::UPLOAD_FORMAT_DENSE) {
@@ -247,6 +256,9 @@ class TrainingService::SubmitReader final : public grpc::ServerReadReactor<grpc:
     lo.csv.label_column = spec_.label_column();
     lo.cancelled = [this] { return Cancelled(); };
     lo.max_decompressed_bytes = static_cast<uint64_t>(service_->limits_.max_upload_bytes);
+    if (spec_.data_source_case() == v1::JobSpec::kFromReservoir) {
+      return service_->reservoirs_->TrainingData(spec_.model_name());
+    }
     if (spec_.data_source_case() == v1::JobSpec::kDataPath) {
       auto path = ResolveDataPath(service_->limits_.data_dir, spec_.data_path());
       if (!path.ok()) return path.status();

@@ -5,7 +5,8 @@
 // --max_upload_bytes) on the callback threads, then hands the rest to a
 // WorkQueue: resolving a data_path safely inside --data_dir, parsing the
 // data (CSV polls the call's cancellation every 4,096 rows; a cancelled
-// call submits no job), and submitting; GetJob/ListJobs/CancelJob are thin; WatchJob keeps
+// call submits no job) or gathering a from_reservoir job's records
+// (reservoirs.h), and submitting; GetJob/ListJobs/CancelJob are thin; WatchJob keeps
 // one write in flight and, for a slow reader, replaces a pending
 // intermediate message by the newest one (the terminal one is never
 // dropped). Every call passes the bearer-token check (auth.h), then its
@@ -21,6 +22,7 @@
 #include "model/dataset.h"
 #include "server/auth.h"
 #include "server/job_manager.h"
+#include "server/reservoirs.h"
 #include "server/work_queue.h"
 
 namespace anorand {
@@ -45,10 +47,12 @@ using RawTrainingService = v1::Training::WithRawCallbackMethod_SubmitJob<
 class TrainingService final : public RawTrainingService {
  public:
   // `work` runs each submission's parse and submit; it must outlive the
-  // calls (stop it after the gRPC server has shut down).
+  // calls (stop it after the gRPC server has shut down). `reservoirs`
+  // gives from_reservoir jobs their data.
   TrainingService(JobManager* jobs, const TokenAuth* auth, TrainingLimits limits,
-                  WorkQueue* work)
-      : jobs_(jobs), auth_(auth), limits_(std::move(limits)), work_(work) {}
+                  WorkQueue* work, ReservoirSet* reservoirs)
+      : jobs_(jobs), auth_(auth), limits_(std::move(limits)), work_(work),
+        reservoirs_(reservoirs) {}
 
   using Bytes = grpc::ByteBuffer;
   grpc::ServerReadReactor<Bytes>* SubmitJob(grpc::CallbackServerContext*, Bytes*) override;
@@ -65,6 +69,7 @@ class TrainingService final : public RawTrainingService {
   const TokenAuth* auth_;
   TrainingLimits limits_;
   WorkQueue* work_;
+  ReservoirSet* reservoirs_;
 };
 
 }  // namespace anorand

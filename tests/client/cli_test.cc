@@ -45,6 +45,7 @@ class CliTest : public ::testing::Test {
     o.poll_seconds = 0;
     o.auth_token = "tok";
     o.metrics_address = "";
+    o.reservoir_records = {{"rs", 100}};
     env_ = new ServerEnv(o);
     env_->token = "tok";
     if (!env_->Import("m", TinyModel(kD, 1), 0, "production").ok()) abort();
@@ -345,6 +346,35 @@ TEST_F(CliTest, TrainWaitThenJobsListShowAndDeadline) {
                 &out, &err),
             3);
   EXPECT_THAT(err, HasSubstr("DEADLINE_EXCEEDED"));
+}
+
+TEST_F(CliTest, TrainFromReservoirRetrainsOnTheRecordsScored) {
+  ASSERT_TRUE(env_->Import("rs", TinyModel(kD, 2)).ok());
+  auto run = [&](std::vector<std::string> args, std::string* out, std::string* err) {
+    args.insert(args.end(), {"--address", Address(), "--token", "tok"});
+    return Run(args, out, err);
+  };
+  std::string out, err;
+  ASSERT_TRUE(WriteCsv(DemoData(30, kD, 5), dir_.File("recent.csv"), false).ok());
+  ASSERT_EQ(run({"score", "--model", "rs", "--data", dir_.File("recent.csv")}, &out, &err), 0)
+      << err;
+  ASSERT_EQ(run({"train", "--name", "rs", "--from-reservoir", "--param", "max_epochs=2", "--param",
+                 "min_steps=0", "--wait"},
+                &out, &err),
+            0)
+      << err;
+  EXPECT_THAT(out, HasSubstr("SUCCEEDED: rs version 2"));
+  const std::string id = out.substr(0, out.find('\n'));
+  ASSERT_EQ(run({"jobs", "show", id}, &out, &err), 0) << err;
+  EXPECT_THAT(out, HasSubstr("\"from_reservoir\": true"));
+  EXPECT_THAT(out, HasSubstr("\"data_rows\": \"30\""));
+  EXPECT_EQ(run({"train", "--name", "rs", "--from-reservoir", "--data", dir_.File("recent.csv")},
+                &out, &err),
+            2);
+  EXPECT_THAT(err, HasSubstr("give one of --data, --data-path or --from-reservoir"));
+  EXPECT_EQ(run({"train", "--name", "nokeep", "--from-reservoir"}, &out, &err), 1);
+  EXPECT_THAT(err, HasSubstr("FAILED_PRECONDITION"));
+  EXPECT_THAT(err, HasSubstr("--reservoir_records nokeep=ROWS"));
 }
 
 // A 1 GB file of zero bytes (sparse: no disk) has no line end: every reader

@@ -1,0 +1,31 @@
+#include "server/reservoir_metrics.h"
+
+#include <string>
+#include <utility>
+
+namespace anorand {
+
+std::vector<prometheus::MetricFamily> ReservoirCollector::Collect() const {
+  using prometheus::MetricType;
+  prometheus::MetricFamily rows{"anorand_reservoir_records",
+                                "Records the model's reservoir of recent traffic keeps now.",
+                                MetricType::Gauge, {}};
+  prometheus::MetricFamily seen{"anorand_reservoir_seen_records",
+                                "Records offered to the reservoir during its two halves' periods.",
+                                MetricType::Gauge, {}};
+  prometheus::MetricFamily bytes{"anorand_reservoir_bytes",
+                                 "Bytes of feature values the reservoir keeps now.",
+                                 MetricType::Gauge, {}};
+  for (const ReservoirStats& s : reservoirs_->Stats()) {
+    for (auto [family, value] : {std::pair{&rows, s.rows}, {&seen, s.seen}, {&bytes, s.bytes}}) {
+      prometheus::ClientMetric m;
+      m.label = {{"model", s.model}};
+      m.gauge.value = static_cast<double>(value);
+      family->metric.push_back(std::move(m));
+    }
+  }
+  if (rows.metric.empty()) return {};
+  return {std::move(rows), std::move(seen), std::move(bytes)};
+}
+
+}  // namespace anorand

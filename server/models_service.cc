@@ -87,6 +87,14 @@ grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx, const TokenAut
   return ServeUnary<Request, Response>(ctx, in, out, std::move(body), auth->Check(*ctx));
 }
 
+// The same, with `body` on `work` (raw_call.h, ServeUnaryOn).
+template <typename Request, typename Response, typename Body>
+grpc::ServerUnaryReactor* UnaryOn(WorkQueue* work, grpc::CallbackServerContext* ctx,
+                                  const TokenAuth* auth, const grpc::ByteBuffer* in,
+                                  grpc::ByteBuffer* out, Body body) {
+  return ServeUnaryOn<Request, Response>(work, ctx, in, out, std::move(body), auth->Check(*ctx));
+}
+
 }  // namespace
 
 absl::Status ModelsService::FillModelInfo(const std::string& name, v1::ModelInfo* info) const {
@@ -150,7 +158,7 @@ grpc::ServerUnaryReactor* ModelsService::GetModel(grpc::CallbackServerContext* c
 
 grpc::ServerUnaryReactor* ModelsService::LoadVersion(grpc::CallbackServerContext* ctx,
                                     const grpc::ByteBuffer* in, grpc::ByteBuffer* out) {
-  return Unary<v1::LoadVersionRequest, v1::VersionInfo>(ctx, auth_, in, out, [&](const v1::LoadVersionRequest& req, v1::VersionInfo* resp) -> absl::Status {
+  return UnaryOn<v1::LoadVersionRequest, v1::VersionInfo>(work_, ctx, auth_, in, out, [this](const v1::LoadVersionRequest& req, v1::VersionInfo* resp) -> absl::Status {
     if (absl::Status s = manager_->LoadVersion(req.model_name(), req.version()); !s.ok()) return s;
     return FillVersionInfo(req.model_name(), req.version(), resp);
   });
@@ -158,7 +166,7 @@ grpc::ServerUnaryReactor* ModelsService::LoadVersion(grpc::CallbackServerContext
 
 grpc::ServerUnaryReactor* ModelsService::UnloadVersion(grpc::CallbackServerContext* ctx,
                                     const grpc::ByteBuffer* in, grpc::ByteBuffer* out) {
-  return Unary<v1::UnloadVersionRequest, v1::VersionInfo>(ctx, auth_, in, out, [&](const v1::UnloadVersionRequest& req, v1::VersionInfo* resp) -> absl::Status {
+  return UnaryOn<v1::UnloadVersionRequest, v1::VersionInfo>(admin_, ctx, auth_, in, out, [this](const v1::UnloadVersionRequest& req, v1::VersionInfo* resp) -> absl::Status {
     if (absl::Status s = manager_->UnloadVersion(req.model_name(), req.version()); !s.ok())
       return s;
     return FillVersionInfo(req.model_name(), req.version(), resp);
@@ -167,14 +175,14 @@ grpc::ServerUnaryReactor* ModelsService::UnloadVersion(grpc::CallbackServerConte
 
 grpc::ServerUnaryReactor* ModelsService::DeleteVersion(grpc::CallbackServerContext* ctx,
                                     const grpc::ByteBuffer* in, grpc::ByteBuffer* out) {
-  return Unary<v1::DeleteVersionRequest, v1::DeleteVersionResponse>(ctx, auth_, in, out, [&](const v1::DeleteVersionRequest& req, v1::DeleteVersionResponse*) {
+  return UnaryOn<v1::DeleteVersionRequest, v1::DeleteVersionResponse>(admin_, ctx, auth_, in, out, [this](const v1::DeleteVersionRequest& req, v1::DeleteVersionResponse*) {
     return manager_->DeleteVersion(req.model_name(), req.version(), req.force());
   });
 }
 
 grpc::ServerUnaryReactor* ModelsService::SetAlias(grpc::CallbackServerContext* ctx,
                                     const grpc::ByteBuffer* in, grpc::ByteBuffer* out) {
-  return Unary<v1::SetAliasRequest, v1::ModelInfo>(ctx, auth_, in, out, [&](const v1::SetAliasRequest& req, v1::ModelInfo* resp) -> absl::Status {
+  return UnaryOn<v1::SetAliasRequest, v1::ModelInfo>(admin_, ctx, auth_, in, out, [this](const v1::SetAliasRequest& req, v1::ModelInfo* resp) -> absl::Status {
     if (absl::Status s = manager_->SetAlias(req.model_name(), req.alias(), req.version());
         !s.ok())
       return s;
@@ -184,7 +192,7 @@ grpc::ServerUnaryReactor* ModelsService::SetAlias(grpc::CallbackServerContext* c
 
 grpc::ServerUnaryReactor* ModelsService::RemoveAlias(grpc::CallbackServerContext* ctx,
                                     const grpc::ByteBuffer* in, grpc::ByteBuffer* out) {
-  return Unary<v1::RemoveAliasRequest, v1::ModelInfo>(ctx, auth_, in, out, [&](const v1::RemoveAliasRequest& req, v1::ModelInfo* resp) -> absl::Status {
+  return UnaryOn<v1::RemoveAliasRequest, v1::ModelInfo>(admin_, ctx, auth_, in, out, [this](const v1::RemoveAliasRequest& req, v1::ModelInfo* resp) -> absl::Status {
     if (absl::Status s = manager_->RemoveAlias(req.model_name(), req.alias()); !s.ok()) return s;
     return FillModelInfo(req.model_name(), resp);
   });
@@ -193,9 +201,8 @@ grpc::ServerUnaryReactor* ModelsService::RemoveAlias(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* ModelsService::SetShadow(grpc::CallbackServerContext* ctx,
                                                    const grpc::ByteBuffer* in,
                                                    grpc::ByteBuffer* out) {
-  return Unary<v1::SetShadowRequest, v1::ModelInfo>(
-      ctx, auth_, in, out,
-      [&](const v1::SetShadowRequest& req, v1::ModelInfo* resp) -> absl::Status {
+  return UnaryOn<v1::SetShadowRequest, v1::ModelInfo>(admin_, ctx, auth_, in, out,
+      [this](const v1::SetShadowRequest& req, v1::ModelInfo* resp) -> absl::Status {
         ShadowSpec spec;
         spec.version = req.version();
         spec.alias = req.alias();
@@ -208,9 +215,8 @@ grpc::ServerUnaryReactor* ModelsService::SetShadow(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* ModelsService::ClearShadow(grpc::CallbackServerContext* ctx,
                                                      const grpc::ByteBuffer* in,
                                                      grpc::ByteBuffer* out) {
-  return Unary<v1::ClearShadowRequest, v1::ModelInfo>(
-      ctx, auth_, in, out,
-      [&](const v1::ClearShadowRequest& req, v1::ModelInfo* resp) -> absl::Status {
+  return UnaryOn<v1::ClearShadowRequest, v1::ModelInfo>(admin_, ctx, auth_, in, out,
+      [this](const v1::ClearShadowRequest& req, v1::ModelInfo* resp) -> absl::Status {
         if (absl::Status s = manager_->ClearShadow(req.model_name()); !s.ok()) return s;
         return FillModelInfo(req.model_name(), resp);
       });

@@ -36,15 +36,19 @@ using RawModelsService = v1::Models::WithRawCallbackMethod_ListModels<
 
 class ModelsService final : public RawModelsService {
  public:
-  // `work` runs each ImportVersion's validation, compile and write (off the
-  // callback threads); it must outlive the calls. CompareShadow reads
-  // `shadow` (null: no comparisons).
+  // `work` runs the calls that compile (each ImportVersion's validation,
+  // compile and write; LoadVersion), and `admin` the calls that write the
+  // store (UnloadVersion, DeleteVersion, SetAlias, RemoveAlias, SetShadow,
+  // ClearShadow), off the callback threads and never behind a compile or
+  // an upload's parse; both must outlive the calls. CompareShadow reads `shadow`
+  // (null: no comparisons).
   ModelsService(ModelManager* manager, const TokenAuth* auth, int64_t max_upload_bytes,
-                WorkQueue* work, const ShadowScorer* shadow = nullptr)
+                WorkQueue* work, WorkQueue* admin, const ShadowScorer* shadow = nullptr)
       : manager_(manager),
         auth_(auth),
         max_upload_bytes_(max_upload_bytes),
         work_(work),
+        admin_(admin),
         shadow_(shadow) {}
 
   using Bytes = grpc::ByteBuffer;
@@ -77,6 +81,7 @@ class ModelsService final : public RawModelsService {
   const TokenAuth* auth_;
   int64_t max_upload_bytes_;
   WorkQueue* work_;
+  WorkQueue* admin_;
   const ShadowScorer* shadow_;
 };
 

@@ -22,6 +22,7 @@
 #define ANORAND_SERVER_RAW_CALL_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -31,6 +32,7 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/impl/codegen/proto_utils.h"
 #include "server/status_util.h"
+#include "server/work_queue.h"
 
 namespace anorand {
 
@@ -127,6 +129,35 @@ grpc::ServerUnaryReactor* ServeUnary(grpc::CallbackServerContext* ctx,
   if (s.ok()) s = ToGrpc(body(static_cast<const Request&>(request), &response));
   if (s.ok()) s = SerializeResponse(response, response_bytes);
   reactor->Finish(s);
+  return reactor;
+}
+
+// ServeUnary for calls that write the store or compile: the request is
+// parsed on the calling (callback) thread, then `body`, the response's
+// serialisation and Finish run on one of `work`'s threads. `body` is
+// copied there: it must capture nothing of the caller's stack.
+template <typename Request, typename Response, typename Body>
+grpc::ServerUnaryReactor* ServeUnaryOn(WorkQueue* work, grpc::CallbackServerContext* ctx,
+                                       const grpc::ByteBuffer* request_bytes,
+                                       grpc::ByteBuffer* response_bytes, Body body,
+                                       const grpc::Status& precheck = grpc::Status::OK) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  grpc::Status s = precheck;
+  auto request = std::make_shared<Request>();
+  if (s.ok()) {
+    grpc::ByteBuffer bytes(*request_bytes);
+    s = ParseRequest(&bytes, -1, request.get());
+  }
+  if (!s.ok()) {
+    reactor->Finish(s);
+    return reactor;
+  }
+  work->Run([reactor, request, response_bytes, body = std::move(body)] {
+    Response response;
+    grpc::Status done = ToGrpc(body(static_cast<const Request&>(*request), &response));
+    if (done.ok()) done = SerializeResponse(response, response_bytes);
+    reactor->Finish(done);
+  });
   return reactor;
 }
 

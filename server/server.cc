@@ -54,7 +54,8 @@ class ServerImpl final : public AnorandServer {
         batcher_(&handler_, o.batching),
         scoring_(&handler_, o.max_streams, &stream_handler_),
         intake_(o.intake_threads),
-        models_(&manager_, &auth_, o.max_upload_bytes, &intake_, &shadow_),
+        admin_(1),
+        models_(&manager_, &auth_, o.max_upload_bytes, &intake_, &admin_, &shadow_),
         jobs_(&manager_, JobOptions{o.jobs_dir.empty() ? o.model_dir + "/.jobs" : o.jobs_dir,
                                     o.max_queued_jobs, o.training_threads,
                                     o.training_omp_threads, o.training_low_priority,
@@ -135,6 +136,7 @@ class ServerImpl final : public AnorandServer {
         server_->Shutdown(deadline);
       }
       intake_.Stop();  // after the calls whose work it runs have ended
+      admin_.Stop();
       shadow_.Stop();
       reservoirs_.Stop();  // writes what the last calls added
       manager_.Stop();
@@ -239,6 +241,10 @@ class ServerImpl final : public AnorandServer {
   ScoringService scoring_;
   // Uploads' parses and imports' compiles, off the callback threads.
   WorkQueue intake_;
+  // The Models calls that write the store without compiling (one at a
+  // time: they take ModelManager's admin lock anyway), off the callback
+  // threads and never behind a compile.
+  WorkQueue admin_;
   ModelsService models_;
   JobManager jobs_;
   TrainingService training_;

@@ -165,6 +165,68 @@ TEST(ModelLoadingTest, ServesScoresHealthAndAdminCallsWhileANewVersionCompiles) 
   EXPECT_EQ(resp.model_version(), 2);
 }
 
+TEST(ModelLoadingTest, StoreWritesDoNotWaitForALoadVersionCallThatCompiles) {
+  // LoadVersion compiles on an intake thread (one here), the store writes
+  // run on their own thread: with a LoadVersion call held in its compile,
+  // alias and shadow calls answer (version 3 serves, version 1 shadows
+  // it), and scoring goes on.
+  auto gate = std::make_shared<LoadGate>();
+  gate->model = "m";
+  gate->version = 2;
+  ServerOptions o;
+  o.poll_seconds = 0;
+  o.intake_threads = 1;
+  auto env = StartWithGate(gate, o);
+  ReleaseOnExit release{gate.get()};
+  ASSERT_TRUE(env->Import("m", TinyModel(kD, 1)).ok());
+  ASSERT_TRUE(env->Import("m", TinyModel(kD, 2)).ok());
+  ASSERT_TRUE(env->Import("m", TinyModel(kD, 3)).ok());
+  {
+    v1::UnloadVersionRequest req;
+    req.set_model_name("m");
+    req.set_version(2);
+    v1::VersionInfo info;
+    auto ctx = WithDeadline();
+    ASSERT_TRUE(env->models()->UnloadVersion(ctx.get(), req, &info).ok());
+  }
+  grpc::Status loaded;
+  std::thread loader([&] { loaded = LoadVersion(*env, "m", 2); });
+  gate->started.WaitForNotification();
+  {
+    v1::SetAliasRequest req;
+    req.set_model_name("m");
+    req.set_alias("prod");
+    req.set_version(1);
+    v1::ModelInfo info;
+    auto ctx = WithDeadline();
+    grpc::Status s = env->models()->SetAlias(ctx.get(), req, &info);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    EXPECT_EQ(info.aliases().count("prod") ? info.aliases().at("prod") : 0, 1);
+  }
+  {
+    v1::SetShadowRequest req;
+    req.set_model_name("m");
+    req.set_version(1);
+    req.set_sample_fraction(0.5);
+    v1::ModelInfo info;
+    auto ctx = WithDeadline();
+    grpc::Status s = env->models()->SetShadow(ctx.get(), req, &info);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    v1::ClearShadowRequest clear;
+    clear.set_model_name("m");
+    auto cctx = WithDeadline();
+    s = env->models()->ClearShadow(cctx.get(), clear, &info);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+  }
+  v1::ScoreResponse resp;
+  EXPECT_TRUE(Score(*env, "m", 0, "prod", &resp).ok());
+  EXPECT_EQ(StateOf(*env, "m", 2), v1::VERSION_STATE_LOADING);
+  gate->Release();
+  loader.join();
+  EXPECT_TRUE(loaded.ok()) << loaded.error_message();
+  EXPECT_EQ(StateOf(*env, "m", 2), v1::VERSION_STATE_READY);
+}
+
 TEST(ModelLoadingTest, ALoadingVersionCountsAgainstTheLoadedBytesCap) {
   const std::string bytes = SerializeModel(TinyModel(kD, 1));
   auto gate = std::make_shared<LoadGate>();

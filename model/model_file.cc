@@ -14,21 +14,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "model/drift_profile.h"
+#include "model/little_endian.h"
 
 namespace anorand {
 namespace {
 
 constexpr char kMagic[8] = {'A', 'N', 'O', 'R', 'A', 'N', 'D', '\0'};
-
-void PutLe(uint64_t v, int bytes, std::string* out) {
-  for (int i = 0; i < bytes; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-
-uint64_t GetLe(absl::string_view b, size_t at, int bytes) {
-  uint64_t v = 0;
-  for (int i = 0; i < bytes; ++i) v |= static_cast<uint64_t>(static_cast<uint8_t>(b[at + i])) << (8 * i);
-  return v;
-}
 
 }  // namespace
 

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "model/little_endian.h"
 #include "model/model_file.h"
 
 namespace anorand {
@@ -13,16 +14,6 @@ namespace {
 
 constexpr char kMagic[8] = {'A', 'N', 'O', 'R', 'S', 'V', 'R', '\0'};
 constexpr uint32_t kVersion = 1;
-
-void Put(uint64_t v, int bytes, std::string* out) {
-  for (int i = 0; i < bytes; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-
-uint64_t Get(absl::string_view b, size_t at, int bytes) {
-  uint64_t v = 0;
-  for (int i = 0; i < bytes; ++i) v |= static_cast<uint64_t>(static_cast<uint8_t>(b[at + i])) << (8 * i);
-  return v;
-}
 
 int64_t RowsOf(const ReservoirHalf& h, int cols) {
   return cols == 0 ? 0 : static_cast<int64_t>(h.x.size()) / cols;
@@ -51,19 +42,19 @@ int64_t ReservoirSnapshot::rows() const { return RowsOf(previous, cols) + RowsOf
 
 std::string SerializeReservoir(const ReservoirSnapshot& s) {
   std::string out(kMagic, sizeof(kMagic));
-  Put(kVersion, 4, &out);
-  Put(static_cast<uint32_t>(s.cols), 4, &out);
+  PutLe(kVersion, 4, &out);
+  PutLe(static_cast<uint32_t>(s.cols), 4, &out);
   for (const ReservoirHalf* h : {&s.previous, &s.current}) {
-    Put(static_cast<uint64_t>(h->start_ms), 8, &out);
-    Put(static_cast<uint64_t>(h->seen), 8, &out);
-    Put(static_cast<uint64_t>(RowsOf(*h, s.cols)), 8, &out);
+    PutLe(static_cast<uint64_t>(h->start_ms), 8, &out);
+    PutLe(static_cast<uint64_t>(h->seen), 8, &out);
+    PutLe(static_cast<uint64_t>(RowsOf(*h, s.cols)), 8, &out);
     for (float v : h->x) {
       uint32_t bits;
       std::memcpy(&bits, &v, 4);
-      Put(bits, 4, &out);
+      PutLe(bits, 4, &out);
     }
   }
-  Put(Crc32(out), 4, &out);
+  PutLe(Crc32(out), 4, &out);
   return out;
 }
 
@@ -73,12 +64,12 @@ absl::StatusOr<ReservoirSnapshot> ParseReservoir(absl::string_view b, absl::stri
   };
   if (b.size() < 16 + 2 * 24 + 4) return bad("shorter than its header");
   if (std::memcmp(b.data(), kMagic, sizeof(kMagic)) != 0) return bad("not a reservoir file (bad magic)");
-  if (Get(b, 8, 4) != kVersion) return bad(absl::StrCat("format version ", Get(b, 8, 4), ", expected 1"));
-  if (Crc32(b.substr(0, b.size() - 4)) != static_cast<uint32_t>(Get(b, b.size() - 4, 4))) {
+  if (GetLe(b, 8, 4) != kVersion) return bad(absl::StrCat("format version ", GetLe(b, 8, 4), ", expected 1"));
+  if (Crc32(b.substr(0, b.size() - 4)) != static_cast<uint32_t>(GetLe(b, b.size() - 4, 4))) {
     return bad("CRC mismatch (the file is damaged)");
   }
   ReservoirSnapshot s;
-  const uint64_t cols = Get(b, 12, 4);
+  const uint64_t cols = GetLe(b, 12, 4);
   if (cols > static_cast<uint64_t>(kMaxInputFeatures)) {
     return bad(absl::StrCat(cols, " features per record, over ", kMaxInputFeatures));
   }
@@ -87,9 +78,9 @@ absl::StatusOr<ReservoirSnapshot> ParseReservoir(absl::string_view b, absl::stri
   const size_t end = b.size() - 4;
   for (ReservoirHalf* h : {&s.previous, &s.current}) {
     if (end - at < 24) return bad("truncated half header");
-    h->start_ms = static_cast<int64_t>(Get(b, at, 8));
-    h->seen = static_cast<int64_t>(Get(b, at + 8, 8));
-    const uint64_t rows = Get(b, at + 16, 8);
+    h->start_ms = static_cast<int64_t>(GetLe(b, at, 8));
+    h->seen = static_cast<int64_t>(GetLe(b, at + 8, 8));
+    const uint64_t rows = GetLe(b, at + 16, 8);
     at += 24;
     if (h->seen < 0 || rows > static_cast<uint64_t>(h->seen)) {
       return bad(absl::StrCat(rows, " rows kept of ", h->seen, " seen"));
@@ -98,7 +89,7 @@ absl::StatusOr<ReservoirSnapshot> ParseReservoir(absl::string_view b, absl::stri
     if (rows > (end - at) / 4 / std::max<uint64_t>(cols, 1)) return bad("truncated rows");
     h->x.resize(static_cast<size_t>(rows * cols));
     for (float& v : h->x) {
-      const uint32_t bits = static_cast<uint32_t>(Get(b, at, 4));
+      const uint32_t bits = static_cast<uint32_t>(GetLe(b, at, 4));
       std::memcpy(&v, &bits, 4);
       if (!std::isfinite(v)) return bad("a value is not finite");
       at += 4;

@@ -4,22 +4,13 @@
 #include <string>
 
 #include "server/drift_report.h"
+#include "server/metric_util.h"
 
 namespace anorand {
-namespace {
 
 using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
-
-ClientMetric Gauge(std::vector<ClientMetric::Label> labels, double value) {
-  ClientMetric m;
-  m.label = std::move(labels);
-  m.gauge.value = value;
-  return m;
-}
-
-}  // namespace
 
 std::vector<MetricFamily> DriftCollector::Collect() const {
   MetricFamily window{"anorand_drift_window_records",
@@ -51,16 +42,16 @@ std::vector<MetricFamily> DriftCollector::Collect() const {
       const DriftStats stats = v.drift->Stats();
       const std::vector<ClientMetric::Label> labels = {{"model", name},
                                                        {"version", std::to_string(version)}};
-      window.metric.push_back(Gauge(labels, static_cast<double>(stats.window)));
+      window.metric.push_back(GaugeMetric(labels, static_cast<double>(stats.window)));
       if (stats.window < v.drift->window_records() / 2) continue;
-      score.metric.push_back(Gauge(labels, stats.score_psi));
-      out.metric.push_back(Gauge(labels, stats.out_of_range));
+      score.metric.push_back(GaugeMetric(labels, stats.score_psi));
+      out.metric.push_back(GaugeMetric(labels, stats.out_of_range));
       const std::vector<std::string> names = DriftFeatureLabels(*v.model);
       const int own = std::min(static_cast<int>(stats.features.size()), feature_series_);
       for (int j = 0; j < own; ++j) {
         std::vector<ClientMetric::Label> l = labels;
         l.push_back({"feature", names[j]});
-        feature.metric.push_back(Gauge(std::move(l), stats.features[j].psi));
+        feature.metric.push_back(GaugeMetric(std::move(l), stats.features[j].psi));
       }
       if (own < static_cast<int>(stats.features.size())) {
         double worst = 0;
@@ -68,7 +59,7 @@ std::vector<MetricFamily> DriftCollector::Collect() const {
           worst = std::max(worst, stats.features[j].psi);
         std::vector<ClientMetric::Label> l = labels;
         l.push_back({"feature", "other_max"});
-        feature.metric.push_back(Gauge(std::move(l), worst));
+        feature.metric.push_back(GaugeMetric(std::move(l), worst));
       }
     }
   }

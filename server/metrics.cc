@@ -1,9 +1,7 @@
 #include "server/metrics.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <netdb.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -11,23 +9,23 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <map>
 #include <mutex>
-#include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "model/compiled_model.h"
 #include "prometheus/exposer.h"
 #include "server/drift_metrics.h"
+#include "server/metric_util.h"
+#include "server/process_collector.h"
+#include "server/shadow_metrics.h"
 #include "server/reservoir_metrics.h"
 #include "prometheus/text_serializer.h"
 
 namespace anorand {
 namespace {
 
-using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
 
@@ -42,15 +40,6 @@ constexpr const char* kJobStates[] = {"queued", "running", "succeeded", "failed"
 constexpr const char* kTerminalJobStates[] = {"succeeded", "failed", "cancelled"};
 
 int MethodIndex(ScoreMethod m) { return m == ScoreMethod::kStreamScore ? 1 : 0; }
-
-std::string VersionLabel(int64_t v) { return v > 0 ? std::to_string(v) : std::string(); }
-
-ClientMetric GaugeMetric(std::vector<ClientMetric::Label> labels, double value) {
-  ClientMetric m;
-  m.label = std::move(labels);
-  m.gauge.value = value;
-  return m;
-}
 
 // anorand_model_versions{model,state} from a registry snapshot and
 // anorand_compiled_models from CompiledModel::LiveCount(), on each scrape.
@@ -83,151 +72,6 @@ class RuntimeCollector final : public prometheus::Collectable {
 
  private:
   const Registry* models_;
-};
-
-// anorand_shadow_* from the shadow scorer's comparisons (shadow.h), on
-// each scrape.
-class ShadowCollector final : public prometheus::Collectable {
- public:
-  explicit ShadowCollector(const ShadowScorer* shadow) : shadow_(shadow) {}
-
-  std::vector<MetricFamily> Collect() const override {
-    MetricFamily compared{"anorand_shadow_compared_records_total",
-                          "Records scored by both the serving version and the model's shadow.",
-                          MetricType::Counter,
-                          {}};
-    MetricFamily correlation{"anorand_shadow_rank_correlation",
-                             "Spearman rank correlation of serving and shadow scores over the "
-                             "comparison window (--shadow_window_records).",
-                             MetricType::Gauge,
-                             {}};
-    MetricFamily disagreement{"anorand_shadow_flag_disagreement_ratio",
-                              "Share of the comparison window flagged by one version only "
-                              "(direction serving_only or shadow_only).",
-                              MetricType::Gauge,
-                              {}};
-    MetricFamily quantiles{"anorand_shadow_score_quantile",
-                           "Score quantiles over the comparison window, of the serving version "
-                           "and of the shadow (scorer).",
-                           MetricType::Gauge,
-                           {}};
-    MetricFamily dropped{"anorand_shadow_dropped_records_total",
-                         "Sampled records dropped because the shadow queue "
-                         "(--shadow_queue_records) was full.",
-                         MetricType::Counter,
-                         {}};
-    // A model whose shadow has compared records exports its drop counter from
-    // 0, so that rate() sees the first drop.
-    std::map<std::string, int64_t> drops = shadow_->DroppedAll();
-    for (const ShadowComparisonStats& c : shadow_->CompareAll()) {
-      drops.emplace(c.model, 0);
-      const std::vector<ClientMetric::Label> pair = {{"model", c.model},
-                                                     {"version", VersionLabel(c.version)},
-                                                     {"shadow_version",
-                                                      VersionLabel(c.shadow_version)}};
-      auto with = [&pair](std::vector<ClientMetric::Label> more) {
-        std::vector<ClientMetric::Label> l = pair;
-        l.insert(l.end(), more.begin(), more.end());
-        return l;
-      };
-      ClientMetric n;
-      n.label = pair;
-      n.counter.value = static_cast<double>(c.compared);
-      compared.metric.push_back(std::move(n));
-      correlation.metric.push_back(GaugeMetric(pair, c.rank_correlation));
-      disagreement.metric.push_back(
-          GaugeMetric(with({{"direction", "serving_only"}}), c.serving_only_flagged));
-      disagreement.metric.push_back(
-          GaugeMetric(with({{"direction", "shadow_only"}}), c.shadow_only_flagged));
-      for (const auto& [scorer, q] :
-           {std::pair<const char*, ScoreQuantileSet>{"serving", c.serving_scores},
-            std::pair<const char*, ScoreQuantileSet>{"shadow", c.shadow_scores}}) {
-        quantiles.metric.push_back(GaugeMetric(with({{"scorer", scorer}, {"quantile", "0.5"}}), q.p50));
-        quantiles.metric.push_back(GaugeMetric(with({{"scorer", scorer}, {"quantile", "0.9"}}), q.p90));
-        quantiles.metric.push_back(GaugeMetric(with({{"scorer", scorer}, {"quantile", "0.99"}}), q.p99));
-      }
-    }
-    for (const auto& [model, count] : drops) {
-      ClientMetric m;
-      m.label = {{"model", model}};
-      m.counter.value = static_cast<double>(count);
-      dropped.metric.push_back(std::move(m));
-    }
-    return {std::move(compared), std::move(correlation), std::move(disagreement),
-            std::move(quantiles), std::move(dropped)};
-  }
-
- private:
-  const ShadowScorer* shadow_;
-};
-
-// The standard process_* figures, read from /proc/self on each scrape
-// (prometheus-cpp 1.0 has no process collector).
-class ProcessCollector final : public prometheus::Collectable {
- public:
-  std::vector<MetricFamily> Collect() const override {
-    std::vector<MetricFamily> out;
-    auto add = [&out](const char* name, const char* help, MetricType type, double value) {
-      MetricFamily f{name, help, type, {}};
-      ClientMetric m;
-      if (type == MetricType::Counter)
-        m.counter.value = value;
-      else
-        m.gauge.value = value;
-      f.metric.push_back(m);
-      out.push_back(std::move(f));
-    };
-    const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
-    const double page = static_cast<double>(sysconf(_SC_PAGESIZE));
-    std::ifstream stat_file("/proc/self/stat");
-    std::string stat((std::istreambuf_iterator<char>(stat_file)), std::istreambuf_iterator<char>());
-    // Fields after "(comm)": state is field 3; utime 14, stime 15,
-    // starttime 22, vsize 23, rss 24.
-    const size_t close = stat.rfind(')');
-    if (close != std::string::npos && tick > 0) {
-      std::istringstream in(stat.substr(close + 2));
-      std::vector<std::string> f(1, "");  // f[i] = field i + 2
-      for (std::string s; in >> s;) f.push_back(s);
-      auto field = [&f](size_t n) {
-        return n - 2 < f.size() ? std::strtod(f[n - 2].c_str(), nullptr) : 0.0;
-      };
-      if (f.size() > 23) {
-        add("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
-            MetricType::Counter, (field(14) + field(15)) / tick);
-        add("process_virtual_memory_bytes", "Virtual memory size in bytes.", MetricType::Gauge,
-            field(23));
-        add("process_resident_memory_bytes", "Resident memory size in bytes.", MetricType::Gauge,
-            field(24) * page);
-        const double boot = BootTime();
-        if (boot > 0) {
-          add("process_start_time_seconds",
-              "Start time of the process since unix epoch in seconds.", MetricType::Gauge,
-              boot + field(22) / tick);
-        }
-      }
-    }
-    if (DIR* d = opendir("/proc/self/fd")) {
-      int n = 0;
-      while (const dirent* e = readdir(d)) n += e->d_name[0] != '.';
-      closedir(d);
-      add("process_open_fds", "Number of open file descriptors.", MetricType::Gauge, n);
-    }
-    rlimit lim{};
-    if (getrlimit(RLIMIT_NOFILE, &lim) == 0) {
-      add("process_max_fds", "Maximum number of open file descriptors.", MetricType::Gauge,
-          lim.rlim_cur == RLIM_INFINITY ? -1.0 : static_cast<double>(lim.rlim_cur));
-    }
-    return out;
-  }
-
- private:
-  static double BootTime() {
-    std::ifstream in("/proc/stat");
-    for (std::string line; std::getline(in, line);) {
-      if (line.rfind("btime ", 0) == 0) return std::strtod(line.c_str() + 6, nullptr);
-    }
-    return 0;
-  }
 };
 
 // CivetWeb's listener polls in 2 s quanta, so stopping the Exposer takes

@@ -3,6 +3,8 @@
 #include <string>
 #include <utility>
 
+#include "server/metric_util.h"
+
 namespace anorand {
 
 std::vector<prometheus::MetricFamily> ReservoirCollector::Collect() const {
@@ -18,10 +20,7 @@ std::vector<prometheus::MetricFamily> ReservoirCollector::Collect() const {
                                  MetricType::Gauge, {}};
   for (const ReservoirStats& s : reservoirs_->Stats()) {
     for (auto [family, value] : {std::pair{&rows, s.rows}, {&seen, s.seen}, {&bytes, s.bytes}}) {
-      prometheus::ClientMetric m;
-      m.label = {{"model", s.model}};
-      m.gauge.value = static_cast<double>(value);
-      family->metric.push_back(std::move(m));
+      family->metric.push_back(GaugeMetric({{"model", s.model}}, static_cast<double>(value)));
     }
   }
   if (rows.metric.empty()) return {};

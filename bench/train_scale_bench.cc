@@ -76,6 +76,7 @@ nlohmann::json FitOnce(const Case& c, int features, const v1::TrainingParams& pa
   j["fit_cpu_seconds"] = ProcessCpuSeconds() - cpu0;
   j["epochs_member0"] = model->summary().epochs_run();
   j["member_rows"] = model->params().member_rows();
+  j["members"] = 1 + model->ensemble_size();
   if (!labels.empty()) {
     auto compiled = CompiledModel::Create(*std::move(model));
     if (!compiled.ok()) return {{"error", std::string(compiled.status().message())}};

@@ -1,6 +1,13 @@
 #include "server/job_manager.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <chrono>
 #include <filesystem>
 #include <random>
@@ -76,7 +83,18 @@ std::string MemberPrefix(int member, int members) {
 JobManager::JobManager(ModelManager* models, JobOptions options)
     : models_(models), options_(std::move(options)) {}
 
-JobManager::~JobManager() { Stop(); }
+JobManager::~JobManager() {
+  Stop();
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+absl::Status JobManager::NotOwner() const {
+  return absl::FailedPreconditionError(absl::StrCat(
+      "the job records folder ", options_.jobs_dir,
+      " belongs to another server process that shares it: this server neither trains nor "
+      "answers for those jobs; send training calls to that server, or give this one its own "
+      "--jobs_dir"));
+}
 
 absl::Status JobManager::Start() {
   std::error_code ec;
@@ -84,6 +102,23 @@ absl::Status JobManager::Start() {
   if (ec) {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot create the jobs folder ", options_.jobs_dir, ": ", ec.message()));
+  }
+  // One process owns the records: the lock lives as long as the process
+  // (the kernel drops it when the process dies).
+  const std::string lock_path = options_.jobs_dir + "/.lock";
+  lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd_ < 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot open ", lock_path, ": ", std::strerror(errno)));
+  }
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot lock ", lock_path, ": ", std::strerror(errno)));
+    }
+    owner_ = false;
+    std::fprintf(stderr, "anorand-server: warning: %s\n", std::string(NotOwner().message()).c_str());
+    return absl::OkStatus();
   }
   for (fs::directory_iterator it(options_.jobs_dir, ec), end; !ec && it != end; it.increment(ec)) {
     if (it->path().filename().string().find(".json.tmp.") != std::string::npos) {
@@ -175,6 +210,7 @@ absl::Status JobManager::QueueRoomLocked() const {
         "this server does not train (--max_queued_jobs=0); submit the job to a replica that "
         "trains");
   }
+  if (!owner_) return NotOwner();
   if (static_cast<int>(queue_.size()) >= options_.max_queued_jobs) {
     return absl::ResourceExhaustedError(
         absl::StrCat("the training queue is full (", options_.max_queued_jobs,
@@ -184,6 +220,10 @@ absl::Status JobManager::QueueRoomLocked() const {
 }
 
 absl::StatusOr<v1::Job> JobManager::Submit(v1::JobSpec spec, Dataset data) {
+  if (!owner_) {
+    absl::MutexLock lock(&mu_);
+    return QueueRoomLocked();  // this refusal, or an earlier one
+  }
   if (data.rows < 10) {
     return absl::InvalidArgumentError(
         absl::StrCat("the data has ", data.rows, " rows; training needs at least 10"));
@@ -228,6 +268,7 @@ absl::StatusOr<v1::Job> JobManager::Submit(v1::JobSpec spec, Dataset data) {
 
 absl::StatusOr<v1::Job> JobManager::Get(const std::string& id) const {
   if (id.empty()) return absl::InvalidArgumentError("job_id is empty");
+  if (!owner_) return NotOwner();
   absl::MutexLock lock(&mu_);
   auto it = jobs_.find(id);
   if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("no job '", id, "'"));
@@ -235,6 +276,7 @@ absl::StatusOr<v1::Job> JobManager::Get(const std::string& id) const {
 }
 
 absl::StatusOr<v1::ListJobsResponse> JobManager::List(const v1::ListJobsRequest& r) const {
+  if (!owner_) return NotOwner();
   if (r.page_size() < 0) return absl::InvalidArgumentError("page_size must be >= 0");
   for (int s : r.states()) {
     if (s <= v1::JOB_STATE_UNSPECIFIED || s > v1::JOB_STATE_CANCELLED) {
@@ -281,6 +323,7 @@ absl::StatusOr<v1::ListJobsResponse> JobManager::List(const v1::ListJobsRequest&
 
 absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& id) {
   if (id.empty()) return absl::InvalidArgumentError("job_id is empty");
+  if (!owner_) return NotOwner();
   std::shared_ptr<Entry> entry;
   bool was_queued = false;
   {
@@ -318,6 +361,7 @@ absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& id) {
 
 absl::StatusOr<uint64_t> JobManager::Watch(const std::string& id, Watcher on_progress) {
   if (id.empty()) return absl::InvalidArgumentError("job_id is empty");
+  if (!owner_) return NotOwner();
   v1::JobProgress snapshot;
   uint64_t token;
   {

@@ -69,8 +69,14 @@ class JobManager {
 
   void set_events(JobEvents events) { events_ = std::move(events); }
 
-  // Loads the persisted records (settling the interrupted ones as above;
-  // the store's first scan must have run) and starts the training threads.
+  // Takes the jobs folder's lock (<jobs_dir>/.lock, held for the process's
+  // life), loads the persisted records (settling the interrupted ones as
+  // above; the store's first scan must have run) and starts the training
+  // threads. When another process holds the lock, this manager touches no
+  // record and every call (Submit, CheckQueueRoom, Get, List, Cancel,
+  // Watch) is FAILED_PRECONDITION naming the folder: the records have one
+  // owner, so a server that shares the folder cannot mark another's running
+  // jobs interrupted.
   absl::Status Start();
   // Cancels running jobs (each ends CANCELLED within its next cancellation
   // poll, never half-published: a job already publishing finishes that
@@ -116,9 +122,13 @@ class JobManager {
   // A cancelled job's error: `what`, plus the shutdown when that caused it.
   std::string CancelReason(const std::string& what) const ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status QueueRoomLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status NotOwner() const;
 
   ModelManager* models_;
   JobOptions options_;
+  // Set by Start, before any other call.
+  int lock_fd_ = -1;
+  bool owner_ = true;
   JobEvents events_;
 
   // Guards the maps and the queue below, and each Entry's `job` and

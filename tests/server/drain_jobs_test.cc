@@ -1,7 +1,9 @@
 // The anorand-server binary receiving SIGTERM while a training job runs:
 // the job is cancelled (never half-published), the process exits 0 inside
 // its drain, and after a restart on the same model folder the job reads
-// CANCELLED with the reason.
+// CANCELLED with the reason. Two server processes sharing one jobs folder:
+// the second neither trains nor touches the first's records, even when it
+// restarts while the first's job runs.
 #include <signal.h>
 
 #include <chrono>
@@ -126,6 +128,63 @@ TEST(DrainJobsTest, SigtermCancelsTheRunningJobAndTheRecordSaysSoAfterARestart) 
   v1::ListModelsResponse models;
   ASSERT_TRUE(again.models()->ListModels(&ctx, v1::ListModelsRequest(), &models).ok());
   EXPECT_EQ(models.models_size(), 0);
+}
+
+TEST(DrainJobsTest, ASecondServerOnTheSameJobsFolderLeavesTheFirstsRunningJobAlone) {
+  TempDir dir;
+  Server first(dir, "first");
+  ASSERT_GT(first.port(), 0) << first.err();
+  TempDir csv;
+  ASSERT_TRUE(WriteCsv(DemoData(2000, 5, 2), csv.File("d.csv"), false).ok());
+  const std::string bytes = ReadWholeFile(csv.File("d.csv"));
+  auto submit = [&bytes](v1::Training::Stub* stub, v1::Job* job) {
+    v1::SubmitJobRequest head;
+    head.mutable_spec()->set_model_name("m");
+    head.mutable_spec()->set_upload_format(v1::UPLOAD_FORMAT_CSV);
+    head.mutable_spec()->mutable_params()->set_max_epochs(100'000);
+    head.mutable_spec()->mutable_params()->set_patience(0);
+    grpc::ClientContext ctx;
+    auto w = stub->SubmitJob(&ctx, job);
+    w->Write(head);
+    v1::SubmitJobRequest chunk;
+    chunk.mutable_chunk()->set_data(bytes);
+    w->Write(chunk);
+    w->WritesDone();
+    return w->Finish();
+  };
+  v1::Job job;
+  const grpc::Status submitted = submit(first.stub(), &job);
+  ASSERT_TRUE(submitted.ok()) << submitted.error_message();
+  ASSERT_TRUE(WaitUntil([&] { return first.Get(job.id()).state() == v1::JOB_STATE_RUNNING; }, 60));
+
+  const std::string record = dir.File("models") + "/.jobs/" + job.id() + ".json";
+  for (const char* run : {"second", "second-again"}) {
+    // The second server starts (and in the second round restarts) while the
+    // first's job runs: the record on disk still says RUNNING.
+    Server second(dir, run);
+    ASSERT_GT(second.port(), 0) << second.err();
+    EXPECT_THAT(second.err(), HasSubstr("belongs to another server process"));
+    EXPECT_THAT(ReadWholeFile(record), HasSubstr("JOB_STATE_RUNNING"));
+    v1::Job refused;
+    const grpc::Status s = submit(second.stub(), &refused);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+    EXPECT_THAT(s.error_message(), HasSubstr("give this one its own --jobs_dir"));
+    grpc::ClientContext gctx;
+    v1::GetJobRequest get;
+    get.set_job_id(job.id());
+    v1::Job seen;
+    EXPECT_EQ(second.stub()->GetJob(&gctx, get, &seen).error_code(),
+              grpc::StatusCode::FAILED_PRECONDITION);
+    second.proc().Signal(SIGTERM);
+    EXPECT_EQ(second.proc().Wait(60), 0) << second.err();
+  }
+  EXPECT_EQ(first.Get(job.id()).state(), v1::JOB_STATE_RUNNING);
+  EXPECT_THAT(ReadWholeFile(record), HasSubstr("JOB_STATE_RUNNING"));
+  grpc::ClientContext cctx;
+  v1::CancelJobRequest cancel;
+  cancel.set_job_id(job.id());
+  v1::Job after;
+  EXPECT_TRUE(first.stub()->CancelJob(&cctx, cancel, &after).ok());
 }
 
 }  // namespace

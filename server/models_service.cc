@@ -1,6 +1,7 @@
 #include "server/models_service.h"
 
 #include <atomic>
+#include <functional>
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
@@ -279,10 +280,21 @@ grpc::ServerUnaryReactor* ModelsService::GetDrift(grpc::CallbackServerContext* c
 
 namespace {
 
+// Reads the stored file on `work` (up to 512 MiB: not on a callback
+// thread), then streams it in chunks, one write in flight.
 class ExportWriter final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
-  ExportWriter(std::string bytes, int64_t version) : bytes_(std::move(bytes)), version_(version) {
-    Next();
+  using Read = std::function<absl::StatusOr<std::string>(int64_t* version)>;
+  ExportWriter(WorkQueue* work, Read read) {
+    work->Run([this, read = std::move(read)] {
+      auto file = read(&version_);
+      if (!file.ok()) {
+        Finish(ToGrpcStatus(file.status()));
+        return;
+      }
+      bytes_ = *std::move(file);
+      Next();
+    });
   }
   void OnWriteDone(bool ok) override {
     if (!ok) {
@@ -426,11 +438,9 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ModelsService::ExportVersion(
   v1::ExportVersionRequest req;
   grpc::ByteBuffer bytes(*request_bytes);  // shares the slices, copies no data
   if (grpc::Status s = ParseRequest(&bytes, -1, &req); !s.ok()) return RefusedCall<Reactor>(s);
-  const v1::ModelSpec& spec = req.model();
-  int64_t version = 0;
-  auto file = manager_->Export(spec.name(), spec.version(), spec.alias(), &version);
-  if (!file.ok()) return RefusedCall<Reactor>(ToGrpcStatus(file.status()));
-  return new ExportWriter(*std::move(file), version);
+  return new ExportWriter(work_, [this, spec = req.model()](int64_t* version) {
+    return manager_->Export(spec.name(), spec.version(), spec.alias(), version);
+  });
 }
 
 grpc::ServerReadReactor<grpc::ByteBuffer>* ModelsService::ImportVersion(

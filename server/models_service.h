@@ -36,8 +36,9 @@ using RawModelsService = v1::Models::WithRawCallbackMethod_ListModels<
 
 class ModelsService final : public RawModelsService {
  public:
-  // `work` runs the calls that compile (each ImportVersion's validation,
-  // compile and write; LoadVersion), and `admin` the calls that write the
+  // `work` runs the calls that compile or read a whole model file (each
+  // ImportVersion's validation, compile and write; LoadVersion;
+  // ExportVersion's read), and `admin` the calls that write the
   // store (UnloadVersion, DeleteVersion, SetAlias, RemoveAlias, SetShadow,
   // ClearShadow), off the callback threads and never behind a compile or
   // an upload's parse; both must outlive the calls. CompareShadow reads `shadow`

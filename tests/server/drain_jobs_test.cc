@@ -73,6 +73,23 @@ class Server {
   std::unique_ptr<v1::Models::Stub> models_;
 };
 
+// Submits a job on `csv_bytes` that trains until cancelled.
+grpc::Status SubmitEndless(v1::Training::Stub* stub, const std::string& csv_bytes, v1::Job* job) {
+  v1::SubmitJobRequest head;
+  head.mutable_spec()->set_model_name("m");
+  head.mutable_spec()->set_upload_format(v1::UPLOAD_FORMAT_CSV);
+  head.mutable_spec()->mutable_params()->set_max_epochs(100'000);
+  head.mutable_spec()->mutable_params()->set_patience(0);
+  grpc::ClientContext ctx;
+  auto w = stub->SubmitJob(&ctx, job);
+  w->Write(head);
+  v1::SubmitJobRequest chunk;
+  chunk.mutable_chunk()->set_data(csv_bytes);
+  w->Write(chunk);
+  w->WritesDone();
+  return w->Finish();
+}
+
 TEST(DrainJobsTest, SigtermCancelsTheRunningJobAndTheRecordSaysSoAfterARestart) {
   TempDir dir;
   std::string job_id;
@@ -81,21 +98,9 @@ TEST(DrainJobsTest, SigtermCancelsTheRunningJobAndTheRecordSaysSoAfterARestart) 
     ASSERT_GT(server.port(), 0) << server.err();
     TempDir csv;
     ASSERT_TRUE(WriteCsv(DemoData(2000, 5, 1), csv.File("d.csv"), false).ok());
-    const std::string bytes = ReadWholeFile(csv.File("d.csv"));
-    v1::SubmitJobRequest head;
-    head.mutable_spec()->set_model_name("m");
-    head.mutable_spec()->set_upload_format(v1::UPLOAD_FORMAT_CSV);
-    head.mutable_spec()->mutable_params()->set_max_epochs(100'000);
-    head.mutable_spec()->mutable_params()->set_patience(0);
-    grpc::ClientContext ctx;
     v1::Job job;
-    auto w = server.stub()->SubmitJob(&ctx, &job);
-    w->Write(head);
-    v1::SubmitJobRequest chunk;
-    chunk.mutable_chunk()->set_data(bytes);
-    w->Write(chunk);
-    w->WritesDone();
-    const grpc::Status submitted = w->Finish();
+    const grpc::Status submitted =
+        SubmitEndless(server.stub(), ReadWholeFile(csv.File("d.csv")), &job);
     ASSERT_TRUE(submitted.ok()) << submitted.error_message();
     job_id = job.id();
     // Training (an epoch done) when the signal arrives.
@@ -138,19 +143,7 @@ TEST(DrainJobsTest, ASecondServerOnTheSameJobsFolderLeavesTheFirstsRunningJobAlo
   ASSERT_TRUE(WriteCsv(DemoData(2000, 5, 2), csv.File("d.csv"), false).ok());
   const std::string bytes = ReadWholeFile(csv.File("d.csv"));
   auto submit = [&bytes](v1::Training::Stub* stub, v1::Job* job) {
-    v1::SubmitJobRequest head;
-    head.mutable_spec()->set_model_name("m");
-    head.mutable_spec()->set_upload_format(v1::UPLOAD_FORMAT_CSV);
-    head.mutable_spec()->mutable_params()->set_max_epochs(100'000);
-    head.mutable_spec()->mutable_params()->set_patience(0);
-    grpc::ClientContext ctx;
-    auto w = stub->SubmitJob(&ctx, job);
-    w->Write(head);
-    v1::SubmitJobRequest chunk;
-    chunk.mutable_chunk()->set_data(bytes);
-    w->Write(chunk);
-    w->WritesDone();
-    return w->Finish();
+    return SubmitEndless(stub, bytes, job);
   };
   v1::Job job;
   const grpc::Status submitted = submit(first.stub(), &job);

@@ -34,6 +34,18 @@ void Warn(const absl::Status& s) {
 
 }  // namespace
 
+absl::Status ValidateReservoirEntry(const std::string& name, int64_t rows) {
+  if (absl::Status s = ValidateModelName(name); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--reservoir_records: ", s.message()));
+  }
+  if (rows < 2 || rows > kMaxReservoirRows) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--reservoir_records: the rows of '", name, "' must be an integer in [2, ",
+        kMaxReservoirRows, "]; got ", rows));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::map<std::string, int64_t>> ParseReservoirRecords(const std::string& text) {
   std::map<std::string, int64_t> out;
   if (text.empty()) return out;
@@ -44,15 +56,13 @@ absl::StatusOr<std::map<std::string, int64_t>> ParseReservoirRecords(const std::
           "--reservoir_records: '", item, "' is not NAME=ROWS (e.g. fraud=50000)"));
     }
     const std::string name(item.substr(0, eq));
-    if (absl::Status s = ValidateModelName(name); !s.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("--reservoir_records: ", s.message()));
-    }
     int64_t rows = 0;
-    if (!absl::SimpleAtoi(item.substr(eq + 1), &rows) || rows < 2 || rows > kMaxReservoirRows) {
+    if (!absl::SimpleAtoi(item.substr(eq + 1), &rows)) {
       return absl::InvalidArgumentError(absl::StrCat(
           "--reservoir_records: the rows of '", name, "' must be an integer in [2, ",
           kMaxReservoirRows, "]; got '", item.substr(eq + 1), "'"));
     }
+    if (absl::Status s = ValidateReservoirEntry(name, rows); !s.ok()) return s;
     if (!out.emplace(name, rows).second) {
       return absl::InvalidArgumentError(
           absl::StrCat("--reservoir_records: '", name, "' is given twice"));

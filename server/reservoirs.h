@@ -41,8 +41,12 @@ struct ReservoirOptions {
   int64_t flush_seconds = 60;              // --reservoir_flush_seconds
 };
 
-// Parses --reservoir_records: "NAME=ROWS[,NAME=ROWS...]", each name a valid
-// model name given once, ROWS in [2, 100000000]; "" = none.
+// One entry of --reservoir_records: a valid model name, rows in
+// [2, 100000000]; INVALID_ARGUMENT naming the flag otherwise.
+absl::Status ValidateReservoirEntry(const std::string& name, int64_t rows);
+
+// Parses --reservoir_records: "NAME=ROWS[,NAME=ROWS...]", each entry valid
+// as above and each name given once; "" = none.
 absl::StatusOr<std::map<std::string, int64_t>> ParseReservoirRecords(const std::string& text);
 
 // `id`, or the host name when it is empty.

@@ -337,10 +337,7 @@ absl::Status ValidateServerOptions(const ServerOptions& o) {
   if (o.reservoir_flush_seconds < 1 || o.reservoir_flush_seconds > 86400)
     return bad("--reservoir_flush_seconds must be in [1, 86400]");
   for (const auto& [name, rows] : o.reservoir_records) {
-    if (absl::Status s = ValidateModelName(name); !s.ok()) {
-      return bad(absl::StrCat("--reservoir_records: ", s.message()));
-    }
-    if (rows < 2 || rows > 100000000) return bad("--reservoir_records: ROWS must be in [2, 100000000]");
+    if (absl::Status s = ValidateReservoirEntry(name, rows); !s.ok()) return s;
   }
   if (absl::Status s = ValidateReplicaId(ReplicaId(o.replica_id)); !s.ok()) return s;
   if (o.training_omp_threads < 1 || o.training_omp_threads > 1024)

@@ -61,6 +61,20 @@ v1::JobSpec SmallNetwork(const std::string& model, int epochs) {
   return spec;
 }
 
+// A gate held on the training thread just before a version is written
+// (ServerOptions::before_publish): `entered` once a job is PUBLISHING,
+// `release` lets the publish go on.
+struct PublishGate {
+  absl::Notification entered;
+  absl::Notification release;
+  std::function<void(const std::string&)> Hook() {
+    return [this](const std::string&) {
+      entered.Notify();
+      release.WaitForNotification();
+    };
+  }
+};
+
 class TrainingCancelTest : public ::testing::Test {
  protected:
   void SetUp() override { StartServer({}); }
@@ -171,6 +185,19 @@ class TrainingCancelTest : public ::testing::Test {
     EXPECT_TRUE(env_->models()->ListModels(&ctx, v1::ListModelsRequest(), &models).ok());
     EXPECT_EQ(models.models_size(), 0);
     return after;
+  }
+
+  // Starts a server whose publishes wait at `gate`, submits a small job and
+  // waits until it is held there; returns it.
+  v1::Job HoldAJobInPublishing(PublishGate* gate, uint64_t seed) {
+    ServerOptions o;
+    o.before_publish = gate->Hook();
+    StartServer(o);
+    WriteNpy(DemoData(600, 5, seed), data_.File("p.npy"));
+    v1::Job job;
+    EXPECT_TRUE(SubmitPath(SmallNetwork("pub", 1), "p.npy", &job).ok());
+    EXPECT_TRUE(gate->entered.WaitForNotificationWithTimeout(absl::Seconds(120)));
+    return job;
   }
 
   TempDir data_;
@@ -362,29 +389,10 @@ TEST_F(TrainingCancelTest, NpzInflatingPastTheBoundIsRefusedBeforeInflating) {
   }
 }
 
-// A gate held on the training thread just before a version is written
-// (ServerOptions::before_publish): `entered` once a job is PUBLISHING,
-// `release` lets the publish go on.
-struct PublishGate {
-  absl::Notification entered;
-  absl::Notification release;
-  std::function<void(const std::string&)> Hook() {
-    return [this](const std::string&) {
-      entered.Notify();
-      release.WaitForNotification();
-    };
-  }
-};
-
 TEST_F(TrainingCancelTest, CancelWhilePublishingIsRefusedAndTheVersionStillServes) {
   PublishGate gate;
-  ServerOptions o;
-  o.before_publish = gate.Hook();
-  StartServer(o);
-  WriteNpy(DemoData(600, 5, 7), data_.File("p.npy"));
-  v1::Job job;
-  ASSERT_TRUE(SubmitPath(SmallNetwork("pub", 1), "p.npy", &job).ok());
-  ASSERT_TRUE(gate.entered.WaitForNotificationWithTimeout(absl::Seconds(120)));
+  const v1::Job job = HoldAJobInPublishing(&gate, 7);
+  ASSERT_TRUE(gate.entered.HasBeenNotified());
   const v1::Job publishing = Get(job.id());
   EXPECT_EQ(publishing.state(), v1::JOB_STATE_RUNNING);
   EXPECT_EQ(publishing.progress().phase(), v1::JOB_PHASE_PUBLISHING);
@@ -411,13 +419,8 @@ TEST_F(TrainingCancelTest, ShutdownWhilePublishingFinishesThePublishFirst) {
   // waits for the publish, and after a restart the job is SUCCEEDED with
   // its version on disk and serving.
   PublishGate gate;
-  ServerOptions o;
-  o.before_publish = gate.Hook();
-  StartServer(o);
-  WriteNpy(DemoData(600, 5, 8), data_.File("p.npy"));
-  v1::Job job;
-  ASSERT_TRUE(SubmitPath(SmallNetwork("pub", 1), "p.npy", &job).ok());
-  ASSERT_TRUE(gate.entered.WaitForNotificationWithTimeout(absl::Seconds(120)));
+  const v1::Job job = HoldAJobInPublishing(&gate, 8);
+  ASSERT_TRUE(gate.entered.HasBeenNotified());
   absl::Notification stopped;
   std::thread stopper([&] {
     env_->server().Shutdown();

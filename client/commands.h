@@ -32,6 +32,7 @@ int RunScore(const Argv& args);
 int RunModels(const Argv& args);
 int RunTrain(const Argv& args);
 int RunJobs(const Argv& args);
+int RunRetrain(const Argv& args);
 
 }  // namespace anorand::cli
 

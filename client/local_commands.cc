@@ -284,10 +284,13 @@ int RunDemoData(const Argv& argv) {
       {"rows", true, "rows (default 10000)"},
       {"features", true, "features (default 20)"},
       {"anomaly-fraction", true, "share of anomalies (default 0.03)"},
+      {"shift", true, "move every feature by this many of its standard deviations (drift; "
+                      "default 0)"},
       kSeed,
       {"labels", false, "add a 'label' column (1 = anomaly)"}};
   const char* const usage_head =
-      "usage: anorand demo-data --out FILE.csv [--rows N] [--features D] [--seed S] [--labels]\n"
+      "usage: anorand demo-data --out FILE.csv [--rows N] [--features D] [--seed S] [--shift K]\n"
+      "       [--labels]\n"
       "Writes seeded synthetic tabular data with a few percent of anomalies.\n";
   int exit = kExitOk;
   auto command = ParseCommand(argv, specs, usage_head, &exit);
@@ -299,11 +302,16 @@ int RunDemoData(const Argv& argv) {
   auto cols = a.GetInt("features", o.cols);
   auto frac = a.GetDouble("anomaly-fraction", o.anomaly_fraction);
   auto seed = a.GetInt("seed", 1);
+  auto shift = a.GetDouble("shift", 0);
   if (!rows.ok() || *rows < 10 || *rows > 100000000) return UsageError("--rows must be in [10, 1e8]", usage);
   if (!cols.ok() || *cols < 1 || *cols > 10000) return UsageError("--features must be in [1, 10000]", usage);
   if (!frac.ok() || *frac < 0 || *frac >= 0.5) return UsageError("--anomaly-fraction must be in [0, 0.5)", usage);
   if (!seed.ok() || *seed < 0) return UsageError("--seed must be a non-negative integer", usage);
+  if (!shift.ok() || !(*shift >= -1000 && *shift <= 1000)) {
+    return UsageError("--shift must be a number in [-1000, 1000] (standard deviations)", usage);
+  }
   o.rows = *rows;
+  o.shift = *shift;
   o.cols = static_cast<int>(*cols);
   o.anomaly_fraction = *frac;
   o.seed = static_cast<uint64_t>(*seed);

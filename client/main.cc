@@ -26,6 +26,8 @@ constexpr char kUsage[] =
     "               shadow|unshadow|compare|drift\n"
     "  train        submit a training job (upload or server path), --wait to follow it\n"
     "  jobs         list|show|watch|cancel training jobs\n"
+    "  retrain      set|status|clear|history: retrain a model on its recent traffic when\n"
+    "               its scores drift, shadow the new version, promote it if it compares well\n"
     "\n"
     "Exit codes: 0 ok, 1 refused or failed, 2 usage error, 3 server unreachable.\n";
 
@@ -49,6 +51,7 @@ int main(int argc, char** argv) {
   if (command == "models") return RunModels(args);
   if (command == "train") return RunTrain(args);
   if (command == "jobs") return RunJobs(args);
+  if (command == "retrain") return RunRetrain(args);
   std::fprintf(stderr, "anorand: unknown command '%s'\n%s", command.c_str(), kUsage);
   return kExitUsage;
 }

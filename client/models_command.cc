@@ -156,6 +156,12 @@ int RunModels(const Argv& argv) {
                   "THRESHOLD", "ALIASES");
       PrintVersionTable(resp);
       PrintShadow(resp);
+      if (resp.has_retrain()) {
+        std::printf("retrain policy: %s (anorand retrain status %s)\n",
+                    EnumLabel(v1::RetrainStage_Name(resp.retrain().stage()), "RETRAIN_STAGE_")
+                        .c_str(),
+                    name.c_str());
+      }
     }
     return kExitOk;
   }

@@ -78,6 +78,8 @@ class JobManager {
   // owner, so a server that shares the folder cannot mark another's running
   // jobs interrupted.
   absl::Status Start();
+  // false after Start when another process holds the folder's lock.
+  bool owns_records() const { return owner_; }
   // Cancels running jobs (each ends CANCELLED within its next cancellation
   // poll, never half-published: a job already publishing finishes that
   // first), fails queued ones ("server stopped"), joins.

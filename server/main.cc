@@ -108,6 +108,9 @@ ABSL_FLAG(int64_t, reservoir_flush_seconds, 60,
 ABSL_FLAG(std::string, replica_id, "",
           "Names this server's reservoir files (replicas sharing a --model_dir need distinct "
           "ones); \"\" = the host name.");
+ABSL_FLAG(double, retrain_check_seconds, 30,
+          "How often the models with a retrain policy (SetRetrainPolicy) are checked and "
+          "their next step taken, seconds.");
 ABSL_FLAG(int32_t, training_omp_threads, 1,
           "oneDNN/OpenMP threads per running training job (scoring keeps its own threads).");
 ABSL_FLAG(bool, training_low_priority, true,
@@ -241,6 +244,7 @@ int main(int argc, char** argv) {
   o.reservoir_period_seconds = absl::GetFlag(FLAGS_reservoir_period_seconds);
   o.reservoir_flush_seconds = absl::GetFlag(FLAGS_reservoir_flush_seconds);
   o.replica_id = absl::GetFlag(FLAGS_replica_id);
+  o.retrain_check_seconds = absl::GetFlag(FLAGS_retrain_check_seconds);
   o.training_omp_threads = absl::GetFlag(FLAGS_training_omp_threads);
   o.training_low_priority = absl::GetFlag(FLAGS_training_low_priority);
   o.training_throttle.yield_inflight = absl::GetFlag(FLAGS_training_yield_inflight);

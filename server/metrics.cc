@@ -21,6 +21,7 @@
 #include "server/process_collector.h"
 #include "server/shadow_metrics.h"
 #include "server/reservoir_metrics.h"
+#include "server/retrain_metrics.h"
 #include "prometheus/text_serializer.h"
 
 namespace anorand {
@@ -144,7 +145,7 @@ std::vector<double> Metrics::ScoreBuckets() {
 }
 
 Metrics::Metrics(const Registry* models, const ShadowScorer* shadow, int drift_feature_series,
-                 ReservoirSet* reservoirs)
+                 ReservoirSet* reservoirs, const RetrainLoop* retrain)
     : models_(models),
       registry_(std::make_shared<prometheus::Registry>()),
       runtime_(std::make_shared<RuntimeCollector>(models)),
@@ -152,6 +153,7 @@ Metrics::Metrics(const Registry* models, const ShadowScorer* shadow, int drift_f
       shadow_(shadow ? std::make_shared<ShadowCollector>(shadow) : nullptr),
       drift_(std::make_shared<DriftCollector>(models, drift_feature_series)),
       reservoir_(reservoirs ? std::make_shared<ReservoirCollector>(reservoirs) : nullptr),
+      retrain_(retrain ? std::make_shared<RetrainCollector>(retrain) : nullptr),
       requests_(prometheus::BuildCounter()
                     .Name("anorand_score_requests_total")
                     .Help("Score requests and StreamScore messages handled, by model, resolved "
@@ -270,6 +272,7 @@ absl::Status Metrics::Serve(const std::string& address,
   if (shadow_) exposer_->RegisterCollectable(shadow_);
   exposer_->RegisterCollectable(drift_);
   if (reservoir_) exposer_->RegisterCollectable(reservoir_);
+  if (retrain_) exposer_->RegisterCollectable(retrain_);
   return absl::OkStatus();
 }
 
@@ -438,7 +441,8 @@ void Metrics::OnTrainingJobFinished(v1::JobState state, double seconds) {
 std::string Metrics::Render() const {
   std::vector<MetricFamily> all = registry_->Collect();
   for (const auto* c :
-       {runtime_.get(), process_.get(), shadow_.get(), drift_.get(), reservoir_.get()}) {
+       {runtime_.get(), process_.get(), shadow_.get(), drift_.get(), reservoir_.get(),
+        retrain_.get()}) {
     if (!c) continue;
     for (auto& f : c->Collect()) all.push_back(std::move(f));
   }

@@ -63,6 +63,8 @@ class Exposer;
 
 namespace anorand {
 
+class RetrainLoop;
+
 // The label value for every model name not in the registry.
 inline constexpr char kUnknownModelLabel[] = "_unknown_";
 
@@ -70,9 +72,12 @@ class Metrics {
  public:
   // `models` is read on each scrape (anorand_model_versions and the drift
   // families, with `drift_feature_series` features per version), and so is
-  // `shadow` (anorand_shadow_*; null: none); both must outlive this object.
+  // `shadow` (anorand_shadow_*; null: none), `reservoirs`
+  // (anorand_reservoir_*) and `retrain` (anorand_retrain_*); each must
+  // outlive this object.
   explicit Metrics(const Registry* models, const ShadowScorer* shadow = nullptr,
-                   int drift_feature_series = 32, ReservoirSet* reservoirs = nullptr);
+                   int drift_feature_series = 32, ReservoirSet* reservoirs = nullptr,
+                   const RetrainLoop* retrain = nullptr);
   ~Metrics();  // stops the HTTP endpoint, if any
   Metrics(const Metrics&) = delete;
   Metrics& operator=(const Metrics&) = delete;
@@ -149,6 +154,7 @@ class Metrics {
   std::shared_ptr<prometheus::Collectable> shadow_;   // anorand_shadow_*, or null
   std::shared_ptr<prometheus::Collectable> drift_;    // anorand_*drift*
   std::shared_ptr<prometheus::Collectable> reservoir_;  // anorand_reservoir_*, or null
+  std::shared_ptr<prometheus::Collectable> retrain_;    // anorand_retrain_*, or null
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::string address_;
   int port_ = 0;

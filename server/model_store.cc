@@ -304,15 +304,7 @@ absl::Status ModelStore::WriteShadow(const std::string& model,
                                      const std::optional<ShadowSpec>& shadow,
                                      const AliasLock& held) const {
   (void)held;
-  if (!shadow) {
-    const std::string path = ModelDir(model) + "/shadow.json";
-    StoreLock lock(root_, LOCK_SH);
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-      return absl::InternalError(absl::StrCat("cannot remove ", path, ": ", std::strerror(errno)));
-    }
-    FsyncDir(ModelDir(model));
-    return absl::OkStatus();
-  }
+  if (!shadow) return RemoveModelFile(model, "shadow.json");
   nlohmann::json j = nlohmann::json::object();
   if (shadow->version > 0) {
     j["version"] = shadow->version;
@@ -342,6 +334,45 @@ absl::Status ModelStore::ReplaceModelFile(const std::string& model, const std::s
   if (s.ok()) FsyncDir(dir);
   fs::remove_all(*tmp, ec);
   return s;
+}
+
+absl::StatusOr<std::optional<std::string>> ModelStore::ReadModelFile(const std::string& model,
+                                                                     const std::string& file,
+                                                                     int64_t max_bytes) const {
+  auto bytes = ReadFileBounded(ModelDir(model) + "/" + file, max_bytes);
+  if (absl::IsNotFound(bytes.status())) return std::optional<std::string>();
+  if (!bytes.ok()) return bytes.status();
+  return std::optional<std::string>(*std::move(bytes));
+}
+
+absl::Status ModelStore::RemoveModelFile(const std::string& model,
+                                         const std::string& file) const {
+  const std::string path = ModelDir(model) + "/" + file;
+  StoreLock lock(root_, LOCK_SH);
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return absl::InternalError(absl::StrCat("cannot remove ", path, ": ", std::strerror(errno)));
+  }
+  FsyncDir(ModelDir(model));
+  return absl::OkStatus();
+}
+
+absl::Status ModelStore::AppendModelFile(const std::string& model, const std::string& file,
+                                         absl::string_view bytes) const {
+  const std::string path = ModelDir(model) + "/" + file;
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    return absl::InternalError(absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
+  }
+  const ssize_t n = ::write(fd, bytes.data(), bytes.size());
+  const int write_errno = errno;
+  const bool synced = n == static_cast<ssize_t>(bytes.size()) && ::fsync(fd) == 0;
+  ::close(fd);
+  if (n != static_cast<ssize_t>(bytes.size())) {
+    return absl::InternalError(absl::StrCat("cannot append to ", path, ": ",
+                                            n < 0 ? std::strerror(write_errno) : "short write"));
+  }
+  if (!synced) return absl::InternalError(absl::StrCat("cannot fsync ", path));
+  return absl::OkStatus();
 }
 
 }  // namespace anorand

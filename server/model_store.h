@@ -6,6 +6,8 @@
 //   <root>/<model>/aliases.json              {"production": 3, ...}
 //   <root>/<model>/shadow.json               {"version": 4, "sample": 0.1}
 //                                            or {"alias": "canary", ...}
+//   <root>/<model>/retrain_policy.json       retrain_store.h
+//   <root>/<model>/history.jsonl             retrain_store.h (append-only)
 //   <root>/.store.lock                       flock(2)ed by writers (below)
 //   <root>/.aliases.lock                     flock(2)ed by alias updates
 // Versions are positive integers; folders whose name is not one (temp
@@ -109,11 +111,25 @@ class ModelStore {
   absl::Status WriteShadow(const std::string& model, const std::optional<ShadowSpec>& shadow,
                            const AliasLock& held) const;
 
- private:
-  std::string ModelDir(const std::string& model) const { return root_ + "/" + model; }
+  // Small files of a model's folder beside its versions (`file` a plain
+  // name). Read: nullopt when absent; ReadFileBounded's error (file_io.h)
+  // when it cannot be read or is larger than max_bytes.
+  absl::StatusOr<std::optional<std::string>> ReadModelFile(const std::string& model,
+                                                           const std::string& file,
+                                                           int64_t max_bytes) const;
   // Writes <model>/<file> atomically (temp folder, fsync, rename).
   absl::Status ReplaceModelFile(const std::string& model, const std::string& file,
                                 const std::string& contents) const;
+  // Removes it; absent is OK.
+  absl::Status RemoveModelFile(const std::string& model, const std::string& file) const;
+  // Appends `bytes` in one write(2) with O_APPEND and fsyncs: appenders in
+  // any process never interleave, and a crash leaves at most a torn last
+  // line for the reader to skip.
+  absl::Status AppendModelFile(const std::string& model, const std::string& file,
+                               absl::string_view bytes) const;
+
+ private:
+  std::string ModelDir(const std::string& model) const { return root_ + "/" + model; }
   std::string root_;
 };
 

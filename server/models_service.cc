@@ -102,7 +102,13 @@ absl::Status ModelsService::FillModelInfo(const std::string& name, v1::ModelInfo
   auto m = manager_->registry().GetModel(name);
   if (!m) return absl::NotFoundError(absl::StrCat("model '", name, "' not found"));
   FillModel(name, *m, info);
+  FillRetrain(name, info);
   return absl::OkStatus();
+}
+
+void ModelsService::FillRetrain(const std::string& name, v1::ModelInfo* info) const {
+  if (!retrain_) return;
+  if (auto status = retrain_->Status(name)) *info->mutable_retrain() = *std::move(status);
 }
 
 absl::Status ModelsService::FillVersionInfo(const std::string& name, int64_t version,
@@ -120,7 +126,11 @@ absl::Status ModelsService::FillVersionInfo(const std::string& name, int64_t ver
 grpc::ServerUnaryReactor* ModelsService::ListModels(grpc::CallbackServerContext* ctx,
                                     const grpc::ByteBuffer* in, grpc::ByteBuffer* out) {
   return Unary<v1::ListModelsRequest, v1::ListModelsResponse>(ctx, auth_, in, out, [&](const v1::ListModelsRequest&, v1::ListModelsResponse* resp) {
-    for (const auto& [name, m] : manager_->registry().Snapshot()) FillModel(name, m, resp->add_models());
+    for (const auto& [name, m] : manager_->registry().Snapshot()) {
+      v1::ModelInfo* info = resp->add_models();
+      FillModel(name, m, info);
+      FillRetrain(name, info);
+    }
     return absl::OkStatus();
   });
 }
@@ -150,6 +160,7 @@ grpc::ServerUnaryReactor* ModelsService::GetModel(grpc::CallbackServerContext* c
     }
     resp->set_name(spec.name());
     if (m->shadow) FillShadow(*m->shadow, resp->mutable_shadow());
+    FillRetrain(spec.name(), resp);
     for (const auto& [alias, v] : m->aliases) (*resp->mutable_aliases())[alias] = v;
     for (const auto& [v, e] : m->versions)
       if (e.state == VersionState::kReady) resp->set_latest_ready_version(v);
@@ -220,6 +231,50 @@ grpc::ServerUnaryReactor* ModelsService::ClearShadow(grpc::CallbackServerContext
       [this](const v1::ClearShadowRequest& req, v1::ModelInfo* resp) -> absl::Status {
         if (absl::Status s = manager_->ClearShadow(req.model_name()); !s.ok()) return s;
         return FillModelInfo(req.model_name(), resp);
+      });
+}
+
+grpc::ServerUnaryReactor* ModelsService::SetRetrainPolicy(grpc::CallbackServerContext* ctx,
+                                                          const grpc::ByteBuffer* in,
+                                                          grpc::ByteBuffer* out) {
+  return UnaryOn<v1::SetRetrainPolicyRequest, v1::ModelInfo>(admin_, ctx, auth_, in, out,
+      [this](const v1::SetRetrainPolicyRequest& req, v1::ModelInfo* resp) -> absl::Status {
+        if (absl::Status s = ValidateModelName(req.model_name()); !s.ok()) return s;
+        if (!retrain_) return absl::FailedPreconditionError("this server runs no retrain loop");
+        auto set = retrain_->SetPolicy(req.model_name(), req.policy());
+        if (!set.ok()) return set.status();
+        return FillModelInfo(req.model_name(), resp);
+      });
+}
+
+grpc::ServerUnaryReactor* ModelsService::ClearRetrainPolicy(grpc::CallbackServerContext* ctx,
+                                                            const grpc::ByteBuffer* in,
+                                                            grpc::ByteBuffer* out) {
+  return UnaryOn<v1::ClearRetrainPolicyRequest, v1::ModelInfo>(admin_, ctx, auth_, in, out,
+      [this](const v1::ClearRetrainPolicyRequest& req, v1::ModelInfo* resp) -> absl::Status {
+        if (absl::Status s = ValidateModelName(req.model_name()); !s.ok()) return s;
+        if (!retrain_) return absl::FailedPreconditionError("this server runs no retrain loop");
+        if (absl::Status s = retrain_->ClearPolicy(req.model_name()); !s.ok()) return s;
+        return FillModelInfo(req.model_name(), resp);
+      });
+}
+
+grpc::ServerUnaryReactor* ModelsService::GetModelHistory(grpc::CallbackServerContext* ctx,
+                                                         const grpc::ByteBuffer* in,
+                                                         grpc::ByteBuffer* out) {
+  return UnaryOn<v1::GetModelHistoryRequest, v1::ModelHistory>(work_, ctx, auth_, in, out,
+      [this](const v1::GetModelHistoryRequest& req, v1::ModelHistory* resp) -> absl::Status {
+        if (absl::Status s = ValidateModelName(req.model_name()); !s.ok()) return s;
+        if (req.limit() < 0) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("limit must be >= 0 (0 = the last 100 events), got ", req.limit()));
+        }
+        if (!retrain_) return absl::FailedPreconditionError("this server runs no retrain loop");
+        auto events = retrain_->History(req.model_name(), req.limit() == 0 ? 100 : req.limit());
+        if (!events.ok()) return events.status();
+        resp->set_model_name(req.model_name());
+        for (v1::ModelEvent& e : *events) *resp->add_events() = std::move(e);
+        return absl::OkStatus();
       });
 }
 

@@ -13,6 +13,7 @@
 #include "anorand/v1/models.grpc.pb.h"
 #include "server/auth.h"
 #include "server/model_manager.h"
+#include "server/retrain_loop.h"
 #include "server/shadow.h"
 #include "server/work_queue.h"
 
@@ -32,7 +33,10 @@ using RawModelsService = v1::Models::WithRawCallbackMethod_ListModels<
                                     v1::Models::WithRawCallbackMethod_ClearShadow<
                                         v1::Models::WithRawCallbackMethod_CompareShadow<
                                             v1::Models::WithRawCallbackMethod_GetDrift<
-                                                v1::Models::Service>>>>>>>>>>>>>;
+                                                v1::Models::WithRawCallbackMethod_SetRetrainPolicy<
+                                                    v1::Models::WithRawCallbackMethod_ClearRetrainPolicy<
+                                                        v1::Models::WithRawCallbackMethod_GetModelHistory<
+                                                            v1::Models::Service>>>>>>>>>>>>>>>>;
 
 class ModelsService final : public RawModelsService {
  public:
@@ -40,17 +44,21 @@ class ModelsService final : public RawModelsService {
   // ImportVersion's validation, compile and write; LoadVersion;
   // ExportVersion's read), and `admin` the calls that write the
   // store (UnloadVersion, DeleteVersion, SetAlias, RemoveAlias, SetShadow,
-  // ClearShadow), off the callback threads and never behind a compile or
-  // an upload's parse; both must outlive the calls. CompareShadow reads `shadow`
-  // (null: no comparisons).
+  // ClearShadow, SetRetrainPolicy, ClearRetrainPolicy), off the callback
+  // threads and never behind a compile or an upload's parse; both must
+  // outlive the calls. CompareShadow reads `shadow` (null: no comparisons);
+  // the retrain calls and ModelInfo.retrain use `retrain` (null: the retrain
+  // calls are FAILED_PRECONDITION).
   ModelsService(ModelManager* manager, const TokenAuth* auth, int64_t max_upload_bytes,
-                WorkQueue* work, WorkQueue* admin, const ShadowScorer* shadow = nullptr)
+                WorkQueue* work, WorkQueue* admin, const ShadowScorer* shadow = nullptr,
+                RetrainLoop* retrain = nullptr)
       : manager_(manager),
         auth_(auth),
         max_upload_bytes_(max_upload_bytes),
         work_(work),
         admin_(admin),
-        shadow_(shadow) {}
+        shadow_(shadow),
+        retrain_(retrain) {}
 
   using Bytes = grpc::ByteBuffer;
   grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext*, const Bytes*, Bytes*) override;
@@ -73,10 +81,18 @@ class ModelsService final : public RawModelsService {
   grpc::ServerUnaryReactor* CompareShadow(grpc::CallbackServerContext*, const Bytes*,
                                           Bytes*) override;
   grpc::ServerUnaryReactor* GetDrift(grpc::CallbackServerContext*, const Bytes*, Bytes*) override;
+  grpc::ServerUnaryReactor* SetRetrainPolicy(grpc::CallbackServerContext*, const Bytes*,
+                                             Bytes*) override;
+  grpc::ServerUnaryReactor* ClearRetrainPolicy(grpc::CallbackServerContext*, const Bytes*,
+                                               Bytes*) override;
+  grpc::ServerUnaryReactor* GetModelHistory(grpc::CallbackServerContext*, const Bytes*,
+                                            Bytes*) override;
 
  private:
   absl::Status FillModelInfo(const std::string& name, v1::ModelInfo* info) const;
   absl::Status FillVersionInfo(const std::string& name, int64_t version, v1::VersionInfo* info) const;
+  // ModelInfo.retrain from the loop's last check.
+  void FillRetrain(const std::string& name, v1::ModelInfo* info) const;
 
   ModelManager* manager_;
   const TokenAuth* auth_;
@@ -84,6 +100,7 @@ class ModelsService final : public RawModelsService {
   WorkQueue* work_;
   WorkQueue* admin_;
   const ShadowScorer* shadow_;
+  RetrainLoop* retrain_;
 };
 
 }  // namespace anorand

@@ -20,6 +20,7 @@
 #include "server/score_handler.h"
 #include "server/scoring_service.h"
 #include "server/reservoirs.h"
+#include "server/retrain_loop.h"
 #include "server/shadow.h"
 #include "server/job_manager.h"
 #include "server/training_service.h"
@@ -43,6 +44,8 @@ class ServerImpl final : public AnorandServer {
         reservoirs_(ReservoirOptions{o.model_dir + "/.reservoir", ReplicaId(o.replica_id),
                                      o.reservoir_records, o.reservoir_max_bytes,
                                      o.reservoir_period_seconds, o.reservoir_flush_seconds}),
+        retrain_(ModelStore(o.model_dir), &manager_, &jobs_, &reservoirs_, &shadow_,
+                 RetrainLoopOptions{o.retrain_check_seconds, ReplicaId(o.replica_id)}),
         manager_(ModelStore(o.model_dir), &registry_,
                  ModelManagerOptions{o.max_loaded_model_bytes,
                                      [this](const LoadEvent& e) { OnModelLoad(e); },
@@ -55,7 +58,7 @@ class ServerImpl final : public AnorandServer {
         scoring_(&handler_, o.max_streams, &stream_handler_),
         intake_(o.intake_threads),
         admin_(1),
-        models_(&manager_, &auth_, o.max_upload_bytes, &intake_, &admin_, &shadow_),
+        models_(&manager_, &auth_, o.max_upload_bytes, &intake_, &admin_, &shadow_, &retrain_),
         jobs_(&manager_, JobOptions{o.jobs_dir.empty() ? o.model_dir + "/.jobs" : o.jobs_dir,
                                     o.max_queued_jobs, o.training_threads,
                                     o.training_omp_threads, o.training_low_priority,
@@ -82,6 +85,7 @@ class ServerImpl final : public AnorandServer {
     if (absl::Status s = reservoirs_.Start(); !s.ok()) return s;
     if (absl::Status s = manager_.Start(options_.poll_seconds); !s.ok()) return s;
     if (absl::Status s = jobs_.Start(); !s.ok()) return s;
+    retrain_.Start();
 
     grpc::EnableDefaultHealthCheckService(true);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -125,6 +129,7 @@ class ServerImpl final : public AnorandServer {
         absl::MutexLock health_lock(&health_mu_);  // not held while draining below
         if (server_) server_->GetHealthCheckService()->Shutdown();  // NOT_SERVING, for good
       }
+      retrain_.Stop();  // before jobs_ and manager_, which its steps call
       jobs_.Stop();
       // Open streams are told to reconnect once their in-flight request is
       // answered, instead of being cancelled at the drain deadline.
@@ -152,7 +157,7 @@ class ServerImpl final : public AnorandServer {
   // be bound the server runs without them and says so.
   void InitMetrics() {
     auto metrics = std::make_unique<Metrics>(&registry_, &shadow_, options_.drift_feature_series,
-                                             &reservoirs_);
+                                             &reservoirs_, &retrain_);
     std::optional<BasicAuthCredentials> auth;
     if (!options_.metrics_basic_auth_file.empty()) {
       auto read = ReadBasicAuthFile(options_.metrics_basic_auth_file);
@@ -232,6 +237,9 @@ class ServerImpl final : public AnorandServer {
   Registry registry_;
   ShadowScorer shadow_;  // reads registry_; outlives metrics_, which reads it
   ReservoirSet reservoirs_;  // outlives the handlers and training_, which use it
+  // Outlives metrics_ and models_, which read it; stopped by Shutdown before
+  // jobs_ and manager_, which it calls.
+  RetrainLoop retrain_;
   std::unique_ptr<Metrics> metrics_;  // null when off; outlives the services below
   ModelManager manager_;
   TrainingThrottle throttle_;    // outlives jobs_, which polls it
@@ -330,6 +338,8 @@ absl::Status ValidateServerOptions(const ServerOptions& o) {
                "each version's drift window");
   if (o.drift_feature_series < 0 || o.drift_feature_series > 10000)
     return bad("--drift_feature_series must be in [0, 10000]");
+  if (!(o.retrain_check_seconds > 0 && o.retrain_check_seconds <= 86400))
+    return bad("--retrain_check_seconds must be in (0, 86400]");
   if (o.reservoir_max_bytes < 1024 || o.reservoir_max_bytes > (int64_t{1} << 36))
     return bad("--reservoir_max_bytes must be in [1024, 68719476736]");
   if (o.reservoir_period_seconds < 1 || o.reservoir_period_seconds > 86400 * 366)

@@ -71,6 +71,9 @@ struct ServerOptions {
   int64_t reservoir_period_seconds = 43200;
   int64_t reservoir_flush_seconds = 60;
   std::string replica_id;
+  // How often the retrain loop (retrain_loop.h) checks the models with a
+  // retrain policy, seconds, > 0.
+  double retrain_check_seconds = 30;
   int training_omp_threads = 1;  // oneDNN threads per job
   bool training_low_priority = true;  // training threads at SCHED_IDLE
   // Training pauses between mini-batches while scoring is busy

@@ -58,6 +58,7 @@ SyntheticOptions Clamp(SyntheticOptions o) {
   o.clusters = std::max(o.clusters, 1);
   if (!(o.anomaly_fraction >= 0.0)) o.anomaly_fraction = 0.0;  // Also NaN.
   o.anomaly_fraction = std::min(o.anomaly_fraction, 1.0);
+  if (!std::isfinite(o.shift)) o.shift = 0.0;
   return o;
 }
 
@@ -181,7 +182,8 @@ Dataset MakeSyntheticData(const SyntheticOptions& options) {
     NormalRow(model, o.clusters, &draws, row.data());
     if (flags[r]) MakeAnomalous(model, &draws, row.data());
     for (int j = 0; j < o.cols; ++j) {
-      data.x[static_cast<size_t>(r) * o.cols + j] = static_cast<float>(row[j]);
+      data.x[static_cast<size_t>(r) * o.cols + j] =
+          static_cast<float>(row[j] + o.shift * model.sd[j]);
     }
     data.labels[r] = flags[r] ? 1 : 0;
   }

@@ -24,7 +24,7 @@
 //
 // Out-of-range options are clamped, not rejected: rows >= 0, cols in
 // [1, 100000], informative in [1, cols], clusters >= 1, anomaly_fraction in
-// [0, 1] (NaN means 0). Memory is rows * cols floats.
+// [0, 1] (NaN means 0), shift finite (else 0). Memory is rows * cols floats.
 //
 // Thread safety: stateless functions; safe to call concurrently.
 // Failure behaviour: MakeSyntheticData cannot fail. WriteCsv returns
@@ -50,6 +50,10 @@ struct SyntheticOptions {
   // Gaussian clusters of normal rows.
   int clusters = 3;
   uint64_t seed = 1;
+  // Drift: every value of feature j moves by shift x the feature's standard
+  // deviation. The draws do not depend on it, so a seed gives the same
+  // rows at every shift, only moved (a drifting stream for tests and demos).
+  double shift = 0;
 };
 
 Dataset MakeSyntheticData(const SyntheticOptions& options);

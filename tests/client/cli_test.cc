@@ -377,6 +377,61 @@ TEST_F(CliTest, TrainFromReservoirRetrainsOnTheRecordsScored) {
   EXPECT_THAT(err, HasSubstr("--reservoir_records nokeep=ROWS"));
 }
 
+TEST_F(CliTest, RetrainSetsShowsAndClearsAPolicyAndListsItsHistory) {
+  ASSERT_TRUE(env_->Import("rt", TinyModel(kD, 3), 0, "production").ok());
+  auto run = [&](std::vector<std::string> args, std::string* out, std::string* err) {
+    args.insert(args.end(), {"--address", Address(), "--token", "tok"});
+    return Run(args, out, err);
+  };
+  std::string out, err;
+  ASSERT_EQ(run({"retrain", "set", "rt", "--alias", "production", "--psi", "0.4", "--for", "600",
+                 "--min-correlation", "0.2"},
+                &out, &err),
+            0)
+      << err;
+  EXPECT_THAT(out, HasSubstr("rt: watching"));
+  EXPECT_THAT(out, HasSubstr("alias production, score PSI > 0.4 for 600 s; shadow sample 0.1"));
+  EXPECT_THAT(out, HasSubstr("rank correlation >= 0.2 and candidate-only flags <= 0.05"));
+  ASSERT_EQ(run({"retrain", "set", "rt", "--alias", "production", "--paused"}, &out, &err), 0)
+      << err;
+  ASSERT_EQ(run({"retrain", "status", "rt", "--format", "json"}, &out, &err), 0) << err;
+  EXPECT_THAT(out, HasSubstr("\"stage\": \"RETRAIN_STAGE_PAUSED\""));
+  ASSERT_EQ(run({"models", "show", "rt"}, &out, &err), 0) << err;
+  EXPECT_THAT(out, HasSubstr("retrain policy: paused"));
+  EXPECT_EQ(run({"retrain", "set", "rt", "--alias", "production", "--sample", "2"}, &out, &err), 1);
+  EXPECT_THAT(err, HasSubstr("policy.shadow_sample_fraction must be in (0, 1]"));
+  EXPECT_EQ(run({"retrain", "set", "rt"}, &out, &err), 2);
+  EXPECT_THAT(err, HasSubstr("retrain set needs --alias A"));
+  ASSERT_EQ(run({"retrain", "clear", "rt"}, &out, &err), 0) << err;
+  EXPECT_THAT(out, HasSubstr("rt has no retrain policy"));
+  ASSERT_EQ(run({"retrain", "history", "rt"}, &out, &err), 0) << err;
+  EXPECT_THAT(out, HasSubstr("policy_set"));
+  EXPECT_THAT(out, HasSubstr("paused"));
+  EXPECT_THAT(out, HasSubstr("policy_cleared"));
+  EXPECT_EQ(run({"retrain", "history", "nope"}, &out, &err), 1);
+  EXPECT_THAT(err, HasSubstr("NOT_FOUND"));
+}
+
+TEST_F(CliTest, DemoDataShiftMovesTheSameRows) {
+  std::string out, err;
+  ASSERT_EQ(Run({"demo-data", "--out", dir_.File("a.csv"), "--rows", "20", "--features", "3"},
+                &out, &err),
+            0)
+      << err;
+  ASSERT_EQ(Run({"demo-data", "--out", dir_.File("b.csv"), "--rows", "20", "--features", "3",
+                 "--shift", "4"},
+                &out, &err),
+            0)
+      << err;
+  auto a = ReadFileBounded(dir_.File("a.csv"), 1 << 20);
+  auto b = ReadFileBounded(dir_.File("b.csv"), 1 << 20);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_NE(*a, *b);
+  EXPECT_EQ(a->substr(0, a->find('\n')), b->substr(0, b->find('\n')));  // the same header
+  EXPECT_EQ(Run({"demo-data", "--out", dir_.File("c.csv"), "--shift", "nan"}, &out, &err), 2);
+  EXPECT_THAT(err, HasSubstr("--shift must be a number in [-1000, 1000]"));
+}
+
 // A 1 GB file of zero bytes (sparse: no disk) has no line end: every reader
 // of the CLI stops after the 16 MiB line limit and says so, instead of
 // reading the whole input into memory first.

@@ -57,6 +57,32 @@ TEST(SyntheticDataTest, DeterministicForSeed) {
       SameBytes(MakeSyntheticData(Small(42)), MakeSyntheticData(Small(42))));
 }
 
+TEST(SyntheticDataTest, ShiftMovesEveryFeatureByItsStandardDeviation) {
+  const Dataset base = MakeSyntheticData(Small(4));
+  SyntheticOptions shifted_options = Small(4);
+  shifted_options.shift = 3;
+  const Dataset shifted = MakeSyntheticData(shifted_options);
+  ASSERT_EQ(shifted.x.size(), base.x.size());
+  EXPECT_EQ(shifted.labels, base.labels);
+  for (int64_t j = 0; j < base.cols; ++j) {
+    // The same rows moved by one constant per feature: 3 sd of its normal rows.
+    double sum = 0, sum_sq = 0, normal = 0;
+    const double move = shifted.x[j] - base.x[j];
+    for (int64_t r = 0; r < base.rows; ++r) {
+      const size_t at = static_cast<size_t>(r * base.cols + j);
+      EXPECT_NEAR(shifted.x[at] - base.x[at], move, 1e-3 * std::fabs(move) + 1e-4);
+      if (base.labels[r]) continue;
+      sum += base.x[at];
+      sum_sq += double(base.x[at]) * base.x[at];
+      ++normal;
+    }
+    const double sd = std::sqrt(sum_sq / normal - (sum / normal) * (sum / normal));
+    EXPECT_NEAR(move / sd, 3.0, 0.3) << "feature " << j;
+  }
+  shifted_options.shift = std::nan("");
+  EXPECT_TRUE(SameBytes(MakeSyntheticData(shifted_options), base));  // NaN: no shift
+}
+
 TEST(SyntheticDataTest, DifferentSeedsDiffer) {
   const Dataset a = MakeSyntheticData(Small(1));
   const Dataset b = MakeSyntheticData(Small(2));

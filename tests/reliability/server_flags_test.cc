@@ -83,6 +83,8 @@ TEST(ServerFlagsTest, EveryBadValueExitsTwoNamingTheFlag) {
       {{"--reservoir_max_bytes=10"}, "--reservoir_max_bytes must be in [1024, 68719476736]"},
       {{"--reservoir_period_seconds=0"}, "--reservoir_period_seconds must be in [1, 31622400]"},
       {{"--reservoir_flush_seconds=0"}, "--reservoir_flush_seconds must be in [1, 86400]"},
+      {{"--retrain_check_seconds=0"}, "--retrain_check_seconds must be in (0, 86400]"},
+      {{"--retrain_check_seconds=nan"}, "--retrain_check_seconds must be in (0, 86400]"},
       {{"--replica_id=../x"}, "--replica_id '../x' must be 1-64 of [A-Za-z0-9._-]"},
       {{"--replica_id=.hidden"}, "not starting with '.'"},
       {{"--training_omp_threads=0"}, "--training_omp_threads must be in [1, 1024]"},

@@ -404,6 +404,23 @@ tests:
         alertname: AnorandFeatureDrift
         exp_alerts:
           - exp_labels: {severity: warning, instance: "a:9464", model: fraud, version: "3"}
+  - name: a retrained version held in shadow
+    interval: 1m
+    input_series:
+      - series: 'anorand_retrain_stage{job="anorand",instance="a:9464",model="fraud",stage="held"}'
+        values: '0x5 1x20'
+      - series: 'anorand_retrain_stage{job="anorand",instance="a:9464",model="calm",stage="held"}'
+        values: '0x25'
+      - series: 'anorand_retrain_stage{job="anorand",instance="a:9464",model="calm",stage="shadowing"}'
+        values: '1x25'
+    alert_rule_test:
+      - eval_time: 8m
+        alertname: AnorandRetrainHeld
+        exp_alerts: []
+      - eval_time: 15m
+        alertname: AnorandRetrainHeld
+        exp_alerts:
+          - exp_labels: {severity: warning, job: anorand, instance: "a:9464", model: fraud, stage: held}
 )";
 
 TEST(PromtoolTest, AlertsFireOnSyntheticSeries) {
@@ -417,7 +434,7 @@ TEST(PromtoolTest, AlertsFireOnSyntheticSeries) {
   std::string out, err;
   EXPECT_EQ(RunCommand({promtool, "check", "rules", dir.File("rules.yml")}, &out, &err, 60), 0)
       << out << err;
-  EXPECT_THAT(out, HasSubstr("14 rules found"));
+  EXPECT_THAT(out, HasSubstr("15 rules found"));
   EXPECT_EQ(RunCommand({promtool, "test", "rules", dir.File("serving_test.yml"),
                         dir.File("drift_test.yml"), dir.File("shadow_test.yml"),
                         dir.File("psi_test.yml")},
@@ -832,7 +849,7 @@ TEST_F(PrometheusE2ETest, CountsTrafficThroughRealPrometheus) {
       EXPECT_EQ(r.value("state", ""), state_of(r)) << r.value("name", "");
     }
   }
-  EXPECT_EQ(rule_count, 14);
+  EXPECT_EQ(rule_count, 15);
 
   // Every dashboard query is valid PromQL and finds data (rate() needs two
   // samples of the series that the last requests created).

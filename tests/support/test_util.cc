@@ -22,8 +22,9 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ec);
 }
 
-Dataset DemoData(int64_t rows, int cols, uint64_t seed) {
+Dataset DemoData(int64_t rows, int cols, uint64_t seed, double shift) {
   SyntheticOptions o;
+  o.shift = shift;
   o.rows = rows;
   o.cols = cols;
   o.seed = seed;

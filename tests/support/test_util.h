@@ -29,7 +29,7 @@ class TempDir {
 };
 
 // Seeded demo data (model/data/synthetic_data.h).
-Dataset DemoData(int64_t rows, int cols, uint64_t seed);
+Dataset DemoData(int64_t rows, int cols, uint64_t seed, double shift = 0);
 
 // A model trained on DemoData(rows, cols, seed) with few epochs: fast, real.
 v1::ModelFile TinyModel(int cols = 8, uint64_t seed = 1, int64_t rows = 400, int epochs = 3);

@@ -40,7 +40,9 @@ class ServerImpl final : public AnorandServer {
                   {o.jobs_dir, "the job records folder (--jobs_dir)"},
                   {o.data_dir, "the data folder (--data_dir)"}}),
         auth_(o.auth_token),
-        shadow_(&registry_, ShadowOptions{o.shadow_queue_records, o.shadow_window_records}),
+        throttle_(o.training_throttle),
+        shadow_(&registry_, ShadowOptions{o.shadow_queue_records, o.shadow_window_records,
+                                          throttle_.load()}),
         reservoirs_(ReservoirOptions{o.model_dir + "/.reservoir", ReplicaId(o.replica_id),
                                      o.reservoir_records, o.reservoir_max_bytes,
                                      o.reservoir_period_seconds, o.reservoir_flush_seconds}),
@@ -51,7 +53,6 @@ class ServerImpl final : public AnorandServer {
                                      [this](const LoadEvent& e) { OnModelLoad(e); },
                                      o.before_model_load, o.drift_window_records,
                                      o.drift_sample}),
-        throttle_(o.training_throttle),
         handler_(&registry_, ScoreLimits{o.max_batch_records, o.max_message_bytes}),
         stream_handler_(&registry_, ScoreLimits{o.max_batch_records, o.max_message_bytes}),
         batcher_(&handler_, o.batching),
@@ -235,6 +236,9 @@ class ServerImpl final : public AnorandServer {
   ClientFolders folders_;  // clients see paths relative to these
   TokenAuth auth_;
   Registry registry_;
+  // Scoring's in-flight count lives here: read by shadow_'s worker and polled
+  // by jobs_, so it outlives both.
+  TrainingThrottle throttle_;
   ShadowScorer shadow_;  // reads registry_; outlives metrics_, which reads it
   ReservoirSet reservoirs_;  // outlives the handlers and training_, which use it
   // Outlives metrics_ and models_, which read it; stopped by Shutdown before
@@ -242,7 +246,6 @@ class ServerImpl final : public AnorandServer {
   RetrainLoop retrain_;
   std::unique_ptr<Metrics> metrics_;  // null when off; outlives the services below
   ModelManager manager_;
-  TrainingThrottle throttle_;    // outlives jobs_, which polls it
   ScoreHandler handler_;         // Score
   ScoreHandler stream_handler_;  // StreamScore
   DynamicBatcher batcher_;       // Score, when --enable_batching

@@ -14,6 +14,8 @@ namespace {
 // Tasks taken off the queue at once, in records: runs of one model,
 // version and shadow among them are scored in one forward pass.
 constexpr int64_t kMaxPassRecords = 8192;
+// At most this many records in a pass while scoring is busy.
+constexpr int64_t kBusyPassRecords = 256;
 
 std::vector<double> Ranks(const std::vector<float>& v) {
   std::vector<size_t> order(v.size());
@@ -124,6 +126,24 @@ void ShadowScorer::Offer(const v1::ScoreRequest& request, const v1::ScoreRespons
   dropped_[name] += n;
 }
 
+bool ShadowScorer::YieldToScoring() {
+  const ScoringLoad* load = options_.scoring_load;
+  if (!load || load->busy_at() <= 0) return false;
+  const int64_t slice_ns = absl::ToInt64Nanoseconds(options_.yield_slice);
+  auto busy = [&] {
+    if (load->in_flight() >= load->busy_at()) return true;
+    const int64_t last = load->last_busy_ns();
+    return last > 0 && ScoringLoad::NowNs() - last < slice_ns;
+  };
+  const absl::Time until = absl::Now() + options_.yield_max_pause;
+  absl::MutexLock lock(&queue_mu_);
+  while (busy() && !stopping_) {
+    if (absl::Now() >= until) return true;
+    queue_mu_.AwaitWithTimeout(absl::Condition(&stopping_), options_.yield_slice);
+  }
+  return false;
+}
+
 void ShadowScorer::Work() {
   // Serving threads win the CPU: when the machine is busy the shadow falls
   // behind and its queue drops records, instead of slowing the answers.
@@ -139,7 +159,12 @@ void ShadowScorer::Work() {
           },
           this));
       if (stopping_) return;
-      while (!queue_.empty() && (taken.empty() || records < kMaxPassRecords)) {
+    }
+    const int64_t pass_records = YieldToScoring() ? kBusyPassRecords : kMaxPassRecords;
+    {
+      absl::MutexLock lock(&queue_mu_);
+      if (stopping_) return;
+      while (!queue_.empty() && (taken.empty() || records < pass_records)) {
         records += static_cast<int64_t>(queue_.front().score.size());
         taken.push_back(std::move(queue_.front()));
         queue_.pop_front();

@@ -7,8 +7,10 @@
 // shadow version. The request thread only resolves the shadow, draws and
 // copies; when the queue holds --shadow_queue_records records, a request's
 // drawn records are dropped (and counted) instead of queued. The worker runs
-// at SCHED_IDLE (thread_priority.h): on a busy machine it falls behind and
-// drops, rather than taking CPU from the answers.
+// at SCHED_IDLE (thread_priority.h) and yields to scoring by the training
+// throttle's rule (--training_yield_inflight; ShadowOptions.scoring_load):
+// on a busy machine it falls behind and drops, rather than taking CPU from
+// the answers.
 //
 // Per (model, serving version, shadow version) the scorer keeps the number
 // of records compared and a window of the most recent ones, from which
@@ -30,14 +32,25 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "anorand/v1/scoring.pb.h"
 #include "server/registry.h"
+#include "server/scoring_load.h"
 
 namespace anorand {
 
 struct ShadowOptions {
   int64_t queue_records = 100000;  // --shadow_queue_records
   int64_t window_records = 10000;  // --shadow_window_records
+  // Scoring's in-flight count (scoring_load.h; null, or a load nobody
+  // counts into: never busy). While scoring is busy (at least busy_at()
+  // requests in flight now or within the last yield_slice) the worker
+  // waits up to yield_max_pause before each pass, and a pass then takes at
+  // most kBusyPassRecords: on a saturated replica the shadow gets a few
+  // percent of one core and its queue drops the rest (counted).
+  const ScoringLoad* scoring_load = nullptr;
+  absl::Duration yield_slice = absl::Milliseconds(1);
+  absl::Duration yield_max_pause = absl::Milliseconds(20);
 };
 
 struct ScoreQuantileSet {
@@ -107,6 +120,8 @@ class ShadowScorer {
   using PairKey = std::tuple<std::string, int64_t, int64_t>;
 
   void Work();
+  // Waits while scoring is busy, up to yield_max_pause; true if it still is.
+  bool YieldToScoring() ABSL_LOCKS_EXCLUDED(queue_mu_);
   // Scores a run of tasks that share model, version and shadow in one pass.
   void ScoreRun(const std::vector<Task>& run);
   static ShadowComparisonStats Summarise(const PairKey& key, const Pair& pair);

@@ -126,6 +126,43 @@ TEST_F(ShadowScorerTest, SamplesTheShareAsked) {
   EXPECT_LT(c[0].compared, 2250);
 }
 
+// While scoring is busy the worker waits (up to yield_max_pause per pass)
+// instead of taking CPU from the answers; a pause that long still lets it
+// through, so a replica that stays busy gets some comparison.
+TEST_F(ShadowScorerTest, TheWorkerWaitsWhileScoringIsBusyForAtMostItsPause) {
+  ScoringLoad load(/*busy_at=*/1);
+  ShadowOptions options;
+  options.scoring_load = &load;
+  options.yield_max_pause = absl::Minutes(10);
+  ShadowScorer shadow(&registry_, options);
+  shadow.Start();
+  ScoreHandler h(&registry_, ScoreLimits{});
+  h.set_shadow(&shadow);
+  registry_.SetShadow("m", ShadowSpec{2, "", 1.0});
+  load.Begin();  // a request in flight
+  ASSERT_TRUE(Score(h, 1, 300).ok());
+  absl::SleepFor(absl::Milliseconds(200));  // an observation window: nothing may happen in it
+  EXPECT_TRUE(shadow.Compare("m").empty());
+  load.End();
+  shadow.Flush();
+  auto c = shadow.Compare("m");
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(c[0].compared, 300);
+
+  ShadowOptions brief = options;
+  brief.yield_max_pause = absl::Milliseconds(5);
+  ShadowScorer patient(&registry_, brief);
+  patient.Start();
+  h.set_shadow(&patient);
+  load.Begin();  // busy for good: each pass waits 5 ms, then goes
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(Score(h, 1, 200, 40 + i).ok());
+  patient.Flush();
+  c = patient.Compare("m");
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(c[0].compared, 600);
+  load.End();
+}
+
 TEST_F(ShadowScorerTest, AFullQueueDropsAndCountsWithoutTouchingTheAnswer) {
   ShadowScorer shadow(&registry_, ShadowOptions{100, 10000});  // worker not started
   ScoreHandler h(&registry_, ScoreLimits{});

@@ -6,12 +6,12 @@
 #include <cstdio>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "anorand/v1/scoring.grpc.pb.h"
 #include "client/args.h"
 #include "client/commands.h"
@@ -74,10 +74,13 @@ int RunScore(const Argv& argv) {
   // the requests it had not answered are sent again, in order.
   auto stub = v1::Scoring::NewStub(conn.channel);
   const auto start = std::chrono::steady_clock::now();
-  std::mutex mu;
-  std::deque<v1::ScoreRequest> unanswered;  // sent or to send, oldest first
-  std::string read_error;
-  bool input_done = false;
+  // Shared by the writer thread and this one.
+  struct Pending {
+    absl::Mutex mu;
+    std::deque<v1::ScoreRequest> unanswered ABSL_GUARDED_BY(mu);  // sent or to send, oldest first
+    std::string read_error ABSL_GUARDED_BY(mu);
+    bool input_done ABSL_GUARDED_BY(mu) = false;
+  } pending;
   int64_t records = 0, anomalies = 0;
   grpc::Status s;
   while (true) {
@@ -85,10 +88,11 @@ int RunScore(const Argv& argv) {
     auto ctx = from_stdin ? conn.NewStreamContext() : conn.NewContext();
     auto rw = stub->StreamScore(ctx.get());
     std::thread writer([&] {
-      std::unique_lock lock(mu);
-      // First what the previous stream left unanswered.
-      std::vector<v1::ScoreRequest> again(unanswered.begin(), unanswered.end());
-      lock.unlock();
+      std::vector<v1::ScoreRequest> again;  // first what the previous stream left unanswered
+      {
+        absl::MutexLock lock(&pending.mu);
+        again.assign(pending.unanswered.begin(), pending.unanswered.end());
+      }
       for (const v1::ScoreRequest& req : again) {
         if (!rw->Write(req)) return;
       }
@@ -97,33 +101,34 @@ int RunScore(const Argv& argv) {
         req.mutable_batch()->clear_values();
         auto next = input->Next(*batch, /*stop_when_idle=*/from_stdin);
         if (!next.ok()) {
-          lock.lock();
-          read_error = std::string(next.status().message());
-          input_done = true;
-          lock.unlock();
+          absl::MutexLock lock(&pending.mu);
+          pending.read_error = std::string(next.status().message());
+          pending.input_done = true;
           break;
         }
         if (next->rows == 0) break;
         req.mutable_batch()->set_num_features(static_cast<int>(next->cols));
         req.mutable_batch()->mutable_values()->Add(next->x.begin(), next->x.end());
-        lock.lock();
-        unanswered.push_back(req);
-        lock.unlock();
+        {
+          absl::MutexLock lock(&pending.mu);
+          pending.unanswered.push_back(req);
+        }
         if (!rw->Write(req)) return;  // closed: stays in `unanswered`
       }
-      lock.lock();
-      input_done = true;
-      lock.unlock();
+      {
+        absl::MutexLock lock(&pending.mu);
+        pending.input_done = true;
+      }
       rw->WritesDone();
     });
     v1::ScoreResponse resp;
     while (rw->Read(&resp)) {
       int d = 0;
       {
-        std::lock_guard lock(mu);
-        if (!unanswered.empty()) {
-          d = unanswered.front().batch().num_features();
-          unanswered.pop_front();
+        absl::MutexLock lock(&pending.mu);
+        if (!pending.unanswered.empty()) {
+          d = pending.unanswered.front().batch().num_features();
+          pending.unanswered.pop_front();
         }
       }
       PrintResults(RowsOf(resp, records, explain ? d : 0), *format);
@@ -134,9 +139,9 @@ int RunScore(const Argv& argv) {
     s = rw->Finish();
     const bool idle_closed = s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED &&
                              s.error_message().find("--stream_idle_seconds") != std::string::npos;
-    std::lock_guard lock(mu);
-    if (!(idle_closed && from_stdin && read_error.empty() &&
-          (!input_done || !unanswered.empty()))) {
+    absl::MutexLock lock(&pending.mu);
+    if (!(idle_closed && from_stdin && pending.read_error.empty() &&
+          (!pending.input_done || !pending.unanswered.empty()))) {
       break;
     }
   }
@@ -145,8 +150,9 @@ int RunScore(const Argv& argv) {
   std::fprintf(stderr, "records %lld, anomalies %lld, %.0f records/s\n",
                static_cast<long long>(records), static_cast<long long>(anomalies),
                secs > 0 ? records / secs : 0.0);
-  if (!read_error.empty()) {
-    return Fail(absl::InvalidArgumentError(read_error));
+  absl::MutexLock lock(&pending.mu);  // the writer has ended; the analysis wants the lock
+  if (!pending.read_error.empty()) {
+    return Fail(absl::InvalidArgumentError(pending.read_error));
   }
   if (!s.ok()) return ReportRpcError(s);
   return kExitOk;

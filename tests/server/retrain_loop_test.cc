@@ -7,6 +7,7 @@
 // cleared policy takes no step, and every bad policy is refused with
 // nothing written.
 #include <cmath>
+#include <fstream>
 #include <limits>
 #include <string>
 #include <vector>
@@ -227,6 +228,26 @@ TEST_F(RetrainLoopTest, ACandidateThatFailsTheComparisonIsHeldInShadowAcrossARes
   EXPECT_EQ(info.retrain().stage(), v1::RETRAIN_STAGE_WATCHING);
 }
 
+// No reservoir to train on: the step is recorded with the reason, the model
+// stays watching, and the next attempt waits a whole sustained period.
+TEST_F(RetrainLoopTest, ADriftWithNothingToTrainOnIsRecordedAndWatchingGoesOn) {
+  ServerOptions o = Options();
+  o.reservoir_records.clear();
+  ServerEnv env(o);
+  ASSERT_TRUE(env.Import("m", *model_, 0, "production").ok());
+  v1::ModelInfo info;
+  ASSERT_TRUE(SetPolicy(env, Policy(), &info).ok());
+  ASSERT_TRUE(DriftUntil(env, v1::MODEL_EVENT_RETRAIN_NOT_SUBMITTED));
+  std::vector<v1::ModelEvent> events;
+  Kinds(env, &events);
+  EXPECT_THAT(events.back().detail(), HasSubstr("--reservoir_records m=ROWS"));
+  EXPECT_EQ(events.back().version(), 1);
+  info = Get(env);
+  EXPECT_EQ(info.retrain().stage(), v1::RETRAIN_STAGE_WATCHING);
+  EXPECT_EQ(info.versions_size(), 1);
+  EXPECT_TRUE(HasSample(env, "anorand_retrain_events_total{model=\"m\",kind=\"retrain_not_submitted\"} 1"));
+}
+
 TEST_F(RetrainLoopTest, APausedOrClearedPolicyTakesNoStep) {
   ServerEnv env(Options());
   ASSERT_TRUE(env.Import("m", *model_, 0, "production").ok());
@@ -317,6 +338,16 @@ TEST_F(RetrainLoopTest, EveryBadPolicyIsRefusedAndNothingIsWritten) {
   EXPECT_EQ(p.min_compared_records(), 1000);
   EXPECT_EQ(p.min_rank_correlation(), 0);
   EXPECT_EQ(p.max_shadow_only_flagged_ratio(), 0.05);
+
+  // A damaged policy file (a hand edit) is not applied, and setting the
+  // policy again replaces it.
+  {
+    std::ofstream damaged(env.model_dir() + "/m/retrain_policy.json", std::ios::trunc);
+    damaged << "{\"alias\": ";
+  }
+  EXPECT_TRUE(WaitUntil([&] { return !Get(env).has_retrain(); }, 10));
+  ASSERT_TRUE(SetPolicy(env, minimal, &info).ok());
+  EXPECT_EQ(Get(env).retrain().policy().alias(), "production");
 }
 
 TEST(JudgeCandidateTest, PromotesOnlyWithinBothThresholds) {

@@ -80,14 +80,7 @@ class RetrainLoopTest : public ::testing::Test {
     *req.mutable_policy() = policy;
     return env.models()->SetRetrainPolicy(&ctx, req, info);
   }
-  static v1::ModelInfo Get(ServerEnv& env) {
-    grpc::ClientContext ctx;
-    v1::GetModelRequest req;
-    req.mutable_model()->set_name("m");
-    v1::ModelInfo info;
-    EXPECT_TRUE(env.models()->GetModel(&ctx, req, &info).ok());
-    return info;
-  }
+  static v1::ModelInfo Get(ServerEnv& env) { return env.GetModel("m"); }
   static std::vector<v1::ModelEventKind> Kinds(ServerEnv& env,
                                                std::vector<v1::ModelEvent>* events = nullptr) {
     grpc::ClientContext ctx;

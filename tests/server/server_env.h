@@ -12,6 +12,7 @@
 #include "anorand/v1/models.grpc.pb.h"
 #include "anorand/v1/scoring.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
 #include "model/model_file.h"
 #include "server/server.h"
 #include "tests/support/test_util.h"
@@ -67,6 +68,18 @@ class ServerEnv {
     grpc::Status s = writer->Finish();
     if (published) *published = info.version();
     return s;
+  }
+
+  // GetModel of `name` (every version); a failed call fails the test.
+  v1::ModelInfo GetModel(const std::string& name) {
+    grpc::ClientContext ctx;
+    if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+    v1::GetModelRequest req;
+    req.mutable_model()->set_name(name);
+    v1::ModelInfo info;
+    grpc::Status s = models()->GetModel(&ctx, req, &info);
+    if (!s.ok()) ADD_FAILURE() << "GetModel " << name << ": " << s.error_message();
+    return info;
   }
 
   std::string token;

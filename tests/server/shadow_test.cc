@@ -238,14 +238,7 @@ class ShadowServerTest : public ::testing::Test {
     EXPECT_TRUE(env.models()->CompareShadow(&ctx, req, &resp).ok());
     return resp;
   }
-  static v1::ModelInfo Get(ServerEnv& env) {
-    grpc::ClientContext ctx;
-    v1::GetModelRequest req;
-    req.mutable_model()->set_name("m");
-    v1::ModelInfo info;
-    EXPECT_TRUE(env.models()->GetModel(&ctx, req, &info).ok());
-    return info;
-  }
+  static v1::ModelInfo Get(ServerEnv& env) { return env.GetModel("m"); }
   static v1::ScoreResponse Score(ServerEnv& env, int64_t version, int64_t rows, uint64_t seed) {
     grpc::ClientContext ctx;
     v1::ScoreRequest req = MakeRequest("m", rows, kD, seed);

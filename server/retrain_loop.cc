@@ -132,7 +132,7 @@ void RetrainLoop::Check() {
   for (const auto& [name, entry] : manager_->registry().Snapshot()) {
     auto status = ReadStatus(name);
     if (status.ok() && *status && jobs_->owns_records()) {
-      Step(name, (*status)->policy(), **status);
+      Step(name, **status);
       status = ReadStatus(name);
     }
     if (!status.ok()) {
@@ -151,8 +151,8 @@ void RetrainLoop::Check() {
   status_ = std::move(fresh);
 }
 
-void RetrainLoop::Step(const std::string& model, const v1::RetrainPolicy& policy,
-                       const v1::RetrainStatus& status) {
+void RetrainLoop::Step(const std::string& model, const v1::RetrainStatus& status) {
+  const v1::RetrainPolicy& policy = status.policy();
   switch (status.stage()) {
     case v1::RETRAIN_STAGE_WATCHING:
       Watch(model, policy);

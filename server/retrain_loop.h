@@ -93,8 +93,8 @@ class RetrainLoop {
  private:
   // Steps taken for one model with its policy in force and the stage its
   // history gives.
-  void Step(const std::string& model, const v1::RetrainPolicy& policy,
-            const v1::RetrainStatus& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(step_mu_);
+  void Step(const std::string& model, const v1::RetrainStatus& status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(step_mu_);
   void Watch(const std::string& model, const v1::RetrainPolicy& policy)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(step_mu_);
   void Submit(const std::string& model, const v1::RetrainPolicy& policy, int64_t version,
@@ -119,10 +119,9 @@ class RetrainLoop {
   // Held through a check and through Set/Clear, so a step never races a
   // policy change of the same model.
   absl::Mutex step_mu_;
-  // WATCHING: since when (steady ms) the PSI has stayed above the threshold,
-  // or the earliest time of the next submit after a failed one.
+  // WATCHING: since when (steady ms) the PSI has stayed above the threshold
+  // (reset to now after a failed submit or job: a whole period again).
   std::map<std::string, int64_t> above_since_ ABSL_GUARDED_BY(step_mu_);
-  std::map<std::string, int64_t> not_before_ ABSL_GUARDED_BY(step_mu_);
   std::map<std::string, std::string> reported_ ABSL_GUARDED_BY(step_mu_);  // damaged files
 
   mutable absl::Mutex mu_;

@@ -49,6 +49,14 @@ class ScoringLoad {
   int busy_at() const { return busy_at_; }
   // NowNs() when the count was last seen at or above busy_at (0 = never).
   int64_t last_busy_ns() const { return last_busy_ns_.load(std::memory_order_relaxed); }
+  // Busy: the count at or above busy_at now, or within `window_ns` before
+  // now_ns. Never with busy_at 0.
+  bool BusyWithin(int64_t now_ns, int64_t window_ns) const {
+    if (busy_at_ <= 0) return false;
+    if (in_flight() >= busy_at_) return true;
+    const int64_t last = last_busy_ns();
+    return last > 0 && now_ns - last < window_ns;
+  }
 
   // Begin on construction, End on destruction; a null load counts nothing.
   class Scope {

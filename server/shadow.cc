@@ -128,13 +128,9 @@ void ShadowScorer::Offer(const v1::ScoreRequest& request, const v1::ScoreRespons
 
 bool ShadowScorer::YieldToScoring() {
   const ScoringLoad* load = options_.scoring_load;
-  if (!load || load->busy_at() <= 0) return false;
+  if (!load) return false;
   const int64_t slice_ns = absl::ToInt64Nanoseconds(options_.yield_slice);
-  auto busy = [&] {
-    if (load->in_flight() >= load->busy_at()) return true;
-    const int64_t last = load->last_busy_ns();
-    return last > 0 && ScoringLoad::NowNs() - last < slice_ns;
-  };
+  auto busy = [&] { return load->BusyWithin(ScoringLoad::NowNs(), slice_ns); };
   const absl::Time until = absl::Now() + options_.yield_max_pause;
   absl::MutexLock lock(&queue_mu_);
   while (busy() && !stopping_) {

@@ -28,11 +28,7 @@ TrainingThrottle::TrainingThrottle(ThrottleOptions options)
       max_pause_ns_(absl::ToInt64Nanoseconds(options.max_pause)),
       load_(options.yield_inflight) {}
 
-bool TrainingThrottle::Busy(int64_t now_ns) const {
-  if (load_.in_flight() >= options_.yield_inflight) return true;
-  const int64_t last = load_.last_busy_ns();
-  return last > 0 && now_ns - last < slice_ns_;
-}
+bool TrainingThrottle::Busy(int64_t now_ns) const { return load_.BusyWithin(now_ns, slice_ns_); }
 
 std::function<bool()> TrainingThrottle::Wrap(std::function<bool()> cancelled,
                                              std::atomic<int64_t>* paused_ns) const {

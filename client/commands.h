@@ -33,6 +33,7 @@ int RunModels(const Argv& args);
 int RunTrain(const Argv& args);
 int RunJobs(const Argv& args);
 int RunRetrain(const Argv& args);
+int RunFeedback(const Argv& args);
 
 }  // namespace anorand::cli
 

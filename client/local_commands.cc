@@ -286,11 +286,14 @@ int RunDemoData(const Argv& argv) {
       {"anomaly-fraction", true, "share of anomalies (default 0.03)"},
       {"shift", true, "move every feature by this many of its standard deviations (drift; "
                       "default 0)"},
+      {"anomaly-size", true, "K > 0: every anomaly of one subtle kind, the first quarter of the "
+                             "features + K standard deviations (default 0: 4-8 sd, random "
+                             "features)"},
       kSeed,
       {"labels", false, "add a 'label' column (1 = anomaly)"}};
   const char* const usage_head =
       "usage: anorand demo-data --out FILE.csv [--rows N] [--features D] [--seed S] [--shift K]\n"
-      "       [--labels]\n"
+      "       [--anomaly-size K] [--labels]\n"
       "Writes seeded synthetic tabular data with a few percent of anomalies.\n";
   int exit = kExitOk;
   auto command = ParseCommand(argv, specs, usage_head, &exit);
@@ -303,6 +306,7 @@ int RunDemoData(const Argv& argv) {
   auto frac = a.GetDouble("anomaly-fraction", o.anomaly_fraction);
   auto seed = a.GetInt("seed", 1);
   auto shift = a.GetDouble("shift", 0);
+  auto size = a.GetDouble("anomaly-size", 0);
   if (!rows.ok() || *rows < 10 || *rows > 100000000) return UsageError("--rows must be in [10, 1e8]", usage);
   if (!cols.ok() || *cols < 1 || *cols > 10000) return UsageError("--features must be in [1, 10000]", usage);
   if (!frac.ok() || *frac < 0 || *frac >= 0.5) return UsageError("--anomaly-fraction must be in [0, 0.5)", usage);
@@ -310,8 +314,12 @@ int RunDemoData(const Argv& argv) {
   if (!shift.ok() || !(*shift >= -1000 && *shift <= 1000)) {
     return UsageError("--shift must be a number in [-1000, 1000] (standard deviations)", usage);
   }
+  if (!size.ok() || !(*size >= 0 && *size <= 100)) {
+    return UsageError("--anomaly-size must be a number in [0, 100] (standard deviations)", usage);
+  }
   o.rows = *rows;
   o.shift = *shift;
+  o.anomaly_size = *size;
   o.cols = static_cast<int>(*cols);
   o.anomaly_fraction = *frac;
   o.seed = static_cast<uint64_t>(*seed);

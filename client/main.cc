@@ -28,6 +28,8 @@ constexpr char kUsage[] =
     "  jobs         list|show|watch|cancel training jobs\n"
     "  retrain      set|status|clear|history: retrain a model on its recent traffic when\n"
     "               its scores drift, shadow the new version, promote it if it compares well\n"
+    "  feedback     add|list|export: operators' labels on records, for training with\n"
+    "               train --include-feedback\n"
     "\n"
     "Exit codes: 0 ok, 1 refused or failed, 2 usage error, 3 server unreachable.\n";
 
@@ -52,6 +54,7 @@ int main(int argc, char** argv) {
   if (command == "train") return RunTrain(args);
   if (command == "jobs") return RunJobs(args);
   if (command == "retrain") return RunRetrain(args);
+  if (command == "feedback") return RunFeedback(args);
   std::fprintf(stderr, "anorand: unknown command '%s'\n%s", command.c_str(), kUsage);
   return kExitUsage;
 }

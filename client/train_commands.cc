@@ -180,11 +180,12 @@ int RunTrain(const Argv& argv) {
                            {"param", true, "training parameter NAME=VALUE (repeatable)"},
                            {"promote", true, "move this alias to the new version on success"},
                            {"description", true, "free text kept in the job record"},
+                           {"include-feedback", false, "also train on the model's stored feedback (anorand feedback add)"},
                            {"wait", false, "follow the job until it ends (progress on stderr)"},
                            {"cancel-on-interrupt", false, "with --wait: Ctrl-C cancels the job"}});
   const char* const usage_head =
       "usage: anorand train --name NAME (--data FILE | --data-path PATH | --from-reservoir)\n"
-      "                     [--param NAME=VALUE ...]\n"
+      "                     [--param NAME=VALUE ...] [--include-feedback]\n"
       "                     [--promote ALIAS] [--wait [--cancel-on-interrupt]]\n"
       "Submits a training job; prints its id. With --wait, follows it to the end: exit 0 when\n"
       "it succeeded, 1 when it failed or was cancelled.\n";
@@ -201,6 +202,7 @@ int RunTrain(const Argv& argv) {
   spec.set_label_column(a.Get("label-column"));
   spec.set_promote_to_alias(a.Get("promote"));
   spec.set_description(a.Get("description"));
+  spec.set_include_feedback(a.Has("include-feedback"));
   for (const std::string& kv : a.GetAll("param")) {
     if (absl::Status s = SetParamFromString(kv, spec.mutable_params()); !s.ok()) {
       return UsageError(std::string(s.message()), usage);

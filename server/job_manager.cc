@@ -219,7 +219,8 @@ absl::Status JobManager::QueueRoomLocked() const {
   return absl::OkStatus();
 }
 
-absl::StatusOr<v1::Job> JobManager::Submit(v1::JobSpec spec, Dataset data) {
+absl::StatusOr<v1::Job> JobManager::Submit(v1::JobSpec spec, Dataset data,
+                                           int64_t feedback_rows) {
   if (!owner_) {
     absl::MutexLock lock(&mu_);
     return QueueRoomLocked();  // this refusal, or an earlier one
@@ -231,6 +232,12 @@ absl::StatusOr<v1::Job> JobManager::Submit(v1::JobSpec spec, Dataset data) {
   auto params = ResolveParams(spec.params(), static_cast<int>(data.cols));
   if (!params.ok()) return params.status();
   *spec.mutable_params() = *params;
+  if (spec.include_feedback() && !params->use_labels()) {
+    return absl::InvalidArgumentError(
+        "include_feedback needs params.use_labels (the paper preset ignores labels, so the "
+        "feedback's known anomalies would train as normal rows); set use_labels or leave "
+        "include_feedback unset");
+  }
   if (auto known = KnownAnomalyRows(data, *params); !known.ok()) return known.status();
   auto entry = std::make_shared<Entry>();
   v1::Job& job = entry->job;
@@ -241,6 +248,7 @@ absl::StatusOr<v1::Job> JobManager::Submit(v1::JobSpec spec, Dataset data) {
   job.set_data_rows(data.rows);
   job.set_data_features(static_cast<int>(data.cols));
   job.set_data_labeled_anomalies(std::count(data.labels.begin(), data.labels.end(), 1));
+  job.set_data_feedback_rows(feedback_rows);
   job.mutable_progress()->set_max_epochs(job.spec().params().max_epochs());
   job.mutable_progress()->set_members(job.spec().params().ensemble_size());
   *job.mutable_progress() = ProgressOf(job);

@@ -87,8 +87,10 @@ class JobManager {
 
   // `spec.params` is resolved here (every field set, as the record shows);
   // `data` is the parsed training set. INVALID_ARGUMENT for bad parameters
-  // or data, RESOURCE_EXHAUSTED when the queue is full.
-  absl::StatusOr<v1::Job> Submit(v1::JobSpec spec, Dataset data);
+  // or data (include_feedback without use_labels among them),
+  // RESOURCE_EXHAUSTED when the queue is full. `feedback_rows` of the data
+  // came from stored feedback (Job.data_feedback_rows).
+  absl::StatusOr<v1::Job> Submit(v1::JobSpec spec, Dataset data, int64_t feedback_rows = 0);
   // RESOURCE_EXHAUSTED if a submit would be refused now (checked when a
   // submission's header arrives, before its data is read).
   absl::Status CheckQueueRoom() const;

@@ -111,6 +111,9 @@ ABSL_FLAG(std::string, replica_id, "",
 ABSL_FLAG(double, retrain_check_seconds, 30,
           "How often the models with a retrain policy (SetRetrainPolicy) are checked and "
           "their next step taken, seconds.");
+ABSL_FLAG(int64_t, max_feedback_records, 100000,
+          "The most operators' feedback records (AddFeedback) one model keeps; past it "
+          "AddFeedback is RESOURCE_EXHAUSTED.");
 ABSL_FLAG(int32_t, training_omp_threads, 1,
           "oneDNN/OpenMP threads per running training job (scoring keeps its own threads).");
 ABSL_FLAG(bool, training_low_priority, true,
@@ -245,6 +248,7 @@ int main(int argc, char** argv) {
   o.reservoir_flush_seconds = absl::GetFlag(FLAGS_reservoir_flush_seconds);
   o.replica_id = absl::GetFlag(FLAGS_replica_id);
   o.retrain_check_seconds = absl::GetFlag(FLAGS_retrain_check_seconds);
+  o.max_feedback_records = absl::GetFlag(FLAGS_max_feedback_records);
   o.training_omp_threads = absl::GetFlag(FLAGS_training_omp_threads);
   o.training_low_priority = absl::GetFlag(FLAGS_training_low_priority);
   o.training_throttle.yield_inflight = absl::GetFlag(FLAGS_training_yield_inflight);

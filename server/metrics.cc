@@ -20,6 +20,7 @@
 #include "server/metric_util.h"
 #include "server/process_collector.h"
 #include "server/shadow_metrics.h"
+#include "server/feedback_metrics.h"
 #include "server/reservoir_metrics.h"
 #include "server/retrain_metrics.h"
 #include "prometheus/text_serializer.h"
@@ -145,7 +146,7 @@ std::vector<double> Metrics::ScoreBuckets() {
 }
 
 Metrics::Metrics(const Registry* models, const ShadowScorer* shadow, int drift_feature_series,
-                 ReservoirSet* reservoirs, const RetrainLoop* retrain)
+                 ReservoirSet* reservoirs, const RetrainLoop* retrain, FeedbackStore* feedback)
     : models_(models),
       registry_(std::make_shared<prometheus::Registry>()),
       runtime_(std::make_shared<RuntimeCollector>(models)),
@@ -154,6 +155,7 @@ Metrics::Metrics(const Registry* models, const ShadowScorer* shadow, int drift_f
       drift_(std::make_shared<DriftCollector>(models, drift_feature_series)),
       reservoir_(reservoirs ? std::make_shared<ReservoirCollector>(reservoirs) : nullptr),
       retrain_(retrain ? std::make_shared<RetrainCollector>(retrain) : nullptr),
+      feedback_(feedback ? std::make_shared<FeedbackCollector>(models, feedback) : nullptr),
       requests_(prometheus::BuildCounter()
                     .Name("anorand_score_requests_total")
                     .Help("Score requests and StreamScore messages handled, by model, resolved "
@@ -273,6 +275,7 @@ absl::Status Metrics::Serve(const std::string& address,
   exposer_->RegisterCollectable(drift_);
   if (reservoir_) exposer_->RegisterCollectable(reservoir_);
   if (retrain_) exposer_->RegisterCollectable(retrain_);
+  if (feedback_) exposer_->RegisterCollectable(feedback_);
   return absl::OkStatus();
 }
 
@@ -442,7 +445,7 @@ std::string Metrics::Render() const {
   std::vector<MetricFamily> all = registry_->Collect();
   for (const auto* c :
        {runtime_.get(), process_.get(), shadow_.get(), drift_.get(), reservoir_.get(),
-        retrain_.get()}) {
+        retrain_.get(), feedback_.get()}) {
     if (!c) continue;
     for (auto& f : c->Collect()) all.push_back(std::move(f));
   }

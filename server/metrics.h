@@ -49,6 +49,7 @@
 #include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
+#include "server/feedback_store.h"
 #include "server/metrics_auth.h"
 #include "server/model_manager.h"
 #include "server/registry.h"
@@ -73,11 +74,11 @@ class Metrics {
   // `models` is read on each scrape (anorand_model_versions and the drift
   // families, with `drift_feature_series` features per version), and so is
   // `shadow` (anorand_shadow_*; null: none), `reservoirs`
-  // (anorand_reservoir_*) and `retrain` (anorand_retrain_*); each must
-  // outlive this object.
+  // (anorand_reservoir_*), `retrain` (anorand_retrain_*) and `feedback`
+  // (anorand_feedback_*); each must outlive this object.
   explicit Metrics(const Registry* models, const ShadowScorer* shadow = nullptr,
                    int drift_feature_series = 32, ReservoirSet* reservoirs = nullptr,
-                   const RetrainLoop* retrain = nullptr);
+                   const RetrainLoop* retrain = nullptr, FeedbackStore* feedback = nullptr);
   ~Metrics();  // stops the HTTP endpoint, if any
   Metrics(const Metrics&) = delete;
   Metrics& operator=(const Metrics&) = delete;
@@ -155,6 +156,7 @@ class Metrics {
   std::shared_ptr<prometheus::Collectable> drift_;    // anorand_*drift*
   std::shared_ptr<prometheus::Collectable> reservoir_;  // anorand_reservoir_*, or null
   std::shared_ptr<prometheus::Collectable> retrain_;    // anorand_retrain_*, or null
+  std::shared_ptr<prometheus::Collectable> feedback_;   // anorand_feedback_*, or null
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::string address_;
   int port_ = 0;

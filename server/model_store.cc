@@ -345,6 +345,44 @@ absl::StatusOr<std::optional<std::string>> ModelStore::ReadModelFile(const std::
   return std::optional<std::string>(*std::move(bytes));
 }
 
+absl::StatusOr<std::optional<std::string>> ModelStore::ReadModelFileFrom(
+    const std::string& model, const std::string& file, int64_t offset, int64_t max_bytes) const {
+  const std::string path = ModelDir(model) + "/" + file;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return std::optional<std::string>();
+    return absl::InternalError(absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
+  }
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    const int e = errno;
+    ::close(fd);
+    return absl::InternalError(absl::StrCat("cannot stat ", path, ": ", std::strerror(e)));
+  }
+  if (st.st_size < offset) {
+    ::close(fd);
+    return absl::OutOfRangeError(absl::StrCat(path, " is shorter than before: it was replaced"));
+  }
+  if (st.st_size - offset > max_bytes) {
+    ::close(fd);
+    return absl::ResourceExhaustedError(
+        absl::StrCat(path, " has ", st.st_size - offset, " new bytes; at most ", max_bytes,
+                     " are read"));
+  }
+  std::string bytes(static_cast<size_t>(st.st_size - offset), '\0');
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::pread(fd, bytes.data() + done, bytes.size() - done,
+                              static_cast<off_t>(offset + static_cast<int64_t>(done)));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  bytes.resize(done);
+  return std::optional<std::string>(std::move(bytes));
+}
+
 absl::Status ModelStore::RemoveModelFile(const std::string& model,
                                          const std::string& file) const {
   const std::string path = ModelDir(model) + "/" + file;

@@ -117,6 +117,13 @@ class ModelStore {
   absl::StatusOr<std::optional<std::string>> ReadModelFile(const std::string& model,
                                                            const std::string& file,
                                                            int64_t max_bytes) const;
+  // The bytes of <model>/<file> from `offset` to its end (at most
+  // max_bytes of them, else RESOURCE_EXHAUSTED): nullopt when absent,
+  // OUT_OF_RANGE when the file is now shorter than `offset` (replaced).
+  absl::StatusOr<std::optional<std::string>> ReadModelFileFrom(const std::string& model,
+                                                               const std::string& file,
+                                                               int64_t offset,
+                                                               int64_t max_bytes) const;
   // Writes <model>/<file> atomically (temp folder, fsync, rename).
   absl::Status ReplaceModelFile(const std::string& model, const std::string& file,
                                 const std::string& contents) const;

@@ -8,6 +8,7 @@
 #include "server/client_paths.h"
 #include "server/drift_report.h"
 #include "server/names.h"
+#include "server/queued_writer.h"
 #include "server/raw_call.h"
 #include "server/refused_call.h"
 #include "server/status_util.h"
@@ -335,59 +336,6 @@ grpc::ServerUnaryReactor* ModelsService::GetDrift(grpc::CallbackServerContext* c
 
 namespace {
 
-// Reads the stored file on `work` (up to 512 MiB: not on a callback
-// thread), then streams it in chunks, one write in flight.
-class ExportWriter final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
- public:
-  using Read = std::function<absl::StatusOr<std::string>(int64_t* version)>;
-  ExportWriter(WorkQueue* work, Read read) {
-    work->Run([this, read = std::move(read)] {
-      auto file = read(&version_);
-      if (!file.ok()) {
-        Finish(ToGrpcStatus(file.status()));
-        return;
-      }
-      bytes_ = *std::move(file);
-      Next();
-    });
-  }
-  void OnWriteDone(bool ok) override {
-    if (!ok) {
-      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "export cancelled by the client"));
-      return;
-    }
-    Next();
-  }
-  void OnDone() override { delete this; }
-
- private:
-  void Next() {
-    if (sent_ >= bytes_.size() && sent_ > 0) {
-      Finish(grpc::Status::OK);
-      return;
-    }
-    chunk_.Clear();
-    const size_t n = std::min(kExportChunkBytes, bytes_.size() - sent_);
-    chunk_.set_data(bytes_.substr(sent_, n));
-    if (sent_ == 0) {
-      chunk_.set_total_bytes(static_cast<int64_t>(bytes_.size()));
-      chunk_.set_version(version_);
-    }
-    sent_ += n;
-    if (n == 0) sent_ = 1;  // an empty file still sends its header chunk
-    if (grpc::Status s = SerializeResponse(chunk_, &chunk_bytes_); !s.ok()) {
-      Finish(s);
-      return;
-    }
-    StartWrite(&chunk_bytes_);
-  }
-  std::string bytes_;
-  int64_t version_ = 0;
-  size_t sent_ = 0;
-  v1::ExportChunk chunk_;
-  grpc::ByteBuffer chunk_bytes_;
-};
-
 class ImportReader final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
   ImportReader(ModelManager* manager, WorkQueue* work, grpc::CallbackServerContext* ctx,
@@ -493,8 +441,27 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ModelsService::ExportVersion(
   v1::ExportVersionRequest req;
   grpc::ByteBuffer bytes(*request_bytes);  // shares the slices, copies no data
   if (grpc::Status s = ParseRequest(&bytes, -1, &req); !s.ok()) return RefusedCall<Reactor>(s);
-  return new ExportWriter(work_, [this, spec = req.model()](int64_t* version) {
-    return manager_->Export(spec.name(), spec.version(), spec.alias(), version);
+  // The stored file is read whole on `work_` (up to 512 MiB), then sent in
+  // chunks; an empty file still sends its header chunk.
+  using Writer = QueuedWriter<v1::ExportChunk>;
+  return new Writer(work_, [this, spec = req.model()]() -> absl::StatusOr<Writer::Next> {
+    int64_t version = 0;
+    auto file = manager_->Export(spec.name(), spec.version(), spec.alias(), &version);
+    if (!file.ok()) return file.status();
+    auto bytes = std::make_shared<std::string>(*std::move(file));
+    return Writer::Next([bytes, version, sent = size_t{0}, first = true](
+                            v1::ExportChunk* chunk) mutable {
+      if (!first && sent >= bytes->size()) return false;
+      const size_t n = std::min(kExportChunkBytes, bytes->size() - sent);
+      chunk->set_data(bytes->substr(sent, n));
+      if (first) {
+        chunk->set_total_bytes(static_cast<int64_t>(bytes->size()));
+        chunk->set_version(version);
+      }
+      sent += n;
+      first = false;
+      return true;
+    });
   });
 }
 

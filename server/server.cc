@@ -12,6 +12,8 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "server/auth.h"
 #include "server/client_paths.h"
+#include "server/feedback_service.h"
+#include "server/feedback_store.h"
 #include "server/metrics_auth.h"
 #include "server/metrics.h"
 #include "server/model_manager.h"
@@ -31,6 +33,7 @@ namespace {
 constexpr char kScoringService[] = "anorand.v1.Scoring";
 constexpr char kModelsService[] = "anorand.v1.Models";
 constexpr char kTrainingService[] = "anorand.v1.Training";
+constexpr char kFeedbackService[] = "anorand.v1.Feedback";
 
 class ServerImpl final : public AnorandServer {
  public:
@@ -46,6 +49,7 @@ class ServerImpl final : public AnorandServer {
         reservoirs_(ReservoirOptions{o.model_dir + "/.reservoir", ReplicaId(o.replica_id),
                                      o.reservoir_records, o.reservoir_max_bytes,
                                      o.reservoir_period_seconds, o.reservoir_flush_seconds}),
+        feedback_store_(ModelStore(o.model_dir), o.max_feedback_records),
         retrain_(ModelStore(o.model_dir), &manager_, &jobs_, &reservoirs_, &shadow_,
                  RetrainLoopOptions{o.retrain_check_seconds, ReplicaId(o.replica_id)}),
         manager_(ModelStore(o.model_dir), &registry_,
@@ -65,7 +69,8 @@ class ServerImpl final : public AnorandServer {
                                     o.training_omp_threads, o.training_low_priority,
                                     &throttle_, o.before_publish}),
         training_(&jobs_, &auth_, TrainingLimits{o.data_dir, o.max_upload_bytes}, &intake_,
-                  &reservoirs_) {}
+                  &reservoirs_, &feedback_store_),
+        feedback_(&feedback_store_, &registry_, &auth_, &intake_) {}
 
   ~ServerImpl() override {
     Shutdown();
@@ -103,6 +108,7 @@ class ServerImpl final : public AnorandServer {
     builder.RegisterService(&scoring_);
     builder.RegisterService(&models_);
     builder.RegisterService(&training_);
+    builder.RegisterService(&feedback_);
     {
       absl::MutexLock lock(&health_mu_);  // the store poller may call UpdateHealth already
       server_ = builder.BuildAndStart();
@@ -158,7 +164,7 @@ class ServerImpl final : public AnorandServer {
   // be bound the server runs without them and says so.
   void InitMetrics() {
     auto metrics = std::make_unique<Metrics>(&registry_, &shadow_, options_.drift_feature_series,
-                                             &reservoirs_, &retrain_);
+                                             &reservoirs_, &retrain_, &feedback_store_);
     std::optional<BasicAuthCredentials> auth;
     if (!options_.metrics_basic_auth_file.empty()) {
       auto read = ReadBasicAuthFile(options_.metrics_basic_auth_file);
@@ -230,6 +236,7 @@ class ServerImpl final : public AnorandServer {
     health->SetServingStatus(kScoringService, ready);
     health->SetServingStatus(kModelsService, true);
     health->SetServingStatus(kTrainingService, true);
+    health->SetServingStatus(kFeedbackService, true);
   }
 
   ServerOptions options_;
@@ -241,6 +248,7 @@ class ServerImpl final : public AnorandServer {
   TrainingThrottle throttle_;
   ShadowScorer shadow_;  // reads registry_; outlives metrics_, which reads it
   ReservoirSet reservoirs_;  // outlives the handlers and training_, which use it
+  FeedbackStore feedback_store_;  // outlives metrics_, training_ and feedback_
   // Outlives metrics_ and models_, which read it; stopped by Shutdown before
   // jobs_ and manager_, which it calls.
   RetrainLoop retrain_;
@@ -259,6 +267,7 @@ class ServerImpl final : public AnorandServer {
   ModelsService models_;
   JobManager jobs_;
   TrainingService training_;
+  FeedbackService feedback_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   std::atomic<bool> draining_{false};
@@ -341,6 +350,8 @@ absl::Status ValidateServerOptions(const ServerOptions& o) {
                "each version's drift window");
   if (o.drift_feature_series < 0 || o.drift_feature_series > 10000)
     return bad("--drift_feature_series must be in [0, 10000]");
+  if (o.max_feedback_records < 1 || o.max_feedback_records > 10000000)
+    return bad("--max_feedback_records must be in [1, 10000000]");
   if (!(o.retrain_check_seconds > 0 && o.retrain_check_seconds <= 86400))
     return bad("--retrain_check_seconds must be in (0, 86400]");
   if (o.reservoir_max_bytes < 1024 || o.reservoir_max_bytes > (int64_t{1} << 36))

@@ -74,6 +74,8 @@ struct ServerOptions {
   // How often the retrain loop (retrain_loop.h) checks the models with a
   // retrain policy, seconds, > 0.
   double retrain_check_seconds = 30;
+  // The most feedback records (feedback.proto) one model holds.
+  int64_t max_feedback_records = 100000;
   int training_omp_threads = 1;  // oneDNN threads per job
   bool training_low_priority = true;  // training threads at SCHED_IDLE
   // Training pauses between mini-batches while scoring is busy

@@ -6,7 +6,8 @@
 // WorkQueue: resolving a data_path safely inside --data_dir, parsing the
 // data (CSV polls the call's cancellation every 4,096 rows; a cancelled
 // call submits no job) or gathering a from_reservoir job's records
-// (reservoirs.h), and submitting; GetJob/ListJobs/CancelJob are thin; WatchJob keeps
+// (reservoirs.h), adding the model's stored feedback when the spec asks
+// (feedback_store.h), and submitting; GetJob/ListJobs/CancelJob are thin; WatchJob keeps
 // one write in flight and, for a slow reader, replaces a pending
 // intermediate message by the newest one (the terminal one is never
 // dropped). Every call passes the bearer-token check (auth.h), then its
@@ -21,6 +22,7 @@
 #include "anorand/v1/training.grpc.pb.h"
 #include "model/dataset.h"
 #include "server/auth.h"
+#include "server/feedback_store.h"
 #include "server/job_manager.h"
 #include "server/reservoirs.h"
 #include "server/work_queue.h"
@@ -48,11 +50,12 @@ class TrainingService final : public RawTrainingService {
  public:
   // `work` runs each submission's parse and submit; it must outlive the
   // calls (stop it after the gRPC server has shut down). `reservoirs`
-  // gives from_reservoir jobs their data.
+  // gives from_reservoir jobs their data, `feedback` the rows of jobs that
+  // include_feedback (null: such jobs are FAILED_PRECONDITION).
   TrainingService(JobManager* jobs, const TokenAuth* auth, TrainingLimits limits,
-                  WorkQueue* work, ReservoirSet* reservoirs)
+                  WorkQueue* work, ReservoirSet* reservoirs, FeedbackStore* feedback = nullptr)
       : jobs_(jobs), auth_(auth), limits_(std::move(limits)), work_(work),
-        reservoirs_(reservoirs) {}
+        reservoirs_(reservoirs), feedback_(feedback) {}
 
   using Bytes = grpc::ByteBuffer;
   grpc::ServerReadReactor<Bytes>* SubmitJob(grpc::CallbackServerContext*, Bytes*) override;
@@ -70,6 +73,7 @@ class TrainingService final : public RawTrainingService {
   TrainingLimits limits_;
   WorkQueue* work_;
   ReservoirSet* reservoirs_;
+  FeedbackStore* feedback_;
 };
 
 }  // namespace anorand

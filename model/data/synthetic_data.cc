@@ -59,6 +59,7 @@ SyntheticOptions Clamp(SyntheticOptions o) {
   if (!(o.anomaly_fraction >= 0.0)) o.anomaly_fraction = 0.0;  // Also NaN.
   o.anomaly_fraction = std::min(o.anomaly_fraction, 1.0);
   if (!std::isfinite(o.shift)) o.shift = 0.0;
+  if (!(o.anomaly_size >= 0.0) || !std::isfinite(o.anomaly_size)) o.anomaly_size = 0.0;
   return o;
 }
 
@@ -180,7 +181,11 @@ Dataset MakeSyntheticData(const SyntheticOptions& options) {
   std::vector<double> row(o.cols);
   for (int64_t r = 0; r < o.rows; ++r) {
     NormalRow(model, o.clusters, &draws, row.data());
-    if (flags[r]) MakeAnomalous(model, &draws, row.data());
+    if (flags[r] && o.anomaly_size > 0) {
+      for (int j = 0; j < (o.cols + 3) / 4; ++j) row[j] += o.anomaly_size * model.sd[j];
+    } else if (flags[r]) {
+      MakeAnomalous(model, &draws, row.data());
+    }
     for (int j = 0; j < o.cols; ++j) {
       data.x[static_cast<size_t>(r) * o.cols + j] =
           static_cast<float>(row[j] + o.shift * model.sd[j]);

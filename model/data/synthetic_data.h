@@ -15,6 +15,10 @@
 // feature, with a random sign. That breaks the correlation structure and
 // moves the row far from every cluster in those features. Exactly
 // round(rows * anomaly_fraction) rows are anomalies, at random positions.
+// With anomaly_size > 0 every anomaly is of one kind instead: the first
+// ceil(cols / 4) features moved by +anomaly_size standard deviations, a
+// subtle, recurring pattern (one kind of fraud) that labels teach better
+// than distance does.
 //
 // Reproducibility: draws come from std::mt19937_64 (fully specified by the
 // C++ standard) turned into uniforms from raw bits and normals by
@@ -24,7 +28,8 @@
 //
 // Out-of-range options are clamped, not rejected: rows >= 0, cols in
 // [1, 100000], informative in [1, cols], clusters >= 1, anomaly_fraction in
-// [0, 1] (NaN means 0), shift finite (else 0). Memory is rows * cols floats.
+// [0, 1] (NaN means 0), shift finite (else 0), anomaly_size finite and >= 0
+// (else 0). Memory is rows * cols floats.
 //
 // Thread safety: stateless functions; safe to call concurrently.
 // Failure behaviour: MakeSyntheticData cannot fail. WriteCsv returns
@@ -54,6 +59,9 @@ struct SyntheticOptions {
   // deviation. The draws do not depend on it, so a seed gives the same
   // rows at every shift, only moved (a drifting stream for tests and demos).
   double shift = 0;
+  // 0: anomalies as above (4-8 sd, random features and signs); > 0: one
+  // kind, the first ceil(cols / 4) features + anomaly_size sd.
+  double anomaly_size = 0;
 };
 
 Dataset MakeSyntheticData(const SyntheticOptions& options);

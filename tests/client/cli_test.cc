@@ -127,7 +127,7 @@ TEST_F(CliTest, HelpPrintsUsageToStdoutAndExitsZero) {
     EXPECT_EQ(err, "") << help;
   }
   for (const char* command : {"fit", "eval", "score-local", "demo-data", "health", "score",
-                              "models", "train", "jobs"}) {
+                              "models", "train", "jobs", "retrain", "feedback"}) {
     EXPECT_EQ(Run({command, "--help"}, &out, &err), 0) << command << ": " << err;
     EXPECT_THAT(out, HasSubstr("--")) << command << " --help lists no flags";
   }
@@ -410,6 +410,82 @@ TEST_F(CliTest, RetrainSetsShowsAndClearsAPolicyAndListsItsHistory) {
   EXPECT_THAT(out, HasSubstr("policy_cleared"));
   EXPECT_EQ(run({"retrain", "history", "nope"}, &out, &err), 1);
   EXPECT_THAT(err, HasSubstr("NOT_FOUND"));
+}
+
+TEST_F(CliTest, FeedbackAddListExportAndTrainIncludingIt) {
+  ASSERT_TRUE(env_->Import("fb", TinyModel(kD, 4)).ok());
+  auto run = [&](std::vector<std::string> args, std::string* out, std::string* err) {
+    args.insert(args.end(), {"--address", Address(), "--token", "tok"});
+    return Run(args, out, err);
+  };
+  const Dataset d = DemoData(200, kD, 6);
+  const int64_t anomalies = std::count(d.labels.begin(), d.labels.end(), 1);
+  ASSERT_GT(anomalies, 0);
+  ASSERT_TRUE(WriteCsv(d, dir_.File("labelled.csv"), true).ok());
+  std::string out, err;
+  ASSERT_EQ(run({"feedback", "add", "--model", "fb", "--data", dir_.File("labelled.csv"),
+                 "--label-column", "label"},
+                &out, &err),
+            0)
+      << err;
+  EXPECT_THAT(out, HasSubstr(absl::StrCat("added 200, already stored 0; fb holds ", anomalies,
+                                          " anomalies and ", 200 - anomalies, " normal")));
+  // The same file again stores nothing twice; the same rows under another
+  // label are refused.
+  ASSERT_EQ(run({"feedback", "add", "--model", "fb", "--data", dir_.File("labelled.csv"),
+                 "--label-column", "label"},
+                &out, &err),
+            0)
+      << err;
+  EXPECT_THAT(out, HasSubstr("added 0, already stored 200"));
+  ASSERT_TRUE(WriteCsv(d, dir_.File("plain.csv"), false).ok());
+  EXPECT_EQ(run({"feedback", "add", "--model", "fb", "--data", dir_.File("plain.csv"), "--label",
+                 "anomaly"},
+                &out, &err),
+            1);
+  EXPECT_THAT(err, HasSubstr("ALREADY_EXISTS"));
+  EXPECT_THAT(err, HasSubstr("another label"));
+  // The label column read as a feature: the width is wrong.
+  EXPECT_EQ(run({"feedback", "add", "--model", "fb", "--data", dir_.File("labelled.csv"),
+                 "--label", "normal"},
+                &out, &err),
+            1);
+  EXPECT_THAT(err, HasSubstr("the feedback has 7 features per record; model 'fb' version 1 takes 6"));
+  EXPECT_EQ(run({"feedback", "add", "--model", "fb", "--data", dir_.File("labelled.csv")}, &out,
+                &err),
+            2);
+  EXPECT_THAT(err, HasSubstr("give --label anomaly|normal"));
+  EXPECT_EQ(run({"feedback", "add", "--model", "fb", "--data", dir_.File("labelled.csv"),
+                 "--label", "maybe"},
+                &out, &err),
+            2);
+  ASSERT_EQ(run({"feedback", "list"}, &out, &err), 0) << err;
+  EXPECT_THAT(out, ::testing::ContainsRegex(absl::StrCat("fb +", kD, " +", anomalies, " +",
+                                                         200 - anomalies, " +100000 +0")));
+  ASSERT_EQ(run({"feedback", "export", "--model", "fb", "--out", dir_.File("export.csv")}, &out,
+                &err),
+            0)
+      << err;
+  EXPECT_THAT(out, HasSubstr("wrote 200 records"));
+  // The export reads back as the same records.
+  ASSERT_EQ(run({"feedback", "add", "--model", "fb", "--data", dir_.File("export.csv"),
+                 "--label-column", "label"},
+                &out, &err),
+            0)
+      << err;
+  EXPECT_THAT(out, HasSubstr("added 0, already stored 200"));
+
+  ASSERT_TRUE(WriteCsv(DemoData(300, kD, 7), dir_.File("base.csv"), false).ok());
+  ASSERT_EQ(run({"train", "--name", "fb", "--data", dir_.File("base.csv"), "--include-feedback",
+                 "--param", "max_epochs=2", "--param", "min_steps=0", "--wait"},
+                &out, &err),
+            0)
+      << err;
+  const std::string id = out.substr(0, out.find('\n'));
+  ASSERT_EQ(run({"jobs", "show", id}, &out, &err), 0) << err;
+  EXPECT_THAT(out, HasSubstr("\"include_feedback\": true"));
+  EXPECT_THAT(out, HasSubstr("\"data_feedback_rows\": \"200\""));
+  EXPECT_THAT(out, HasSubstr(absl::StrCat("\"data_labeled_anomalies\": \"", anomalies, "\"")));
 }
 
 TEST_F(CliTest, DemoDataShiftMovesTheSameRows) {

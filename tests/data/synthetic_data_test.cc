@@ -57,6 +57,28 @@ TEST(SyntheticDataTest, DeterministicForSeed) {
       SameBytes(MakeSyntheticData(Small(42)), MakeSyntheticData(Small(42))));
 }
 
+TEST(SyntheticDataTest, AnomalySizeMakesOneKindOfAnomalyInTheFirstQuarterOfTheFeatures) {
+  SyntheticOptions o = Small(6);
+  o.rows = 4000;
+  o.cols = 8;
+  o.anomaly_fraction = 0.1;
+  o.anomaly_size = 1.5;
+  const Dataset d = MakeSyntheticData(o);
+  for (int64_t j = 0; j < d.cols; ++j) {
+    double sum[2] = {0, 0}, sq[2] = {0, 0}, n[2] = {0, 0};
+    for (int64_t r = 0; r < d.rows; ++r) {
+      const double v = d.x[static_cast<size_t>(r * d.cols + j)];
+      sum[d.labels[r]] += v;
+      sq[d.labels[r]] += v * v;
+      ++n[d.labels[r]];
+    }
+    const double sd = std::sqrt(sq[0] / n[0] - (sum[0] / n[0]) * (sum[0] / n[0]));
+    const double moved = (sum[1] / n[1] - sum[0] / n[0]) / sd;
+    // Features 0 and 1 (ceil(8 / 4)) move by 1.5 sd; the rest are normal.
+    EXPECT_NEAR(moved, j < 2 ? 1.5 : 0.0, 0.3) << "feature " << j;
+  }
+}
+
 TEST(SyntheticDataTest, ShiftMovesEveryFeatureByItsStandardDeviation) {
   const Dataset base = MakeSyntheticData(Small(4));
   SyntheticOptions shifted_options = Small(4);

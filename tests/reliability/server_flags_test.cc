@@ -84,6 +84,7 @@ TEST(ServerFlagsTest, EveryBadValueExitsTwoNamingTheFlag) {
       {{"--reservoir_period_seconds=0"}, "--reservoir_period_seconds must be in [1, 31622400]"},
       {{"--reservoir_flush_seconds=0"}, "--reservoir_flush_seconds must be in [1, 86400]"},
       {{"--retrain_check_seconds=0"}, "--retrain_check_seconds must be in (0, 86400]"},
+      {{"--max_feedback_records=0"}, "--max_feedback_records must be in [1, 10000000]"},
       {{"--retrain_check_seconds=nan"}, "--retrain_check_seconds must be in (0, 86400]"},
       {{"--replica_id=../x"}, "--replica_id '../x' must be 1-64 of [A-Za-z0-9._-]"},
       {{"--replica_id=.hidden"}, "not starting with '.'"},

@@ -125,6 +125,8 @@ TEST_F(MalformedInputTest, EveryUnaryAdminMethodIsInvalidArgumentNamingItsReques
       {"/anorand.v1.Training/GetJob", "anorand.v1.GetJobRequest"},
       {"/anorand.v1.Training/ListJobs", "anorand.v1.ListJobsRequest"},
       {"/anorand.v1.Training/CancelJob", "anorand.v1.CancelJobRequest"},
+      {"/anorand.v1.Feedback/AddFeedback", "anorand.v1.AddFeedbackRequest"},
+      {"/anorand.v1.Feedback/ListFeedback", "anorand.v1.ListFeedbackRequest"},
   };
   for (const auto& [method, type] : methods) {
     SCOPED_TRACE(method);
@@ -212,7 +214,8 @@ TEST_F(MalformedInputTest, ImportWithABadChunkPublishesNothing) {
 }
 
 TEST_F(MalformedInputTest, ServerStreamingRequestsAreInvalidArgument) {
-  for (const char* method : {"/anorand.v1.Models/ExportVersion", "/anorand.v1.Training/WatchJob"}) {
+  for (const char* method : {"/anorand.v1.Models/ExportVersion", "/anorand.v1.Training/WatchJob",
+                             "/anorand.v1.Feedback/ExportFeedback"}) {
     SCOPED_TRACE(method);
     grpc::ClientContext ctx;
     Authorize(&ctx);

@@ -62,7 +62,8 @@ TEST(ServerBinaryTest, AnswersHealthPerService) {
   ServerProcess server;
   ASSERT_GT(server.port(), 0) << server.err();
   auto health = grpc::health::v1::Health::NewStub(server.channel());
-  for (const char* service : {"", "anorand.v1.Scoring", "anorand.v1.Models", "anorand.v1.Training"}) {
+  for (const char* service : {"", "anorand.v1.Scoring", "anorand.v1.Models", "anorand.v1.Training",
+                              "anorand.v1.Feedback"}) {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
     grpc::health::v1::HealthCheckRequest req;
@@ -100,7 +101,7 @@ TEST(ServerBinaryTest, ReflectionListsEveryService) {
   std::set<std::string> names;
   for (const auto& s : resp.list_services_response().service()) names.insert(s.name());
   for (const char* want : {"anorand.v1.Scoring", "anorand.v1.Models", "anorand.v1.Training",
-                           "grpc.health.v1.Health"}) {
+                           "anorand.v1.Feedback", "grpc.health.v1.Health"}) {
     EXPECT_TRUE(names.count(want)) << want;
   }
   stream->WritesDone();

@@ -11,6 +11,7 @@
 
 #include "anorand/v1/models.grpc.pb.h"
 #include "anorand/v1/scoring.grpc.pb.h"
+#include "anorand/v1/training.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "model/model_file.h"
@@ -90,6 +91,19 @@ class ServerEnv {
   std::unique_ptr<AnorandServer> server_;
   std::shared_ptr<grpc::Channel> channel_;
 };
+
+// A job spec of `model` with a small network and `epochs` epochs (no
+// min_steps): trains in well under a second on test data.
+inline v1::JobSpec SmallJobSpec(const std::string& model, int epochs) {
+  v1::JobSpec spec;
+  spec.set_model_name(model);
+  spec.mutable_params()->set_max_epochs(epochs);
+  spec.mutable_params()->set_min_steps(0);
+  spec.mutable_params()->add_encoder_widths(16);
+  spec.mutable_params()->add_encoder_widths(8);
+  spec.mutable_params()->add_decoder_widths(16);
+  return spec;
+}
 
 // A request for `rows` records of `d` features drawn from DemoData.
 inline v1::ScoreRequest MakeRequest(const std::string& model, int64_t rows, int d,

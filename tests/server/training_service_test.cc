@@ -31,17 +31,6 @@ std::string CsvBytes(int64_t rows, uint64_t seed) {
   return std::string(std::istreambuf_iterator<char>(f), {});
 }
 
-v1::JobSpec Spec(const std::string& model, int epochs) {
-  v1::JobSpec spec;
-  spec.set_model_name(model);
-  spec.mutable_params()->set_max_epochs(epochs);
-  spec.mutable_params()->set_min_steps(0);
-  spec.mutable_params()->add_encoder_widths(16);
-  spec.mutable_params()->add_encoder_widths(8);
-  spec.mutable_params()->add_decoder_widths(16);
-  return spec;
-}
-
 class TrainingTest : public ::testing::Test {
  protected:
   void StartServer(ServerOptions o = {}) {
@@ -104,7 +93,7 @@ class TrainingTest : public ::testing::Test {
 };
 
 TEST_F(TrainingTest, UploadWatchPublishAndScoreWithTheNewVersion) {
-  v1::JobSpec spec = Spec("fraud", 4);
+  v1::JobSpec spec = SmallJobSpec("fraud", 4);
   spec.set_promote_to_alias("production");
   v1::Job job;
   ASSERT_TRUE(SubmitCsv(spec, 600, &job).ok());
@@ -143,7 +132,7 @@ TEST_F(TrainingTest, UploadWatchPublishAndScoreWithTheNewVersion) {
 TEST_F(TrainingTest, SubmitByPathAndByDenseUpload) {
   {
     std::ofstream(data_.File("train.csv")) << CsvBytes(300, 4);
-    v1::JobSpec spec = Spec("bypath", 2);
+    v1::JobSpec spec = SmallJobSpec("bypath", 2);
     spec.set_data_path("train.csv");
     v1::Job job;
     ASSERT_TRUE(Submit(spec, "", &job).ok());
@@ -151,7 +140,7 @@ TEST_F(TrainingTest, SubmitByPathAndByDenseUpload) {
     EXPECT_EQ(Watch(job.id()).back().state(), v1::JOB_STATE_SUCCEEDED);
   }
   {
-    v1::JobSpec spec = Spec("dense", 2);
+    v1::JobSpec spec = SmallJobSpec("dense", 2);
     spec.set_upload_format(v1::UPLOAD_FORMAT_DENSE);
     Dataset d = DemoData(200, kD, 9);
     grpc::ClientContext ctx;
@@ -207,7 +196,7 @@ TEST_F(TrainingTest, KnownAnomaliesFromACsvLabelColumnOrDenseLabelsTrainTheModel
   ASSERT_GT(anomalies, 0);
   {
     ASSERT_TRUE(WriteCsv(d, data_.File("labelled.csv"), true).ok());
-    v1::JobSpec spec = Spec("csvlabels", 2);
+    v1::JobSpec spec = SmallJobSpec("csvlabels", 2);
     spec.set_data_path("labelled.csv");
     spec.set_label_column("label");
     v1::Job job;
@@ -222,14 +211,14 @@ TEST_F(TrainingTest, KnownAnomaliesFromACsvLabelColumnOrDenseLabelsTrainTheModel
                                           {d.labels.begin() + 150, d.labels.end()}};
   {
     v1::Job job;
-    grpc::Status s = SubmitDense(stub_.get(), Spec("denselabels", 2), d, 150, labels, &job);
+    grpc::Status s = SubmitDense(stub_.get(), SmallJobSpec("denselabels", 2), d, 150, labels, &job);
     ASSERT_TRUE(s.ok()) << s.error_message();
     EXPECT_EQ(job.data_labeled_anomalies(), anomalies);
     EXPECT_EQ(Watch(job.id()).back().state(), v1::JOB_STATE_SUCCEEDED);
     EXPECT_EQ(Get(job.id()).summary().known_anomalies(), anomalies);
   }
   {
-    v1::JobSpec spec = Spec("paperlabels", 2);
+    v1::JobSpec spec = SmallJobSpec("paperlabels", 2);
     spec.mutable_params()->set_preset("paper");
     v1::Job job;
     ASSERT_TRUE(SubmitDense(stub_.get(), spec, d, 150, labels, &job).ok());
@@ -257,11 +246,11 @@ TEST_F(TrainingTest, DenseLabelsThatDoNotFitTheRecordsAreRefusedAndNoJobIsMade) 
            {{all, all}, "every one of the 200 training rows is labelled a known anomaly"}}) {
     SCOPED_TRACE(c.message);
     v1::Job job;
-    grpc::Status s = SubmitDense(stub_.get(), Spec("badlabels", 1), d, 100, c.labels, &job);
+    grpc::Status s = SubmitDense(stub_.get(), SmallJobSpec("badlabels", 1), d, 100, c.labels, &job);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
     EXPECT_THAT(s.error_message(), HasSubstr(c.message));
   }
-  v1::JobSpec csv = Spec("badlabels", 1);
+  v1::JobSpec csv = SmallJobSpec("badlabels", 1);
   csv.set_upload_format(v1::UPLOAD_FORMAT_CSV);
   grpc::ClientContext ctx;
   v1::Job job;
@@ -304,7 +293,7 @@ TEST_F(TrainingTest, PathsOutsideTheDataFolderAreRefused) {
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.path);
-    v1::JobSpec spec = Spec("m", 1);
+    v1::JobSpec spec = SmallJobSpec("m", 1);
     spec.set_data_path(c.path);
     v1::Job job;
     grpc::Status s = Submit(spec, "", &job);
@@ -339,7 +328,7 @@ TEST_F(TrainingTest, EveryInvalidHyperparameterIsNamed) {
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.message);
-    v1::JobSpec spec = Spec("m", 1);
+    v1::JobSpec spec = SmallJobSpec("m", 1);
     c.set(spec.mutable_params());
     v1::Job job;
     grpc::Status s = SubmitCsv(spec, 50, &job);
@@ -347,7 +336,7 @@ TEST_F(TrainingTest, EveryInvalidHyperparameterIsNamed) {
     EXPECT_THAT(s.error_message(), HasSubstr(c.message));
   }
   // Several bad fields: one message names them all.
-  v1::JobSpec spec = Spec("m", 1);
+  v1::JobSpec spec = SmallJobSpec("m", 1);
   spec.mutable_params()->set_dropout(3);
   spec.mutable_params()->set_smote_k(0);
   v1::Job job;
@@ -358,9 +347,9 @@ TEST_F(TrainingTest, EveryInvalidHyperparameterIsNamed) {
 
 TEST_F(TrainingTest, BadSpecsAndDataAreRefused) {
   v1::Job job;
-  v1::JobSpec spec = Spec("bad name!", 1);
+  v1::JobSpec spec = SmallJobSpec("bad name!", 1);
   EXPECT_EQ(SubmitCsv(spec, 50, &job).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  spec = Spec("m", 1);
+  spec = SmallJobSpec("m", 1);
   EXPECT_THAT(Submit(spec, "", &job).error_message(), HasSubstr("set data_path"));
   spec.set_upload_format(v1::UPLOAD_FORMAT_CSV);
   EXPECT_THAT(Submit(spec, "a,b\n1,x\n", &job).error_message(), HasSubstr("line 2"));
@@ -374,7 +363,7 @@ TEST_F(TrainingTest, UploadOverTheLimitIsResourceExhausted) {
   o.max_upload_bytes = 4096;
   StartServer(o);
   v1::Job job;
-  grpc::Status s = SubmitCsv(Spec("m", 1), 2000, &job);
+  grpc::Status s = SubmitCsv(SmallJobSpec("m", 1), 2000, &job);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_THAT(s.error_message(), HasSubstr("--max_upload_bytes"));
 }
@@ -384,7 +373,7 @@ TEST_F(TrainingTest, AServerThatDoesNotTrainRefusesJobsNamingTheFlag) {
   o.max_queued_jobs = 0;
   StartServer(o);
   v1::Job job;
-  grpc::Status s = SubmitCsv(Spec("m", 1), 100, &job);
+  grpc::Status s = SubmitCsv(SmallJobSpec("m", 1), 100, &job);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_THAT(s.error_message(), HasSubstr("--max_queued_jobs=0"));
 }
@@ -394,11 +383,11 @@ TEST_F(TrainingTest, CancelARunningJobAndAQueuedOne) {
   o.max_queued_jobs = 1;
   StartServer(o);
   v1::Job running, queued, refused;
-  ASSERT_TRUE(SubmitCsv(Spec("m", 100000), 3000, &running).ok());
+  ASSERT_TRUE(SubmitCsv(SmallJobSpec("m", 100000), 3000, &running).ok());
   WaitFor(running.id(), v1::JOB_STATE_RUNNING);
-  ASSERT_TRUE(SubmitCsv(Spec("m", 5), 100, &queued).ok());
+  ASSERT_TRUE(SubmitCsv(SmallJobSpec("m", 5), 100, &queued).ok());
   EXPECT_EQ(queued.state(), v1::JOB_STATE_QUEUED);
-  grpc::Status full = SubmitCsv(Spec("m", 5), 100, &refused);
+  grpc::Status full = SubmitCsv(SmallJobSpec("m", 5), 100, &refused);
   EXPECT_EQ(full.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_THAT(full.error_message(), HasSubstr("--max_queued_jobs"));
   {
@@ -431,9 +420,9 @@ TEST_F(TrainingTest, CancelARunningJobAndAQueuedOne) {
 
 TEST_F(TrainingTest, ListFiltersAndPages) {
   v1::Job a, b, c;
-  ASSERT_TRUE(SubmitCsv(Spec("alpha", 1), 100, &a).ok());
-  ASSERT_TRUE(SubmitCsv(Spec("beta", 1), 100, &b).ok());
-  ASSERT_TRUE(SubmitCsv(Spec("alpha", 1), 100, &c).ok());
+  ASSERT_TRUE(SubmitCsv(SmallJobSpec("alpha", 1), 100, &a).ok());
+  ASSERT_TRUE(SubmitCsv(SmallJobSpec("beta", 1), 100, &b).ok());
+  ASSERT_TRUE(SubmitCsv(SmallJobSpec("alpha", 1), 100, &c).ok());
   for (const auto* j : {&a, &b, &c}) WaitFor(j->id(), v1::JOB_STATE_SUCCEEDED);
   grpc::ClientContext ctx;
   v1::ListJobsRequest req;
@@ -465,7 +454,7 @@ TEST_F(TrainingTest, ListFiltersAndPages) {
 
 TEST_F(TrainingTest, RestartKeepsFinishedJobsAndFailsInterruptedOnes) {
   v1::Job done;
-  ASSERT_TRUE(SubmitCsv(Spec("m", 1), 100, &done).ok());
+  ASSERT_TRUE(SubmitCsv(SmallJobSpec("m", 1), 100, &done).ok());
   WaitFor(done.id(), v1::JOB_STATE_SUCCEEDED);
   const std::string model_dir = env_->model_dir();
   env_->Stop();
@@ -495,15 +484,15 @@ TEST_F(TrainingTest, TokenIsRequiredWhenConfigured) {
   o.auth_token = "t0ken";
   StartServer(o);
   v1::Job job;
-  EXPECT_EQ(SubmitCsv(Spec("m", 1), 100, &job).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(SubmitCsv(SmallJobSpec("m", 1), 100, &job).error_code(), grpc::StatusCode::UNAUTHENTICATED);
   token_ = "nope";
-  EXPECT_EQ(SubmitCsv(Spec("m", 1), 100, &job).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(SubmitCsv(SmallJobSpec("m", 1), 100, &job).error_code(), grpc::StatusCode::UNAUTHENTICATED);
   grpc::ClientContext ctx;
   v1::GetJobRequest req;
   req.set_job_id("x");
   EXPECT_EQ(stub_->GetJob(&ctx, req, &job).error_code(), grpc::StatusCode::UNAUTHENTICATED);
   token_ = "t0ken";
-  EXPECT_TRUE(SubmitCsv(Spec("m", 1), 100, &job).ok());
+  EXPECT_TRUE(SubmitCsv(SmallJobSpec("m", 1), 100, &job).ok());
 }
 
 // Every SubmitJob, GetJob, ListJobs, CancelJob and WatchJob code that
@@ -540,14 +529,14 @@ TEST_F(TrainingTest, EveryDocumentedStatusCodeOfTheTrainingRpcs) {
     return r;
   };
   auto upload = [](v1::UploadFormat f, std::string alias = "", std::string label = "") {
-    v1::JobSpec spec = Spec("m", 1);
+    v1::JobSpec spec = SmallJobSpec("m", 1);
     spec.set_upload_format(f);
     spec.set_promote_to_alias(alias);
     spec.set_label_column(label);
     return spec;
   };
   auto path = [](const std::string& p) {
-    v1::JobSpec spec = Spec("m", 1);
+    v1::JobSpec spec = SmallJobSpec("m", 1);
     spec.set_data_path(p);
     return spec;
   };
@@ -668,7 +657,7 @@ TEST_F(TrainingTest, DataPathOnAServerWithoutADataFolderIsAFailedPrecondition) {
   v1::Job job;
   auto w = stub->SubmitJob(&ctx, &job);
   v1::SubmitJobRequest head;
-  *head.mutable_spec() = Spec("m", 1);
+  *head.mutable_spec() = SmallJobSpec("m", 1);
   head.mutable_spec()->set_data_path("data.csv");
   w->Write(head);
   w->WritesDone();
@@ -682,7 +671,7 @@ TEST_F(TrainingTest, OneMessageOverTheSizeLimitIsResourceExhausted) {
   o.max_message_bytes = 64 << 10;
   StartServer(o);
   v1::Job job;
-  v1::JobSpec spec = Spec("m", 1);
+  v1::JobSpec spec = SmallJobSpec("m", 1);
   spec.set_upload_format(v1::UPLOAD_FORMAT_CSV);
   const std::string csv = CsvBytes(3000, 3);
   ASSERT_GT(csv.size(), size_t{64 << 10});

@@ -19,7 +19,7 @@ std::vector<size_t> Descending(const std::vector<float>& s) {
 
 double AucRoc(const std::vector<float>& scores, const std::vector<int>& labels) {
   const auto idx = Descending(scores);
-  double pos = 0, neg = 0, area = 0, tp = 0, fp = 0;
+  double pos = 0, neg = 0, area = 0, tp = 0;
   for (int l : labels) (l ? pos : neg) += 1;
   if (pos == 0 || neg == 0) return NAN;
   size_t i = 0;
@@ -32,7 +32,6 @@ double AucRoc(const std::vector<float>& scores, const std::vector<int>& labels) 
     }
     area += dfp * (tp + dtp / 2);  // trapezoid over a tie group
     tp += dtp;
-    fp += dfp;
     i = j;
   }
   return area / (pos * neg);

@@ -19,7 +19,7 @@
 #include "tests/server/server_env.h"
 #include "tests/support/subprocess.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 namespace {
 
 using ::testing::HasSubstr;
@@ -633,4 +633,4 @@ TEST_F(CliTest, RecordsBeforeABadLineArePrintedThenTheCommandFails) {
 }
 
 }  // namespace
-}  // namespace anorand::testing
+}  // namespace anorand::test_support

@@ -318,13 +318,13 @@ TEST(CsvReaderTest, ReadCsvFileMissing) {
 }
 
 TEST(CsvReaderTest, ReadCsvFileNamesPathInErrors) {
-  testing::TempDir dir;
+  test_support::TempDir dir;
   ASSERT_TRUE(dir.ok());
   const std::string path = dir.File("bad.csv");
-  ASSERT_TRUE(testing::WriteFile(path, "a\n1\nx\n"));
+  ASSERT_TRUE(test_support::WriteFile(path, "a\n1\nx\n"));
   auto result = ReadCsvFile(path, {});
   ExpectError(result, {path + ": line 3, column 1"});
-  ASSERT_TRUE(testing::WriteFile(path, "a\n1\n2\n"));
+  ASSERT_TRUE(test_support::WriteFile(path, "a\n1\n2\n"));
   auto ok = ReadCsvFile(path, {});
   ASSERT_TRUE(ok.ok()) << ok.status();
   EXPECT_EQ(ok->rows, 2);
@@ -388,12 +388,12 @@ TEST(CsvBatchReaderTest, ReturnsWhatArrivedWithoutWaitingForAFullBatch) {
 }
 
 TEST(CsvBatchReaderTest, BatchesOfAFileHoldAtMostMaxRows) {
-  testing::TempDir dir;
+  test_support::TempDir dir;
   ASSERT_TRUE(dir.ok());
   const std::string path = dir.File("rows.csv");
   std::string text;
   for (int i = 0; i < 10; ++i) text += absl::StrCat(i, ",", i % 2, "\n");
-  ASSERT_TRUE(testing::WriteFile(path, text));
+  ASSERT_TRUE(test_support::WriteFile(path, text));
   auto reader = CsvBatchReader::OpenFile(path, Label("1"));
   ASSERT_TRUE(reader.ok()) << reader.status();
   std::vector<int64_t> sizes;

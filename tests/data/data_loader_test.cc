@@ -20,8 +20,8 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-using testing::Npy;
-using testing::RawBytes;
+using test_support::Npy;
+using test_support::RawBytes;
 
 // Calls spell the default options LoadOptions(), not {}: GCC 12 at -O3
 // reports a false maybe-uninitialized on an aggregate {} temporary that
@@ -48,18 +48,18 @@ class DataLoaderTest : public ::testing::Test {
 
   std::string Write(const std::string& name, const std::string& bytes) {
     const std::string path = dir_.File(name);
-    EXPECT_TRUE(testing::WriteFile(path, bytes));
+    EXPECT_TRUE(test_support::WriteFile(path, bytes));
     return path;
   }
 
   std::string Zip(const std::string& name,
-                  const std::vector<testing::ZipMember>& members) {
+                  const std::vector<test_support::ZipMember>& members) {
     const std::string path = dir_.File(name);
-    EXPECT_TRUE(testing::WriteZip(path, members));
+    EXPECT_TRUE(test_support::WriteZip(path, members));
     return path;
   }
 
-  testing::TempDir dir_;
+  test_support::TempDir dir_;
 };
 
 TEST_F(DataLoaderTest, CsvWithLabels) {
@@ -284,7 +284,7 @@ TEST_F(DataLoaderTest, FromBytesAllFormats) {
   const std::string y =
       Npy("<i8", false, "(3,)", RawBytes(std::vector<int64_t>{1, 0, 0}));
   const std::string zip =
-      testing::ReadFile(Zip("u.npz", {{"X.npy", X32(), false}, {"y.npy", y}}));
+      test_support::ReadFile(Zip("u.npz", {{"X.npy", X32(), false}, {"y.npy", y}}));
   auto npz = DatasetFromBytes(zip, "npz", LoadOptions());
   ASSERT_TRUE(npz.ok()) << npz.status();
   EXPECT_THAT(npz->labels, ElementsAre(1, 0, 0));

@@ -18,10 +18,10 @@ namespace {
 using ::testing::HasSubstr;
 
 TEST(FileIoTest, ReadsAWholeFileWithinTheBound) {
-  testing::TempDir dir;
+  test_support::TempDir dir;
   ASSERT_TRUE(dir.ok());
   const std::string path = dir.File("f");
-  ASSERT_TRUE(testing::WriteFile(path, "hello"));
+  ASSERT_TRUE(test_support::WriteFile(path, "hello"));
   auto bytes = ReadFileBounded(path, 5);
   ASSERT_TRUE(bytes.ok()) << bytes.status();
   EXPECT_EQ(*bytes, "hello");
@@ -34,17 +34,17 @@ TEST(FileIoTest, MissingFileIsNotFound) {
 }
 
 TEST(FileIoTest, FileOverTheBoundIsRefusedBeforeReading) {
-  testing::TempDir dir;
+  test_support::TempDir dir;
   ASSERT_TRUE(dir.ok());
   const std::string path = dir.File("f");
-  ASSERT_TRUE(testing::WriteFile(path, "hello!"));
+  ASSERT_TRUE(test_support::WriteFile(path, "hello!"));
   auto bytes = ReadFileBounded(path, 5);
   EXPECT_EQ(bytes.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(bytes.status().message()), HasSubstr("more than the limit of 5"));
 }
 
 TEST(FileIoTest, FolderIsNotARegularFile) {
-  testing::TempDir dir;
+  test_support::TempDir dir;
   ASSERT_TRUE(dir.ok());
   auto bytes = ReadFileBounded(dir.File(""), 1 << 20);
   EXPECT_EQ(bytes.status().code(), absl::StatusCode::kInvalidArgument);
@@ -54,10 +54,10 @@ TEST(FileIoTest, FolderIsNotARegularFile) {
 // The file is cut short between the size check and the read (another
 // process truncating it): the reader says so instead of returning the part.
 TEST(FileIoTest, FileTruncatedWhileReadIsDataLossNotAShortResult) {
-  testing::TempDir dir;
+  test_support::TempDir dir;
   ASSERT_TRUE(dir.ok());
   const std::string path = dir.File("f");
-  ASSERT_TRUE(testing::WriteFile(path, std::string(100, 'a')));
+  ASSERT_TRUE(test_support::WriteFile(path, std::string(100, 'a')));
   auto file = OpenFileBounded(path, 100);
   ASSERT_TRUE(file.ok()) << file.status();
   ASSERT_EQ(::truncate(path.c_str(), 40), 0);
@@ -67,13 +67,13 @@ TEST(FileIoTest, FileTruncatedWhileReadIsDataLossNotAShortResult) {
 }
 
 TEST(FileIoTest, FileGrownWhileReadIsDataLoss) {
-  testing::TempDir dir;
+  test_support::TempDir dir;
   ASSERT_TRUE(dir.ok());
   const std::string path = dir.File("f");
-  ASSERT_TRUE(testing::WriteFile(path, std::string(100, 'a')));
+  ASSERT_TRUE(test_support::WriteFile(path, std::string(100, 'a')));
   auto file = OpenFileBounded(path, 1000);
   ASSERT_TRUE(file.ok()) << file.status();
-  ASSERT_TRUE(testing::WriteFile(path, std::string(150, 'a')));
+  ASSERT_TRUE(test_support::WriteFile(path, std::string(150, 'a')));
   auto bytes = ReadOpenedFile(file->get(), path, 100);
   EXPECT_EQ(bytes.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(std::string(bytes.status().message()), HasSubstr("grew past its size of 100"));

@@ -48,7 +48,7 @@ TEST_P(FuzzSeedsTest, EachSeedIsWhatItsNameSays) {
   int good = 0, bad = 0;
   for (const fs::path& path : Seeds(target)) {
     SCOPED_TRACE(path.string());
-    const std::string bytes = testing::ReadFile(path.string());
+    const std::string bytes = test_support::ReadFile(path.string());
     if (IsBad(path)) {
       const std::string format = path.extension().string().substr(1);
       EXPECT_FALSE(DatasetFromBytes(bytes, format, {}).ok());

@@ -19,9 +19,9 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-using testing::Npy;
-using testing::NpyWithDict;
-using testing::RawBytes;
+using test_support::Npy;
+using test_support::NpyWithDict;
+using test_support::RawBytes;
 
 template <typename T>
 void ExpectError(const absl::StatusOr<T>& result,
@@ -310,13 +310,13 @@ TEST(NpyTest, InfRejected1D) {
 }
 
 TEST(NpyTest, ParseNpyFile) {
-  testing::TempDir dir;
+  test_support::TempDir dir;
   const std::string path = dir.File("a.npy");
-  ASSERT_TRUE(testing::WriteFile(path, Npy("<f8", false, "(2,)", F8({3, 4}))));
+  ASSERT_TRUE(test_support::WriteFile(path, Npy("<f8", false, "(2,)", F8({3, 4}))));
   auto a = ParseNpyFile(path);
   ASSERT_TRUE(a.ok()) << a.status();
   EXPECT_THAT(a->data, ElementsAre(3, 4));
-  ASSERT_TRUE(testing::WriteFile(path, "junk"));
+  ASSERT_TRUE(test_support::WriteFile(path, "junk"));
   ExpectError(ParseNpyFile(path), {path, "not an NPY file"});
   auto missing = ParseNpyFile(dir.File("none.npy"));
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
@@ -353,9 +353,9 @@ class NpzTest : public ::testing::Test {
 
   // Writes members to a new archive and returns its path.
   std::string Zip(const std::string& name,
-                  const std::vector<testing::ZipMember>& members) {
+                  const std::vector<test_support::ZipMember>& members) {
     const std::string path = dir_.File(name);
-    EXPECT_TRUE(testing::WriteZip(path, members));
+    EXPECT_TRUE(test_support::WriteZip(path, members));
     return path;
   }
 
@@ -368,7 +368,7 @@ class NpzTest : public ::testing::Test {
     return Npy("<i8", false, "(3,)", RawBytes(std::vector<int64_t>{0, 1, 0}));
   }
 
-  testing::TempDir dir_;
+  test_support::TempDir dir_;
 };
 
 TEST_F(NpzTest, DeflateAndStoredMembers) {
@@ -385,7 +385,7 @@ TEST_F(NpzTest, DeflateAndStoredMembers) {
 }
 
 TEST_F(NpzTest, ParseNpzFromBytes) {
-  const std::string bytes = testing::ReadFile(
+  const std::string bytes = test_support::ReadFile(
       Zip("b.npz", {{"X.npy", XNpy(), true}, {"y.npy", YNpy(), false}}));
   auto arrays = ParseNpz(bytes, "upload.npz");
   ASSERT_TRUE(arrays.ok()) << arrays.status();
@@ -420,7 +420,7 @@ TEST_F(NpzTest, CancelStopsTheInflationOfAMember) {
               HasSubstr("cancelled while member \"X.npy\" was inflated"));
   EXPECT_EQ(polls, 11);
   polls = 0;
-  auto parsed = ParseNpz(testing::ReadFile(path), "upload.npz", kMaxNpzTotalBytes, after_ten);
+  auto parsed = ParseNpz(test_support::ReadFile(path), "upload.npz", kMaxNpzTotalBytes, after_ten);
   EXPECT_EQ(parsed.status().code(), absl::StatusCode::kCancelled);
   LoadOptions o;
   polls = 0;
@@ -449,9 +449,9 @@ TEST_F(NpzTest, DirectoryEntriesIgnored) {
 }
 
 TEST_F(NpzTest, CorruptDeflateMember) {
-  std::string bytes = testing::ReadFile(
+  std::string bytes = test_support::ReadFile(
       Zip("c.npz", {{"X.npy", XNpy(), true}, {"y.npy", YNpy(), true}}));
-  const size_t data = testing::MemberDataOffset(bytes, 0);
+  const size_t data = test_support::MemberDataOffset(bytes, 0);
   for (size_t i = 2; i < 12; ++i) bytes[data + i] ^= 0x5a;
   auto arrays = ParseNpz(bytes, "c.npz");
   ExpectError(arrays, {"c.npz: member \"X.npy\"", "corrupt data"});
@@ -459,17 +459,17 @@ TEST_F(NpzTest, CorruptDeflateMember) {
 
 TEST_F(NpzTest, CorruptStoredMemberFailsCrc) {
   std::string bytes =
-      testing::ReadFile(Zip("s.npz", {{"X.npy", XNpy(), false}}));
-  const size_t data = testing::MemberDataOffset(bytes, 0);
+      test_support::ReadFile(Zip("s.npz", {{"X.npy", XNpy(), false}}));
+  const size_t data = test_support::MemberDataOffset(bytes, 0);
   bytes[data + 130] ^= 0x01;  // Inside the array data, past the header.
   ExpectError(ParseNpz(bytes, "s.npz"), {"s.npz: member \"X.npy\"", "CRC"});
 }
 
 TEST_F(NpzTest, DeclaredSizesOverLimitRefusedBeforeReading) {
-  std::string bytes = testing::ReadFile(
+  std::string bytes = test_support::ReadFile(
       Zip("bomb.npz", {{"X.npy", XNpy(), true}, {"y.npy", YNpy(), true}}));
-  testing::PatchUncompressedSize(&bytes, 0, 0xF0000000u);
-  testing::PatchUncompressedSize(&bytes, 1, 0xF0000000u);
+  test_support::PatchUncompressedSize(&bytes, 0, 0xF0000000u);
+  test_support::PatchUncompressedSize(&bytes, 1, 0xF0000000u);
   auto arrays = ParseNpz(bytes, "bomb.npz");
   EXPECT_EQ(arrays.status().code(), absl::StatusCode::kResourceExhausted);
   for (const char* part : {"bomb.npz: member \"y.npy\"", "declares 4026531840",
@@ -489,16 +489,16 @@ TEST_F(NpzTest, CustomLimit) {
 
 TEST_F(NpzTest, DeclaredSizeLargerThanContent) {
   std::string bytes =
-      testing::ReadFile(Zip("big.npz", {{"X.npy", XNpy(), true}}));
-  testing::PatchUncompressedSize(&bytes, 0, 100000);
+      test_support::ReadFile(Zip("big.npz", {{"X.npy", XNpy(), true}}));
+  test_support::PatchUncompressedSize(&bytes, 0, 100000);
   ExpectError(ParseNpz(bytes, "big.npz"), {"big.npz: member \"X.npy\""});
 }
 
 TEST_F(NpzTest, DeclaredSizeSmallerThanContent) {
   for (bool deflate : {true, false}) {
     std::string bytes =
-        testing::ReadFile(Zip("small.npz", {{"X.npy", XNpy(), deflate}}));
-    testing::PatchUncompressedSize(&bytes, 0, 50);
+        test_support::ReadFile(Zip("small.npz", {{"X.npy", XNpy(), deflate}}));
+    test_support::PatchUncompressedSize(&bytes, 0, 50);
     ExpectError(ParseNpz(bytes, "small.npz"), {"small.npz: member \"X.npy\""});
   }
 }
@@ -508,13 +508,13 @@ TEST_F(NpzTest, NotAZip) {
               {"n.npz: cannot open as a zip archive"});
   ExpectError(ParseNpz("", "n.npz"), {"n.npz: is empty"});
   const std::string path = dir_.File("n.npz");
-  ASSERT_TRUE(testing::WriteFile(path, "garbage garbage garbage"));
+  ASSERT_TRUE(test_support::WriteFile(path, "garbage garbage garbage"));
   ExpectError(ReadNpz(path), {path, "cannot open as a zip archive"});
 }
 
 TEST_F(NpzTest, TruncatedZip) {
   const std::string bytes =
-      testing::ReadFile(Zip("t.npz", {{"X.npy", XNpy(), true}}));
+      test_support::ReadFile(Zip("t.npz", {{"X.npy", XNpy(), true}}));
   ExpectError(ParseNpz(bytes.substr(0, bytes.size() / 2), "t.npz"), {"t.npz"});
   ExpectError(ParseNpz(bytes.substr(0, bytes.size() - 5), "t.npz"), {"t.npz"});
 }
@@ -548,7 +548,7 @@ TEST_F(NpzTest, MissingFile) {
 }
 
 TEST_F(NpzTest, MutatedArchivesNeverCrash) {
-  const std::string valid = testing::ReadFile(
+  const std::string valid = test_support::ReadFile(
       Zip("f.npz", {{"X.npy", XNpy(), true}, {"y.npy", YNpy(), false}}));
   std::mt19937_64 rng(5);
   int ok = 0;

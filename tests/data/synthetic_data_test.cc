@@ -275,7 +275,7 @@ TEST(SyntheticDataTest, OptionsAreClamped) {
 }
 
 TEST(SyntheticDataTest, CsvRoundTripIsExact) {
-  testing::TempDir dir;
+  test_support::TempDir dir;
   ASSERT_TRUE(dir.ok());
   const Dataset data = MakeSyntheticData(Small(8));
   const std::string path = dir.File("demo.csv");
@@ -288,7 +288,7 @@ TEST(SyntheticDataTest, CsvRoundTripIsExact) {
 }
 
 TEST(SyntheticDataTest, CsvWithoutLabels) {
-  testing::TempDir dir;
+  test_support::TempDir dir;
   const Dataset data = MakeSyntheticData(Small(9));
   const std::string path = dir.File("nolabel.csv");
   ASSERT_TRUE(WriteCsv(data, path, false).ok());
@@ -300,7 +300,7 @@ TEST(SyntheticDataTest, CsvWithoutLabels) {
 }
 
 TEST(SyntheticDataTest, CsvQuotesAwkwardNames) {
-  testing::TempDir dir;
+  test_support::TempDir dir;
   Dataset data;
   data.rows = 1;
   data.cols = 3;
@@ -314,7 +314,7 @@ TEST(SyntheticDataTest, CsvQuotesAwkwardNames) {
 }
 
 TEST(SyntheticDataTest, WriteCsvErrors) {
-  testing::TempDir dir;
+  test_support::TempDir dir;
   Dataset data;
   data.rows = 1;
   data.cols = 2;

@@ -21,7 +21,7 @@
 #include <vector>
 
 namespace anorand {
-namespace testing {
+namespace test_support {
 
 // Raw little-endian bytes of a vector of plain values.
 template <typename T>
@@ -169,7 +169,7 @@ inline size_t MemberDataOffset(const std::string& zip, size_t index) {
   return local + 30 + le16(local + 26) + le16(local + 28);
 }
 
-}  // namespace testing
+}  // namespace test_support
 }  // namespace anorand
 
 #endif  // ANORAND_TESTS_DATA_TEST_FIXTURES_H_

@@ -12,7 +12,7 @@
 #include "model/model_file.h"
 #include "tests/support/test_util.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 namespace {
 
 using ::testing::HasSubstr;
@@ -212,4 +212,4 @@ TEST_F(DriftWindowTest, TheModelFileRefusesAMalformedProfile) {
 }
 
 }  // namespace
-}  // namespace anorand::testing
+}  // namespace anorand::test_support

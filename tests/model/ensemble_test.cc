@@ -22,7 +22,7 @@
 #include "model/trainer.h"
 #include "tests/support/test_util.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 namespace {
 
 using ::testing::HasSubstr;
@@ -576,4 +576,4 @@ TEST(EnsembleTest, UniformAndShuffledAnomaliesHaveTheirShapes) {
 }
 
 }  // namespace
-}  // namespace anorand::testing
+}  // namespace anorand::test_support

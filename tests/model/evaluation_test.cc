@@ -9,7 +9,7 @@
 #include "model/data/data_loader.h"
 #include "tests/support/test_util.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 namespace {
 
 TEST(EvaluationTest, RunsTheProtocolOnARealDataset) {
@@ -102,4 +102,4 @@ TEST(EvaluationTest, NeedsLabels) {
 }
 
 }  // namespace
-}  // namespace anorand::testing
+}  // namespace anorand::test_support

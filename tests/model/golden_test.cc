@@ -8,7 +8,7 @@
 #include "model/data/npy_reader.h"
 #include "tests/support/test_util.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 namespace {
 
 using Arrays = std::map<std::string, NpyArray>;
@@ -96,4 +96,4 @@ TEST(GoldenTest, CompiledPlanReproducesTheIndependentImplementation) {
 }
 
 }  // namespace
-}  // namespace anorand::testing
+}  // namespace anorand::test_support

@@ -15,7 +15,7 @@
 #include "model/trainer.h"
 #include "tests/support/test_util.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 namespace {
 
 // The default preset, one epoch: an ensemble of `members` networks.
@@ -208,4 +208,4 @@ TEST(InferencePlanTest, AnEnsembleScoresSmallBatchesAsLargeOnes) {
 }
 
 }  // namespace
-}  // namespace anorand::testing
+}  // namespace anorand::test_support

@@ -13,7 +13,7 @@
 #include "model/rng.h"
 #include "model/trainer.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 namespace {
 
 using ::testing::ElementsAre;
@@ -117,4 +117,4 @@ TEST(KnownAnomaliesTest, AFewLabelledRowsOfAHiddenClusterLetTheModelFindTheRest)
 }
 
 }  // namespace
-}  // namespace anorand::testing
+}  // namespace anorand::test_support

@@ -14,7 +14,7 @@
 #include "model/compiled_model.h"
 #include "model/model_file.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 namespace {
 
 const std::string kDir = std::string(ANORAND_REGRESSIONS_DIR) + "/model_file";
@@ -92,4 +92,4 @@ TEST(ModelFileFuzzRegression, ExtremeFiniteInputsScoreWithoutCrash) {
 }
 
 }  // namespace
-}  // namespace anorand::testing
+}  // namespace anorand::test_support

@@ -12,7 +12,7 @@
 #include "model/trainer.h"
 #include "tests/support/test_util.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 namespace {
 
 constexpr int kD = 5;
@@ -201,4 +201,4 @@ TEST(NetworkTest, OneSeedGivesOneModelBitForBit) {
 }
 
 }  // namespace
-}  // namespace anorand::testing
+}  // namespace anorand::test_support

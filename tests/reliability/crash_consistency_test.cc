@@ -38,7 +38,7 @@
 #include "tests/reliability/store_check.h"
 #include "tests/support/test_util.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 namespace {
 
 constexpr int kD = 6;
@@ -431,4 +431,4 @@ TEST_F(CrashConsistencyTest, CleanupLeavesAnotherServersWritesAlone) {
 }
 
 }  // namespace
-}  // namespace anorand::testing
+}  // namespace anorand::test_support

@@ -10,7 +10,7 @@
 #include "tests/support/subprocess.h"
 #include "tests/support/test_util.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 namespace {
 
 using ::testing::HasSubstr;
@@ -124,4 +124,4 @@ TEST(ServerFlagsTest, BracketedIpv6AndUnixSocketAddressesPassTheCheck) {
 }
 
 }  // namespace
-}  // namespace anorand::testing
+}  // namespace anorand::test_support

@@ -11,7 +11,7 @@
 
 #include "tests/support/test_util.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 
 ServerProcess::ServerProcess(const std::string& model_dir, const std::string& log_prefix,
                              const std::vector<std::string>& extra, double startup_seconds)
@@ -182,4 +182,4 @@ int64_t EnvInt(const char* name, int64_t fallback) {
   return end && *end == '\0' && n > 0 ? n : fallback;
 }
 
-}  // namespace anorand::testing
+}  // namespace anorand::test_support

@@ -24,7 +24,7 @@
 #include "tests/support/subprocess.h"
 #include "tests/support/test_util.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 
 class ServerProcess {
  public:
@@ -82,6 +82,6 @@ int OpenFds(pid_t pid);
 // An environment variable as a positive number, or `fallback`.
 int64_t EnvInt(const char* name, int64_t fallback);
 
-}  // namespace anorand::testing
+}  // namespace anorand::test_support
 
 #endif  // ANORAND_TESTS_RELIABILITY_SERVER_PROCESS_H_

@@ -20,7 +20,7 @@
 #include "tests/reliability/server_process.h"
 #include "tests/support/test_util.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 namespace {
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -346,4 +346,4 @@ TEST_F(SoakTest, MixedLoadHasNoUnexpectedErrorAndReturnsToBaseline) {
 }
 
 }  // namespace
-}  // namespace anorand::testing
+}  // namespace anorand::test_support

@@ -8,7 +8,7 @@
 #include "nlohmann/json.hpp"
 #include "tests/support/subprocess.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 namespace {
 namespace fs = std::filesystem;
 
@@ -159,4 +159,4 @@ StoreState ReadAndCheckStore(const ServerProcess& server, const std::string& roo
   return state;
 }
 
-}  // namespace anorand::testing
+}  // namespace anorand::test_support

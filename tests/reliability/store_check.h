@@ -20,7 +20,7 @@
 #include "anorand/v1/training.pb.h"
 #include "tests/reliability/server_process.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 
 struct StoreState {
   std::map<int64_t, v1::VersionInfo> versions;
@@ -38,6 +38,6 @@ int CountTempEntries(const std::string& dir);
 StoreState ReadAndCheckStore(const ServerProcess& server, const std::string& root,
                              const std::string& model, int d, const std::string& context);
 
-}  // namespace anorand::testing
+}  // namespace anorand::test_support
 
 #endif  // ANORAND_TESTS_RELIABILITY_STORE_CHECK_H_

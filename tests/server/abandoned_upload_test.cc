@@ -14,7 +14,7 @@
 #include "model/data/synthetic_data.h"
 #include "tests/server/server_env.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 namespace {
 
 constexpr int kD = 3;
@@ -166,4 +166,4 @@ TEST_F(AbandonedUploadTest, AModelFileSentWholeThenCancelledIsNotImported) {
 }
 
 }  // namespace
-}  // namespace anorand::testing
+}  // namespace anorand::test_support

@@ -15,7 +15,7 @@
 #include "tests/server/server_env.h"
 #include "tests/support/http_get.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 namespace {
 
 using ::testing::HasSubstr;
@@ -266,4 +266,4 @@ TEST(BatchingFlagsTest, BadValuesAreRefusedNamingTheFlag) {
 }
 
 }  // namespace
-}  // namespace anorand::testing
+}  // namespace anorand::test_support

@@ -12,7 +12,7 @@
 #include "model/model_file.h"
 #include "tests/server/server_env.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 namespace {
 
 using ::testing::HasSubstr;
@@ -74,4 +74,4 @@ TEST(ClientPathsTest, AFailedVersionsErrorAndScoringStatusNameTheFileInsideTheSt
 }
 
 }  // namespace
-}  // namespace anorand::testing
+}  // namespace anorand::test_support

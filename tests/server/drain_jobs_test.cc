@@ -20,7 +20,7 @@
 #include "tests/support/subprocess.h"
 #include "tests/support/test_util.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 namespace {
 
 using ::testing::HasSubstr;
@@ -181,4 +181,4 @@ TEST(DrainJobsTest, ASecondServerOnTheSameJobsFolderLeavesTheFirstsRunningJobAlo
 }
 
 }  // namespace
-}  // namespace anorand::testing
+}  // namespace anorand::test_support

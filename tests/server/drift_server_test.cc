@@ -12,7 +12,7 @@
 #include "tests/server/server_env.h"
 #include "tests/support/http_get.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 namespace {
 
 using ::testing::HasSubstr;
@@ -214,4 +214,4 @@ TEST_F(DriftServerTest, OffOrWithoutAProfileIsNotTrackedAndExportsNothing) {
 }
 
 }  // namespace
-}  // namespace anorand::testing
+}  // namespace anorand::test_support

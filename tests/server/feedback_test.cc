@@ -21,7 +21,7 @@
 #include "tests/server/server_env.h"
 #include "tests/support/http_get.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 namespace {
 
 using ::testing::HasSubstr;
@@ -457,4 +457,4 @@ TEST_F(FeedbackTest, TheWorkedExampleTrainScoreLabelTheFlaggedRecordsRetrainFind
 }
 
 }  // namespace
-}  // namespace anorand::testing
+}  // namespace anorand::test_support

@@ -11,7 +11,7 @@
 #include "model/compiled_model.h"
 #include "tests/server/server_env.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 namespace {
 
 constexpr int kD = 6;
@@ -100,4 +100,4 @@ TEST(HotSwapTest, HundredSwapsUnderLoadLoseNoCallAndFreeOldVersions) {
 }
 
 }  // namespace
-}  // namespace anorand::testing
+}  // namespace anorand::test_support

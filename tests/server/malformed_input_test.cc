@@ -12,7 +12,7 @@
 #include "tests/server/raw_stub.h"
 #include "tests/server/server_env.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 namespace {
 
 using ::testing::HasSubstr;
@@ -229,4 +229,4 @@ TEST_F(MalformedInputTest, ServerStreamingRequestsAreInvalidArgument) {
 }
 
 }  // namespace
-}  // namespace anorand::testing
+}  // namespace anorand::test_support

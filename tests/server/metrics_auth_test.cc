@@ -11,7 +11,7 @@
 #include "tests/server/server_env.h"
 #include "tests/support/http_get.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 namespace {
 
 using ::testing::HasSubstr;
@@ -73,4 +73,4 @@ TEST(MetricsAuthTest, BadFilesAreRefusedNamingTheFlag) {
 }
 
 }  // namespace
-}  // namespace anorand::testing
+}  // namespace anorand::test_support

@@ -27,7 +27,7 @@
 #include "tests/support/http_get.h"
 #include "tests/support/subprocess.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 namespace {
 
 using ::testing::HasSubstr;
@@ -680,4 +680,4 @@ TEST(ServerMetricsOffTest, NoAddressNoEndpoint) {
 }
 
 }  // namespace
-}  // namespace anorand::testing
+}  // namespace anorand::test_support

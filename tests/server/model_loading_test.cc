@@ -14,7 +14,7 @@
 #include "server/model_store.h"
 #include "tests/server/server_env.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 namespace {
 
 constexpr int kD = 6;
@@ -288,4 +288,4 @@ TEST(ModelLoadingTest, AnAliasMovedToALoadingVersionKeepsServingTheOldOneUntilIt
 }
 
 }  // namespace
-}  // namespace anorand::testing
+}  // namespace anorand::test_support

@@ -10,7 +10,7 @@
 #include "tests/server/server_env.h"
 #include "tests/support/subprocess.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 namespace {
 
 using ::testing::HasSubstr;
@@ -645,4 +645,4 @@ TEST_F(ModelsTest, ScoringCanRequireTheTokenToo) {
 }
 
 }  // namespace
-}  // namespace anorand::testing
+}  // namespace anorand::test_support

@@ -39,7 +39,7 @@
 #include "tests/support/subprocess.h"
 #include "tests/support/test_util.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 namespace {
 
 using ::testing::HasSubstr;
@@ -872,4 +872,4 @@ TEST_F(PrometheusE2ETest, CountsTrafficThroughRealPrometheus) {
 }
 
 }  // namespace
-}  // namespace anorand::testing
+}  // namespace anorand::test_support

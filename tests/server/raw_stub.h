@@ -14,7 +14,7 @@
 #include "grpcpp/impl/rpc_method.h"
 #include "grpcpp/support/sync_stream.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 
 inline grpc::ByteBuffer ToBytes(const std::string& s) {
   grpc::Slice slice(s);
@@ -81,6 +81,6 @@ class RawStub {
   std::shared_ptr<grpc::Channel> channel_;
 };
 
-}  // namespace anorand::testing
+}  // namespace anorand::test_support
 
 #endif  // ANORAND_TESTS_SERVER_RAW_STUB_H_

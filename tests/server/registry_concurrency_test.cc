@@ -20,7 +20,7 @@
 #include "server/score_handler.h"
 #include "tests/server/server_env.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 namespace {
 
 constexpr int kD = 6;
@@ -172,4 +172,4 @@ TEST(RegistryConcurrencyTest, BatcherUnderConcurrentSubmitsAndPublishes) {
 }
 
 }  // namespace
-}  // namespace anorand::testing
+}  // namespace anorand::test_support

@@ -19,7 +19,7 @@
 #include "tests/support/http_get.h"
 #include "tests/support/test_util.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 namespace {
 
 using ::testing::HasSubstr;
@@ -229,4 +229,4 @@ TEST(ReservoirServerTest, ADamagedFileStartsEmptyAndIsNeverTrainedOn) {
 }
 
 }  // namespace
-}  // namespace anorand::testing
+}  // namespace anorand::test_support

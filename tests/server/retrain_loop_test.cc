@@ -20,7 +20,7 @@
 #include "tests/server/server_env.h"
 #include "tests/support/http_get.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 namespace {
 
 using ::testing::ElementsAre;
@@ -361,4 +361,4 @@ TEST(JudgeCandidateTest, PromotesOnlyWithinBothThresholds) {
 }
 
 }  // namespace
-}  // namespace anorand::testing
+}  // namespace anorand::test_support

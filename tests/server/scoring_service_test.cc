@@ -8,7 +8,7 @@
 #include "model/compiled_model.h"
 #include "tests/server/server_env.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 namespace {
 
 using ::testing::HasSubstr;
@@ -297,4 +297,4 @@ TEST_F(StreamIdleTest, ScoreWhoseDeadlineHasPassedIsNotScored) {
 }
 
 }  // namespace
-}  // namespace anorand::testing
+}  // namespace anorand::test_support

@@ -22,7 +22,7 @@
 #include "tests/support/subprocess.h"
 #include "tests/support/test_util.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 namespace {
 
 using ::testing::HasSubstr;
@@ -233,4 +233,4 @@ TEST(ServerBinaryTest, SigtermEndsOpenStreamsWithUnavailableAfterTheirAnswers) {
 }
 
 }  // namespace
-}  // namespace anorand::testing
+}  // namespace anorand::test_support

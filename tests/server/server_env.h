@@ -18,7 +18,7 @@
 #include "server/server.h"
 #include "tests/support/test_util.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 
 class ServerEnv {
  public:
@@ -116,6 +116,6 @@ inline v1::ScoreRequest MakeRequest(const std::string& model, int64_t rows, int 
   return req;
 }
 
-}  // namespace anorand::testing
+}  // namespace anorand::test_support
 
 #endif  // ANORAND_TESTS_SERVER_SERVER_ENV_H_

@@ -17,7 +17,7 @@
 #include "tests/server/server_env.h"
 #include "tests/support/http_get.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 namespace {
 
 using ::testing::HasSubstr;
@@ -388,4 +388,4 @@ TEST_F(ShadowServerTest, TheShadowIsKeptInTheStoreForARestartAndAnotherReplica) 
 }
 
 }  // namespace
-}  // namespace anorand::testing
+}  // namespace anorand::test_support

@@ -13,7 +13,7 @@
 #include "gtest/gtest.h"
 #include "tests/server/server_env.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 namespace {
 
 using ::testing::HasSubstr;
@@ -233,4 +233,4 @@ TEST(StatusSweepTest, EveryRpcIsUnavailableWhileAndAfterTheServerDrains) {
 }
 
 }  // namespace
-}  // namespace anorand::testing
+}  // namespace anorand::test_support

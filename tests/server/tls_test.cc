@@ -15,7 +15,7 @@
 #include "tests/server/server_env.h"
 #include "tests/support/subprocess.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 namespace {
 
 constexpr char kOpenssl[] = "/usr/bin/openssl";
@@ -250,4 +250,4 @@ TEST_F(TlsTest, CliConnectsOverMutualTls) {
 }
 
 }  // namespace
-}  // namespace anorand::testing
+}  // namespace anorand::test_support

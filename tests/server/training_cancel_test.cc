@@ -28,7 +28,7 @@
 #include "tests/server/server_env.h"
 #include "tests/support/http_get.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 namespace {
 
 using ::testing::HasSubstr;
@@ -487,4 +487,4 @@ TEST_F(TrainingCancelTest, CancellingSubmitJobWhileItsUploadIsParsedSubmitsNoJob
 }
 
 }  // namespace
-}  // namespace anorand::testing
+}  // namespace anorand::test_support

@@ -17,7 +17,7 @@
 #include "model/data/synthetic_data.h"
 #include "tests/server/server_env.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 namespace {
 
 using ::testing::HasSubstr;
@@ -680,4 +680,4 @@ TEST_F(TrainingTest, OneMessageOverTheSizeLimitIsResourceExhausted) {
 }
 
 }  // namespace
-}  // namespace anorand::testing
+}  // namespace anorand::test_support

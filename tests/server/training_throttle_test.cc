@@ -18,7 +18,7 @@
 #include "tests/server/server_env.h"
 #include "tests/support/http_get.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 namespace {
 
 using ::testing::HasSubstr;
@@ -277,4 +277,4 @@ TEST(TrainingThrottleOptionsTest, BadSettingsAreRefusedNamingTheFlag) {
 }
 
 }  // namespace
-}  // namespace anorand::testing
+}  // namespace anorand::test_support

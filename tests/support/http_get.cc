@@ -6,7 +6,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-namespace anorand::testing {
+namespace anorand::test_support {
 
 std::string HttpGetRaw(int port, const std::string& path, const std::string& headers) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -29,4 +29,4 @@ std::string HttpGetRaw(int port, const std::string& path, const std::string& hea
   return out;
 }
 
-}  // namespace anorand::testing
+}  // namespace anorand::test_support

@@ -8,11 +8,11 @@
 
 #include <string>
 
-namespace anorand::testing {
+namespace anorand::test_support {
 
 // `headers`: extra header lines, each ending in "\r\n".
 std::string HttpGetRaw(int port, const std::string& path, const std::string& headers = "");
 
-}  // namespace anorand::testing
+}  // namespace anorand::test_support
 
 #endif  // ANORAND_TESTS_SUPPORT_HTTP_GET_H_

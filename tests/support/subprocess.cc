@@ -12,7 +12,7 @@
 
 #include "tests/support/test_util.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 
 Subprocess::Subprocess(const std::vector<std::string>& argv, const std::string& out_path,
                        const std::string& err_path, const std::string& stdin_path) {
@@ -80,4 +80,4 @@ int RunCommand(const std::vector<std::string>& argv, std::string* out, std::stri
 std::string ServerBinary() { return std::string(ANORAND_BIN_DIR) + "/server/anorand-server"; }
 std::string ClientBinary() { return std::string(ANORAND_BIN_DIR) + "/client/anorand"; }
 
-}  // namespace anorand::testing
+}  // namespace anorand::test_support

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-namespace anorand::testing {
+namespace anorand::test_support {
 
 class Subprocess {
  public:
@@ -41,6 +41,6 @@ std::string ReadWholeFile(const std::string& path);
 std::string ServerBinary();
 std::string ClientBinary();
 
-}  // namespace anorand::testing
+}  // namespace anorand::test_support
 
 #endif  // ANORAND_TESTS_SUPPORT_SUBPROCESS_H_

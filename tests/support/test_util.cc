@@ -9,7 +9,7 @@
 #include "model/data/synthetic_data.h"
 #include "model/trainer.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 
 TempDir::TempDir() {
   char tmpl[] = "/tmp/anorand-test.XXXXXX";
@@ -75,4 +75,4 @@ bool WaitUntil(const std::function<bool()>& done, double timeout_seconds, int in
   }
 }
 
-}  // namespace anorand::testing
+}  // namespace anorand::test_support

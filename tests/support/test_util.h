@@ -15,7 +15,7 @@
 #include "anorand/v1/model.pb.h"
 #include "model/dataset.h"
 
-namespace anorand::testing {
+namespace anorand::test_support {
 
 class TempDir {
  public:
@@ -48,12 +48,12 @@ std::string SharedDir();
 // hung test, not a speed requirement, so give it generous room.
 bool WaitUntil(const std::function<bool()>& done, double timeout_seconds, int interval_ms = 20);
 
-}  // namespace anorand::testing
+}  // namespace anorand::test_support
 
 #define ANORAND_REQUIRE_SHARED(path_var, sub)                                   \
-  const std::string path_var = ::anorand::testing::SharedDir().empty()          \
+  const std::string path_var = ::anorand::test_support::SharedDir().empty()          \
                                    ? std::string()                              \
-                                   : ::anorand::testing::SharedDir() + "/" + sub; \
+                                   : ::anorand::test_support::SharedDir() + "/" + sub; \
   if (path_var.empty() || !std::filesystem::exists(path_var))                   \
   GTEST_SKIP() << "../shared/" << sub << " not found (it sits beside the clone in CI)"
 

@@ -50,13 +50,7 @@ TEST(ClientPathsTest, AFailedVersionsErrorAndScoringStatusNameTheFileInsideTheSt
   std::filesystem::create_directories(dir);
   std::ofstream(dir + "/model.anorand", std::ios::binary) << "garbage";
   v1::ModelInfo info;
-  for (int i = 0; i < 500 && info.versions_size() < 2; ++i) {
-    grpc::ClientContext ctx;
-    v1::GetModelRequest req;
-    req.mutable_model()->set_name("m");
-    ASSERT_TRUE(env.models()->GetModel(&ctx, req, &info).ok());
-    if (info.versions_size() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  WaitUntil([&] { return (info = env.GetModel("m")).versions_size() >= 2; }, 10);
   ASSERT_EQ(info.versions_size(), 2);
   const std::string error = info.versions(1).error();
   EXPECT_THAT(error, HasSubstr("m/2/model.anorand"));

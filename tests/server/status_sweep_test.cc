@@ -7,6 +7,7 @@
 #include <functional>
 #include <thread>
 
+#include "anorand/v1/feedback.grpc.pb.h"
 #include "anorand/v1/training.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -144,6 +145,7 @@ TEST(StatusSweepTest, EveryRpcIsUnavailableWhileAndAfterTheServerDrains) {
   auto models = v1::Models::NewStub(channel);
   auto scoring = v1::Scoring::NewStub(channel);
   auto training = v1::Training::NewStub(channel);
+  auto feedback = v1::Feedback::NewStub(channel);
   auto health = grpc::health::v1::Health::NewStub(channel);
   auto deadline = [](grpc::ClientContext* ctx) {
     ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
@@ -189,6 +191,17 @@ TEST(StatusSweepTest, EveryRpcIsUnavailableWhileAndAfterTheServerDrains) {
          v1::ListJobsResponse r;
          return training->ListJobs(&ctx, v1::ListJobsRequest(), &r);
        }},
+      {"AddFeedback", [&] {
+         grpc::ClientContext ctx;
+         deadline(&ctx);
+         v1::AddFeedbackRequest req;
+         req.set_model_name("m");
+         req.set_num_features(kD);
+         req.mutable_values()->Resize(kD, 0.5f);
+         req.add_labels(v1::FEEDBACK_LABEL_ANOMALY);
+         v1::AddFeedbackResponse r;
+         return feedback->AddFeedback(&ctx, req, &r);
+       }},
       {"SubmitJob", [&] {
          grpc::ClientContext ctx;
          deadline(&ctx);
@@ -215,7 +228,8 @@ TEST(StatusSweepTest, EveryRpcIsUnavailableWhileAndAfterTheServerDrains) {
   ASSERT_TRUE(upload->Write(Header("m")));
   ASSERT_TRUE(upload->Write(Data(SerializeModel(TinyModel(kD, 2)))));
   std::thread drain([&] { env.server().Shutdown(); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  // The drain has begun once the first call is refused.
+  WaitUntil([&] { return calls.front().second().error_code() == C::UNAVAILABLE; }, 30);
   for (const auto& [name, call] : calls) {
     grpc::Status s = call();
     EXPECT_EQ(s.error_code(), C::UNAVAILABLE) << name << " while draining: " << s.error_message();

@@ -114,18 +114,18 @@ class TrainingCancelTest : public ::testing::Test {
   // Polls anorand_intake_tasks until `ready(queued, running)` holds; false
   // after 60 s.
   bool AwaitIntake(const std::function<bool(double, double)>& ready) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (std::chrono::steady_clock::now() < deadline) {
-      const std::string text = HttpGetRaw(env_->server().metrics_port(), "/metrics");
-      auto value = [&text](const std::string& state) {
-        const std::string key = "anorand_intake_tasks{state=\"" + state + "\"} ";
-        const size_t at = text.find(key);
-        return at == std::string::npos ? -1.0 : std::strtod(text.c_str() + at + key.size(), nullptr);
-      };
-      if (ready(value("queued"), value("running"))) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    return false;
+    return WaitUntil(
+        [&] {
+          const std::string text = HttpGetRaw(env_->server().metrics_port(), "/metrics");
+          auto value = [&text](const std::string& state) {
+            const std::string key = "anorand_intake_tasks{state=\"" + state + "\"} ";
+            const size_t at = text.find(key);
+            return at == std::string::npos ? -1.0
+                                           : std::strtod(text.c_str() + at + key.size(), nullptr);
+          };
+          return ready(value("queued"), value("running"));
+        },
+        60, 5);
   }
   v1::Job Get(const std::string& id) {
     grpc::ClientContext ctx;

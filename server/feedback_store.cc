@@ -194,4 +194,24 @@ absl::StatusOr<std::vector<v1::FeedbackRecord>> FeedbackStore::Records(
   return records;
 }
 
+absl::StatusOr<int64_t> AppendFeedback(const FeedbackStore& store, const std::string& model,
+                                       Dataset* data) {
+  FeedbackTally tally;
+  auto records = store.Records(model, &tally);
+  if (!records.ok()) return records.status();
+  if (records->empty()) return 0;
+  if (tally.cols != data->cols) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the feedback stored for model '", model, "' has ", tally.cols, " features per "
+        "record; the training data has ", data->cols));
+  }
+  if (!data->has_labels()) data->labels.assign(static_cast<size_t>(data->rows), 0);
+  for (const v1::FeedbackRecord& r : *records) {
+    data->x.insert(data->x.end(), r.values().begin(), r.values().end());
+    data->labels.push_back(r.label() == v1::FEEDBACK_LABEL_ANOMALY ? 1 : 0);
+  }
+  data->rows += static_cast<int64_t>(records->size());
+  return static_cast<int64_t>(records->size());
+}
+
 }  // namespace anorand

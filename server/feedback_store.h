@@ -32,6 +32,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "anorand/v1/feedback.pb.h"
+#include "model/dataset.h"
 #include "server/model_store.h"
 
 namespace anorand {
@@ -53,6 +54,15 @@ struct FeedbackAdded {
 
 // INVALID_ARGUMENT unless `id` matches [A-Za-z0-9._:-]{1,128}.
 absl::Status ValidateFeedbackId(const std::string& id);
+
+class FeedbackStore;
+
+// Appends `model`'s stored feedback to `data` as training rows: anomalies
+// labelled 1, normal records 0 (the data's rows get label 0 if they had
+// none). Returns the rows added: 0 when none is stored (nothing changes).
+// FAILED_PRECONDITION when its width is not the data's (nothing changes).
+absl::StatusOr<int64_t> AppendFeedback(const FeedbackStore& store, const std::string& model,
+                                       Dataset* data);
 
 class FeedbackStore {
  public:

@@ -84,10 +84,12 @@ absl::Status JudgeCandidate(const v1::RetrainPolicy& policy, const ShadowCompari
 }
 
 RetrainLoop::RetrainLoop(ModelStore store, ModelManager* manager, JobManager* jobs, ReservoirSet* reservoirs,
-                         const ShadowScorer* shadow, RetrainLoopOptions options)
+                         const ShadowScorer* shadow, RetrainLoopOptions options,
+                         const FeedbackStore* feedback)
     : manager_(manager),
       jobs_(jobs),
       reservoirs_(reservoirs),
+      feedback_(feedback),
       shadow_(shadow),
       options_(std::move(options)),
       store_(std::move(store)) {}
@@ -219,17 +221,30 @@ void RetrainLoop::Submit(const std::string& model, const v1::RetrainPolicy& poli
   spec.set_model_name(model);
   spec.set_from_reservoir(true);
   *spec.mutable_params() = entry->model->info().params();
+  const int64_t reservoir_rows = data->rows;
+  std::string feedback_note;
+  int64_t feedback_rows = 0;
+  if (feedback_ && spec.params().use_labels()) {
+    auto added = AppendFeedback(*feedback_, model, &*data);
+    if (!added.ok()) {
+      feedback_note = absl::StrCat(" (feedback left out: ", added.status().message(), ")");
+    } else if (*added > 0) {
+      feedback_rows = *added;
+      spec.set_include_feedback(true);
+      feedback_note = absl::StrCat(" and ", feedback_rows, " feedback records");
+    }
+  }
   spec.set_description(
       absl::StrCat("retrain policy of alias '", policy.alias(), "': ", why));
-  auto job = jobs_->Submit(std::move(spec), *std::move(data));
+  auto job = jobs_->Submit(std::move(spec), *std::move(data), feedback_rows);
   if (!job.ok()) {
     Record(model, Event(v1::MODEL_EVENT_RETRAIN_NOT_SUBMITTED, version,
                         absl::StrCat(why, "; no job: ", job.status().message())));
     return;
   }
   v1::ModelEvent e = Event(v1::MODEL_EVENT_RETRAIN_SUBMITTED, version,
-                           absl::StrCat(why, "; training on ", job->data_rows(),
-                                        " reservoir records"));
+                           absl::StrCat(why, "; training on ", reservoir_rows,
+                                        " reservoir records", feedback_note));
   e.set_job_id(job->id());
   Record(model, std::move(e));
 }

@@ -6,8 +6,10 @@
 //   WATCHING   the score PSI of the alias's version (its drift window, at
 //              least half full) above the threshold for sustained_seconds:
 //              submit a job on the model's reservoir with that version's
-//              params -> TRAINING (or, when the submit fails, wait as long
-//              again)
+//              params, plus the operators' feedback when the model has
+//              some (feedback_store.h) of the reservoir's width and the
+//              params use labels -> TRAINING (or, when the submit fails,
+//              wait as long again)
 //   TRAINING   the job SUCCEEDED: set its version as the shadow ->
 //              SHADOWING; it FAILED or was CANCELLED: -> WATCHING, waiting
 //              sustained_seconds again
@@ -40,6 +42,7 @@
 #include "anorand/v1/models.pb.h"
 #include "server/job_manager.h"
 #include "server/model_manager.h"
+#include "server/feedback_store.h"
 #include "server/reservoirs.h"
 #include "server/retrain_store.h"
 #include "server/shadow.h"
@@ -60,8 +63,11 @@ class RetrainLoop {
   // Every pointer must outlive the loop, and only be used from Start on
   // (the server constructs the loop before them); `store` is the model
   // store's root.
+  // `feedback` (may be null): the operators' feedback a job includes when
+  // the model has some of the reservoir's width and its params use labels.
   RetrainLoop(ModelStore store, ModelManager* manager, JobManager* jobs, ReservoirSet* reservoirs,
-              const ShadowScorer* shadow, RetrainLoopOptions options);
+              const ShadowScorer* shadow, RetrainLoopOptions options,
+              const FeedbackStore* feedback = nullptr);
   ~RetrainLoop();  // Stop()
   RetrainLoop(const RetrainLoop&) = delete;
   RetrainLoop& operator=(const RetrainLoop&) = delete;
@@ -112,6 +118,7 @@ class RetrainLoop {
   ModelManager* manager_;
   JobManager* jobs_;
   ReservoirSet* reservoirs_;
+  const FeedbackStore* feedback_;  // null: jobs never include feedback
   const ShadowScorer* shadow_;
   const RetrainLoopOptions options_;
   const RetrainStore store_;

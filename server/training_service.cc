@@ -257,33 +257,19 @@ class TrainingService::SubmitReader final : public grpc::ServerReadReactor<grpc:
     return absl::InvalidArgumentError(s.message());
   }
 
-  // Appends the model's stored feedback to `data` (anomalies labelled 1,
-  // normal records 0); returns the rows added.
+  // Appends the model's stored feedback to `data`; returns the rows added.
   absl::StatusOr<int64_t> AddFeedback(Dataset* data) const {
-    const std::string& model = spec_.model_name();
     if (!service_->feedback_) {
       return absl::FailedPreconditionError("include_feedback is set but this server keeps no feedback");
     }
-    FeedbackTally tally;
-    auto records = service_->feedback_->Records(model, &tally);
-    if (!records.ok()) return records.status();
-    if (records->empty()) {
+    auto added = AppendFeedback(*service_->feedback_, spec_.model_name(), data);
+    if (added.ok() && *added == 0) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "include_feedback is set but model '", model, "' has no stored feedback; send some "
-          "with AddFeedback (anorand feedback add) or leave include_feedback unset"));
+          "include_feedback is set but model '", spec_.model_name(), "' has no stored "
+          "feedback; send some with AddFeedback (anorand feedback add) or leave "
+          "include_feedback unset"));
     }
-    if (tally.cols != data->cols) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "the feedback stored for model '", model, "' has ", tally.cols, " features per "
-          "record; the training data has ", data->cols));
-    }
-    if (!data->has_labels()) data->labels.assign(static_cast<size_t>(data->rows), 0);
-    for (const v1::FeedbackRecord& r : *records) {
-      data->x.insert(data->x.end(), r.values().begin(), r.values().end());
-      data->labels.push_back(r.label() == v1::FEEDBACK_LABEL_ANOMALY ? 1 : 0);
-    }
-    data->rows += static_cast<int64_t>(records->size());
-    return static_cast<int64_t>(records->size());
+    return added;
   }
 
   absl::StatusOr<Dataset> LoadData() {

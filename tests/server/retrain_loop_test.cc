@@ -3,7 +3,8 @@
 // (the demo-data generator with a shift); the loop submits a job on the
 // reservoir, shadows its version, and promotes it when the comparison
 // passes, or holds it when it does not; every step is in the history, the
-// job record and the metrics, a restart resumes the stage, a paused or
+// job record and the metrics, the job includes the operators' feedback,
+// a restart resumes the stage, a paused or
 // cleared policy takes no step, and every bad policy is refused with
 // nothing written.
 #include <cmath>
@@ -12,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "anorand/v1/feedback.grpc.pb.h"
 #include "anorand/v1/training.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -185,6 +187,39 @@ TEST_F(RetrainLoopTest, DriftRetrainsOnTheReservoirShadowsAndPromotes) {
 
   EXPECT_TRUE(HasSample(env, "anorand_retrain_events_total{model=\"m\",kind=\"promoted\"} 1"));
   EXPECT_TRUE(HasSample(env, "anorand_retrain_stage{model=\"m\",stage=\"watching\"} 1"));
+}
+
+TEST_F(RetrainLoopTest, TheLoopsJobIncludesTheOperatorsFeedback) {
+  ServerEnv env(Options());
+  ASSERT_TRUE(env.Import("m", *model_, 0, "production").ok());
+  // Three drifted records confirmed anomalous, two confirmed normal.
+  v1::AddFeedbackRequest fb;
+  fb.set_model_name("m");
+  fb.set_num_features(kD);
+  fb.mutable_values()->Add(drifted_->x.begin(), drifted_->x.begin() + 5 * kD);
+  for (auto label : {v1::FEEDBACK_LABEL_ANOMALY, v1::FEEDBACK_LABEL_ANOMALY,
+                     v1::FEEDBACK_LABEL_ANOMALY, v1::FEEDBACK_LABEL_NORMAL,
+                     v1::FEEDBACK_LABEL_NORMAL}) {
+    fb.add_labels(label);
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::AddFeedbackResponse resp;
+    ASSERT_TRUE(v1::Feedback::NewStub(env.channel())->AddFeedback(&ctx, fb, &resp).ok());
+  }
+  v1::ModelInfo info;
+  ASSERT_TRUE(SetPolicy(env, Policy(), &info).ok());
+  ASSERT_TRUE(DriftUntil(env, v1::MODEL_EVENT_SHADOW_SET));
+  std::vector<v1::ModelEvent> events;
+  Kinds(env, &events);
+  ASSERT_GE(events.size(), 2u);
+  EXPECT_THAT(events[1].detail(), HasSubstr("reservoir records and 5 feedback records"));
+  const v1::Job job = GetJob(env, events[1].job_id());
+  EXPECT_TRUE(job.spec().from_reservoir());
+  EXPECT_TRUE(job.spec().include_feedback());
+  EXPECT_EQ(job.data_feedback_rows(), 5);
+  EXPECT_EQ(job.data_labeled_anomalies(), 3);
+  EXPECT_EQ(job.summary().known_anomalies(), 3);
 }
 
 TEST_F(RetrainLoopTest, ACandidateThatFailsTheComparisonIsHeldInShadowAcrossARestart) {

@@ -306,22 +306,6 @@ TEST(FeedbackStoreTest, TwoStoresOnOneFolderSeeEachOthersRecordsAndSkipATornLine
 // ---------------------------------------------------------------------------
 // Training with the feedback.
 
-grpc::Status SubmitDense(v1::Training::Stub* stub, v1::JobSpec spec, const Dataset& d,
-                         v1::Job* job) {
-  grpc::ClientContext ctx;
-  auto w = stub->SubmitJob(&ctx, job);
-  v1::SubmitJobRequest head;
-  *head.mutable_spec() = std::move(spec);
-  head.mutable_spec()->set_upload_format(v1::UPLOAD_FORMAT_DENSE);
-  w->Write(head);
-  v1::SubmitJobRequest c;
-  c.mutable_chunk()->set_num_features(static_cast<int>(d.cols));
-  c.mutable_chunk()->mutable_values()->Add(d.x.begin(), d.x.end());
-  w->Write(c);
-  w->WritesDone();
-  return w->Finish();
-}
-
 v1::Job WaitForJob(v1::Training::Stub* stub, const std::string& id) {
   v1::Job job;
   WaitUntil([&] {
@@ -338,7 +322,7 @@ TEST_F(FeedbackTest, AJobThatIncludesFeedbackTrainsOnItAndSaysHowManyRows) {
   v1::JobSpec spec = SmallJobSpec("m", 2);
   spec.set_include_feedback(true);
   v1::Job job;
-  grpc::Status s = SubmitDense(training_.get(), spec, d, &job);
+  grpc::Status s = SubmitDenseJob(training_.get(), spec, d, d.rows, {}, &job);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_THAT(s.error_message(), HasSubstr("no stored feedback"));
 
@@ -346,16 +330,16 @@ TEST_F(FeedbackTest, AJobThatIncludesFeedbackTrainsOnItAndSaysHowManyRows) {
   ASSERT_TRUE(Add(Request(4, 3, v1::FEEDBACK_LABEL_NORMAL, "a")).ok());
   v1::JobSpec paper = spec;
   paper.mutable_params()->set_preset("paper");
-  s = SubmitDense(training_.get(), paper, d, &job);
+  s = SubmitDenseJob(training_.get(), paper, d, d.rows, {}, &job);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(s.error_message(), HasSubstr("include_feedback needs params.use_labels"));
 
   Dataset narrow = DemoData(300, kD - 1, 9);
-  s = SubmitDense(training_.get(), spec, narrow, &job);
+  s = SubmitDenseJob(training_.get(), spec, narrow, narrow.rows, {}, &job);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_THAT(s.error_message(), HasSubstr("has 8 features per record; the training data has 7"));
 
-  s = SubmitDense(training_.get(), spec, d, &job);
+  s = SubmitDenseJob(training_.get(), spec, d, d.rows, {}, &job);
   ASSERT_TRUE(s.ok()) << s.error_message();
   EXPECT_EQ(job.data_rows(), 307);
   EXPECT_EQ(job.data_feedback_rows(), 7);
@@ -410,7 +394,7 @@ TEST_F(FeedbackTest, TheWorkedExampleTrainScoreLabelTheFlaggedRecordsRetrainFind
     v1::JobSpec spec = SmallJobSpec("loop", 20);
     spec.set_include_feedback(include_feedback);
     v1::Job job;
-    grpc::Status s = SubmitDense(training_.get(), spec, train, &job);
+    grpc::Status s = SubmitDenseJob(training_.get(), spec, train, train.rows, {}, &job);
     EXPECT_TRUE(s.ok()) << s.error_message();
     const v1::Job done = WaitForJob(training_.get(), job.id());
     EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED) << done.error();

@@ -5,13 +5,15 @@
 #ifndef ANORAND_TESTS_SERVER_SERVER_ENV_H_
 #define ANORAND_TESTS_SERVER_SERVER_ENV_H_
 
+#include <algorithm>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "anorand/v1/models.grpc.pb.h"
 #include "anorand/v1/scoring.grpc.pb.h"
-#include "anorand/v1/training.pb.h"
+#include "anorand/v1/training.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "model/model_file.h"
@@ -103,6 +105,31 @@ inline v1::JobSpec SmallJobSpec(const std::string& model, int epochs) {
   spec.mutable_params()->add_encoder_widths(8);
   spec.mutable_params()->add_decoder_widths(16);
   return spec;
+}
+
+// DENSE chunks of `rows_per_chunk` records of `d`, with `labels[i]` for
+// chunk i when given.
+inline grpc::Status SubmitDenseJob(v1::Training::Stub* stub, const v1::JobSpec& spec,
+                                  const Dataset& d, int64_t rows_per_chunk,
+                                  const std::vector<std::vector<int>>& labels, v1::Job* job) {
+  grpc::ClientContext ctx;
+  auto w = stub->SubmitJob(&ctx, job);
+  v1::SubmitJobRequest head;
+  *head.mutable_spec() = spec;
+  head.mutable_spec()->set_upload_format(v1::UPLOAD_FORMAT_DENSE);
+  w->Write(head);
+  for (int64_t at = 0, i = 0; at < d.rows; at += rows_per_chunk, ++i) {
+    v1::SubmitJobRequest c;
+    c.mutable_chunk()->set_num_features(static_cast<int>(d.cols));
+    const int64_t end = std::min(d.rows, at + rows_per_chunk);
+    c.mutable_chunk()->mutable_values()->Add(d.x.begin() + at * d.cols, d.x.begin() + end * d.cols);
+    if (i < static_cast<int64_t>(labels.size())) {
+      c.mutable_chunk()->mutable_labels()->Add(labels[i].begin(), labels[i].end());
+    }
+    if (!w->Write(c)) break;
+  }
+  w->WritesDone();
+  return w->Finish();
 }
 
 // A request for `rows` records of `d` features drawn from DemoData.

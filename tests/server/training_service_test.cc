@@ -165,30 +165,6 @@ TEST_F(TrainingTest, SubmitByPathAndByDenseUpload) {
   }
 }
 
-// DENSE chunks of `rows_per_chunk` records of `d`, with `labels[i]` for
-// chunk i when given.
-grpc::Status SubmitDense(v1::Training::Stub* stub, const v1::JobSpec& spec, const Dataset& d,
-                         int64_t rows_per_chunk, const std::vector<std::vector<int>>& labels,
-                         v1::Job* job) {
-  grpc::ClientContext ctx;
-  auto w = stub->SubmitJob(&ctx, job);
-  v1::SubmitJobRequest head;
-  *head.mutable_spec() = spec;
-  head.mutable_spec()->set_upload_format(v1::UPLOAD_FORMAT_DENSE);
-  w->Write(head);
-  for (int64_t at = 0, i = 0; at < d.rows; at += rows_per_chunk, ++i) {
-    v1::SubmitJobRequest c;
-    c.mutable_chunk()->set_num_features(static_cast<int>(d.cols));
-    const int64_t end = std::min(d.rows, at + rows_per_chunk);
-    c.mutable_chunk()->mutable_values()->Add(d.x.begin() + at * d.cols, d.x.begin() + end * d.cols);
-    if (i < static_cast<int64_t>(labels.size())) {
-      c.mutable_chunk()->mutable_labels()->Add(labels[i].begin(), labels[i].end());
-    }
-    if (!w->Write(c)) break;
-  }
-  w->WritesDone();
-  return w->Finish();
-}
 
 TEST_F(TrainingTest, KnownAnomaliesFromACsvLabelColumnOrDenseLabelsTrainTheModel) {
   Dataset d = DemoData(300, kD, 4);
@@ -211,7 +187,8 @@ TEST_F(TrainingTest, KnownAnomaliesFromACsvLabelColumnOrDenseLabelsTrainTheModel
                                           {d.labels.begin() + 150, d.labels.end()}};
   {
     v1::Job job;
-    grpc::Status s = SubmitDense(stub_.get(), SmallJobSpec("denselabels", 2), d, 150, labels, &job);
+    grpc::Status s =
+        SubmitDenseJob(stub_.get(), SmallJobSpec("denselabels", 2), d, 150, labels, &job);
     ASSERT_TRUE(s.ok()) << s.error_message();
     EXPECT_EQ(job.data_labeled_anomalies(), anomalies);
     EXPECT_EQ(Watch(job.id()).back().state(), v1::JOB_STATE_SUCCEEDED);
@@ -221,7 +198,7 @@ TEST_F(TrainingTest, KnownAnomaliesFromACsvLabelColumnOrDenseLabelsTrainTheModel
     v1::JobSpec spec = SmallJobSpec("paperlabels", 2);
     spec.mutable_params()->set_preset("paper");
     v1::Job job;
-    ASSERT_TRUE(SubmitDense(stub_.get(), spec, d, 150, labels, &job).ok());
+    ASSERT_TRUE(SubmitDenseJob(stub_.get(), spec, d, 150, labels, &job).ok());
     EXPECT_EQ(job.data_labeled_anomalies(), anomalies);
     EXPECT_EQ(Watch(job.id()).back().state(), v1::JOB_STATE_SUCCEEDED);
     EXPECT_EQ(Get(job.id()).summary().known_anomalies(), 0) << "the paper preset ignores labels";
@@ -246,7 +223,8 @@ TEST_F(TrainingTest, DenseLabelsThatDoNotFitTheRecordsAreRefusedAndNoJobIsMade) 
            {{all, all}, "every one of the 200 training rows is labelled a known anomaly"}}) {
     SCOPED_TRACE(c.message);
     v1::Job job;
-    grpc::Status s = SubmitDense(stub_.get(), SmallJobSpec("badlabels", 1), d, 100, c.labels, &job);
+    grpc::Status s =
+        SubmitDenseJob(stub_.get(), SmallJobSpec("badlabels", 1), d, 100, c.labels, &job);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
     EXPECT_THAT(s.error_message(), HasSubstr(c.message));
   }

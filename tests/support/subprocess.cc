@@ -16,17 +16,24 @@ namespace anorand::test_support {
 
 Subprocess::Subprocess(const std::vector<std::string>& argv, const std::string& out_path,
                        const std::string& err_path, const std::string& stdin_path) {
+  // Everything the child needs is built before fork: the test process runs
+  // threads (a gRPC server, ASan's), and a child of a threaded process may
+  // call only async-signal-safe functions until exec. An allocation there
+  // can wait forever on a lock another thread held at the fork.
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  const char* in_path = stdin_path.c_str();
+  const char* out_file = out_path.c_str();
+  const char* err_file = err_path.c_str();
   pid_ = fork();
   if (pid_ == 0) {
-    int in = open(stdin_path.c_str(), O_RDONLY);
-    int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int in = open(in_path, O_RDONLY);
+    int out = open(out_file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int err = open(err_file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(in, 0);
     dup2(out, 1);
     dup2(err, 2);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
     execv(args[0], args.data());
     _exit(127);
   }

@@ -53,7 +53,7 @@ class ScoringLoadClients {
           v1::ScoreResponse resp;
           if (stub->Score(&ctx, req, &resp).ok()) {
             scored_.fetch_add(1);
-            if (!first_.HasBeenNotified()) first_.Notify();
+            if (!first_seen_.exchange(true)) first_.Notify();  // one of the threads
           } else {
             errors_.fetch_add(1);
           }
@@ -75,6 +75,7 @@ class ScoringLoadClients {
  private:
   std::atomic<bool> stop_{false};
   std::atomic<int64_t> scored_{0}, errors_{0};
+  std::atomic<bool> first_seen_{false};  // the first successful Score, by any thread
   absl::Notification first_;
   std::vector<std::thread> threads_;
 };
@@ -222,9 +223,12 @@ TEST_F(TrainingThrottleTest, CancelDuringAPauseEndsThePauseAndTheJob) {
   // The first pause is held (in the hook, on the training thread) until the
   // cancel has been accepted; the load never stops and a pause may last a
   // minute, so only the cancel can end it.
+  // The hook may run on more than one thread at once: only the first
+  // pause's call notifies.
   absl::Notification paused, cancel_accepted;
+  std::atomic<bool> first_pause_seen{false};
   StartServer(/*yield_inflight=*/1, absl::Seconds(60), [&](const TrainingPause& p) {
-    if (p.ended || paused.HasBeenNotified()) return;
+    if (p.ended || first_pause_seen.exchange(true)) return;
     paused.Notify();
     cancel_accepted.WaitForNotificationWithTimeout(absl::Seconds(60));
   });

@@ -55,15 +55,6 @@ struct FeedbackAdded {
 // INVALID_ARGUMENT unless `id` matches [A-Za-z0-9._:-]{1,128}.
 absl::Status ValidateFeedbackId(const std::string& id);
 
-class FeedbackStore;
-
-// Appends `model`'s stored feedback to `data` as training rows: anomalies
-// labelled 1, normal records 0 (the data's rows get label 0 if they had
-// none). Returns the rows added: 0 when none is stored (nothing changes).
-// FAILED_PRECONDITION when its width is not the data's (nothing changes).
-absl::StatusOr<int64_t> AppendFeedback(const FeedbackStore& store, const std::string& model,
-                                       Dataset* data);
-
 class FeedbackStore {
  public:
   // max_records: the most records one model may hold (>= 1).
@@ -71,7 +62,6 @@ class FeedbackStore {
       : store_(std::move(store)), max_records_(max_records) {}
 
   int64_t max_records() const { return max_records_; }
-  const std::string& root() const { return store_.root(); }
 
   // Stores `records` (label and values of `cols` each set and valid; ids
   // valid or empty, empty ones assigned here), all or none: ALREADY_EXISTS
@@ -109,6 +99,13 @@ class FeedbackStore {
   mutable absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<Index>> indexes_ ABSL_GUARDED_BY(mu_);
 };
+
+// Appends `model`'s stored feedback to `data` as training rows: anomalies
+// labelled 1, normal records 0 (the data's rows get label 0 if they had
+// none). Returns the rows added: 0 when none is stored (nothing changes).
+// FAILED_PRECONDITION when its width is not the data's (nothing changes).
+absl::StatusOr<int64_t> AppendFeedback(const FeedbackStore& store, const std::string& model,
+                                       Dataset* data);
 
 }  // namespace anorand
 

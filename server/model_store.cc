@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <random>
 #include <system_error>
 
@@ -39,6 +40,49 @@ void FsyncDir(const std::string& dir) {
 
 // Unique across processes and replicas: containers sharing the store all
 // run as pid 1, so the pid alone is not enough.
+// An open file and its size when opened: readers of append-only files read
+// up to that size, so an append made meanwhile is seen by the next read.
+struct Snapshot {
+  Snapshot(int fd_in, int64_t size_in) : fd(fd_in), size(size_in) {}
+  Snapshot(const Snapshot&) = delete;
+  Snapshot& operator=(const Snapshot&) = delete;
+  ~Snapshot() { ::close(fd); }
+  int fd;
+  int64_t size;
+};
+
+// nullptr when `path` does not exist.
+absl::StatusOr<std::unique_ptr<Snapshot>> OpenSnapshot(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return std::unique_ptr<Snapshot>();
+    return absl::InternalError(absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
+  }
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    const int e = errno;
+    ::close(fd);
+    return absl::InternalError(absl::StrCat("cannot stat ", path, ": ", std::strerror(e)));
+  }
+  return std::make_unique<Snapshot>(fd, static_cast<int64_t>(st.st_size));
+}
+
+// The bytes of the snapshot from `offset` to its size (fewer if the file
+// was cut meanwhile).
+std::string PreadRange(const Snapshot& snap, int64_t offset) {
+  std::string bytes(static_cast<size_t>(snap.size - offset), '\0');
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::pread(snap.fd, bytes.data() + done, bytes.size() - done,
+                              static_cast<off_t>(offset + static_cast<int64_t>(done)));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += static_cast<size_t>(n);
+  }
+  bytes.resize(done);
+  return bytes;
+}
+
 std::string TempName() {
   static std::atomic<uint64_t> counter{0};
   static const uint64_t nonce = [] {
@@ -348,38 +392,31 @@ absl::StatusOr<std::optional<std::string>> ModelStore::ReadModelFile(const std::
 absl::StatusOr<std::optional<std::string>> ModelStore::ReadModelFileFrom(
     const std::string& model, const std::string& file, int64_t offset, int64_t max_bytes) const {
   const std::string path = ModelDir(model) + "/" + file;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return std::optional<std::string>();
-    return absl::InternalError(absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
-  }
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    const int e = errno;
-    ::close(fd);
-    return absl::InternalError(absl::StrCat("cannot stat ", path, ": ", std::strerror(e)));
-  }
-  if (st.st_size < offset) {
-    ::close(fd);
+  auto opened = OpenSnapshot(path);
+  if (!opened.ok()) return opened.status();
+  if (!*opened) return std::optional<std::string>();
+  const Snapshot& snap = **opened;
+  if (snap.size < offset) {
     return absl::OutOfRangeError(absl::StrCat(path, " is shorter than before: it was replaced"));
   }
-  if (st.st_size - offset > max_bytes) {
-    ::close(fd);
+  if (snap.size - offset > max_bytes) {
     return absl::ResourceExhaustedError(
-        absl::StrCat(path, " has ", st.st_size - offset, " new bytes; at most ", max_bytes,
+        absl::StrCat(path, " has ", snap.size - offset, " new bytes; at most ", max_bytes,
                      " are read"));
   }
-  std::string bytes(static_cast<size_t>(st.st_size - offset), '\0');
-  size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::pread(fd, bytes.data() + done, bytes.size() - done,
-                              static_cast<off_t>(offset + static_cast<int64_t>(done)));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    done += static_cast<size_t>(n);
-  }
-  ::close(fd);
-  bytes.resize(done);
+  return std::optional<std::string>(PreadRange(snap, offset));
+}
+
+absl::StatusOr<std::optional<std::string>> ModelStore::ReadModelFileTail(
+    const std::string& model, const std::string& file, int64_t max_bytes) const {
+  auto opened = OpenSnapshot(ModelDir(model) + "/" + file);
+  if (!opened.ok()) return opened.status();
+  if (!*opened) return std::optional<std::string>();
+  const Snapshot& snap = **opened;
+  if (snap.size <= max_bytes) return std::optional<std::string>(PreadRange(snap, 0));
+  std::string bytes = PreadRange(snap, snap.size - max_bytes);
+  const size_t first_line_end = bytes.find('\n');
+  bytes.erase(0, first_line_end == std::string::npos ? bytes.size() : first_line_end + 1);
   return std::optional<std::string>(std::move(bytes));
 }
 

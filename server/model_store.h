@@ -124,6 +124,13 @@ class ModelStore {
                                                                const std::string& file,
                                                                int64_t offset,
                                                                int64_t max_bytes) const;
+  // The last lines of an append-only <model>/<file> that fit in max_bytes
+  // (all of it when it is shorter; else a cut first line is dropped), as
+  // the file was when opened: an append made during the read is left for
+  // the next read, never an error. nullopt when absent.
+  absl::StatusOr<std::optional<std::string>> ReadModelFileTail(const std::string& model,
+                                                               const std::string& file,
+                                                               int64_t max_bytes) const;
   // Writes <model>/<file> atomically (temp folder, fsync, rename).
   absl::Status ReplaceModelFile(const std::string& model, const std::string& file,
                                 const std::string& contents) const;

@@ -347,13 +347,17 @@ void RetrainLoop::JudgeShadow(const std::string& model, const v1::RetrainPolicy&
 void RetrainLoop::Record(const std::string& model, v1::ModelEvent event) {
   event.set_unix_ms(UnixMs());
   event.set_replica(options_.replica);
+  // Counted first: a reader who sees the event in the history also sees it
+  // in anorand_retrain_events_total.
+  {
+    absl::MutexLock lock(&mu_);
+    ++counts_[{model, event.kind()}];
+  }
   if (absl::Status s = store_.Append(model, event); !s.ok()) {
     std::fprintf(stderr, "anorand-server: warning: cannot record a %s event of '%s': %s\n",
                  v1::ModelEventKind_Name(event.kind()).c_str(), model.c_str(),
                  std::string(s.message()).c_str());
   }
-  absl::MutexLock lock(&mu_);
-  ++counts_[{model, event.kind()}];
 }
 
 absl::StatusOr<v1::RetrainStatus> RetrainLoop::SetPolicy(const std::string& model,

@@ -100,13 +100,12 @@ absl::Status RetrainStore::Append(const std::string& model, const v1::ModelEvent
   if (!google::protobuf::util::MessageToJsonString(event, &line).ok()) {
     return absl::InternalError("cannot write a model event as JSON");
   }
-  line += '\n';
-  return store_.AppendModelFile(model, kHistoryFile, line);
+  return store_.AppendModelFile(model, kHistoryFile, absl::StrCat("\n", line, "\n"));
 }
 
 absl::StatusOr<std::vector<v1::ModelEvent>> RetrainStore::History(const std::string& model,
                                                                   int limit) const {
-  auto bytes = store_.ReadModelFile(model, kHistoryFile, kMaxHistoryBytes);
+  auto bytes = store_.ReadModelFileTail(model, kHistoryFile, kMaxHistoryBytes);
   if (!bytes.ok()) return bytes.status();
   std::deque<v1::ModelEvent> kept;
   if (*bytes) {

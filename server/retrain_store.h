@@ -5,7 +5,9 @@
 //   <model_dir>/<name>/retrain_policy.json   the RetrainPolicy in force,
 //                                            replaced atomically
 //   <model_dir>/<name>/history.jsonl         one ModelEvent per line,
-//                                            appended and fsynced
+//                                            appended and fsynced, each
+//                                            append its own line between
+//                                            two newlines
 // Every replica on the store reads both; events are appended by the replica
 // that takes the step (O_APPEND: lines of two writers never interleave). A
 // torn or unparsable line (a crash mid-append, a hand edit) is skipped by
@@ -42,7 +44,9 @@ class RetrainStore {
                            const std::optional<v1::RetrainPolicy>& policy) const;
 
   absl::Status Append(const std::string& model, const v1::ModelEvent& event) const;
-  // The last `limit` events, oldest first ({} when there is no history).
+  // The last `limit` events, oldest first ({} when there is no history),
+  // read from the file's last 64 MiB as it was when opened: an append by
+  // another thread or replica during the read is not an error.
   absl::StatusOr<std::vector<v1::ModelEvent>> History(const std::string& model,
                                                       int limit) const;
 

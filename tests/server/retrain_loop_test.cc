@@ -86,10 +86,12 @@ class RetrainLoopTest : public ::testing::Test {
   static std::vector<v1::ModelEventKind> Kinds(ServerEnv& env,
                                                std::vector<v1::ModelEvent>* events = nullptr) {
     grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
     v1::GetModelHistoryRequest req;
     req.set_model_name("m");
     v1::ModelHistory h;
-    EXPECT_TRUE(env.models()->GetModelHistory(&ctx, req, &h).ok());
+    const grpc::Status s = env.models()->GetModelHistory(&ctx, req, &h);
+    EXPECT_TRUE(s.ok()) << s.error_code() << ": " << s.error_message();
     std::vector<v1::ModelEventKind> kinds;
     for (const auto& e : h.events()) kinds.push_back(e.kind());
     if (events) events->assign(h.events().begin(), h.events().end());

@@ -65,12 +65,13 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   anorand::ScoreLimits limits;
   limits.max_batch_records = 64;
   limits.max_message_bytes = kMaxMessageBytes;
-  handler = new anorand::ScoreHandler(registry, limits);
-  handler->set_observer([](const anorand::ScoreEvent& e) {
+  anorand::ScoreHooks hooks;
+  hooks.observer = [](const anorand::ScoreEvent& e) {
     FUZZ_CHECK(e.model != nullptr);
     FUZZ_CHECK((e.code == absl::StatusCode::kOk) == (e.response != nullptr));
     FUZZ_CHECK(e.anomalies >= 0 && e.anomalies <= e.records);
-  });
+  };
+  handler = new anorand::ScoreHandler(registry, limits, std::move(hooks));
   return 0;
 }
 

@@ -24,9 +24,13 @@ absl::Status ValidateBatchingOptions(const BatchingOptions& o) {
   return absl::OkStatus();
 }
 
-DynamicBatcher::DynamicBatcher(const ScoreHandler* handler, BatchingOptions options)
+DynamicBatcher::DynamicBatcher(const ScoreHandler* handler, BatchingOptions options,
+                               std::function<void(int requests, int64_t records)> on_pass,
+                               ScoringLoad* load)
     : handler_(handler),
       options_(options),
+      on_pass_(std::move(on_pass)),
+      load_(load),
       max_parallel_(options.max_parallel > 0
                         ? options.max_parallel
                         : std::max(1, static_cast<int>(std::thread::hardware_concurrency()))) {}

@@ -51,7 +51,13 @@ class DynamicBatcher {
   using Clock = std::chrono::steady_clock;
   using Done = std::function<void(const absl::Status&)>;
 
-  DynamicBatcher(const ScoreHandler* handler, BatchingOptions options);
+  // `on_pass` (may be empty) is called after each forward pass with its
+  // request and record counts (metrics). Each request counts into `load`
+  // (may be null) from Submit until it is answered (the training throttle
+  // reads it).
+  DynamicBatcher(const ScoreHandler* handler, BatchingOptions options,
+                 std::function<void(int requests, int64_t records)> on_pass = nullptr,
+                 ScoringLoad* load = nullptr);
   DynamicBatcher(const DynamicBatcher&) = delete;
   DynamicBatcher& operator=(const DynamicBatcher&) = delete;
 
@@ -61,16 +67,7 @@ class DynamicBatcher {
   void Submit(const v1::ScoreRequest* request, v1::ScoreResponse* response,
               Clock::time_point deadline, Done done);
 
-  // Called after each forward pass with its request and record counts
-  // (metrics). Set before use.
-  void set_on_pass(std::function<void(int requests, int64_t records)> f) {
-    on_pass_ = std::move(f);
-  }
   int64_t queued_records() const;
-  // Counts each request into `load` from Submit until it is answered (the
-  // training throttle reads it); null (the default) counts nothing. Set
-  // before use.
-  void set_load(ScoringLoad* load) { load_ = load; }
 
  private:
   struct Pending {
@@ -90,9 +87,9 @@ class DynamicBatcher {
 
   const ScoreHandler* handler_;
   const BatchingOptions options_;
+  const std::function<void(int, int64_t)> on_pass_;
+  ScoringLoad* const load_;
   const int max_parallel_;
-  std::function<void(int, int64_t)> on_pass_;
-  ScoringLoad* load_ = nullptr;
   mutable absl::Mutex mu_;
   absl::CondVar cv_;  // a queue grew (leaders waiting out max_delay_us)
   std::unordered_map<const CompiledModel*, Queue> queues_ ABSL_GUARDED_BY(mu_);

@@ -437,14 +437,14 @@ std::string JobManager::CancelReason(const std::string& what) const {
 }
 
 void JobManager::NotifyCounts() {
-  if (!events_.on_counts) return;
+  if (!options_.events.on_counts) return;
   std::map<v1::JobState, int> counts;
   // Reported under the lock: two callers' counts reach the gauges in the
   // order they were taken, so the last report is the current state.
   absl::MutexLock lock(&mu_);
   for (int s = v1::JOB_STATE_QUEUED; s <= v1::JOB_STATE_CANCELLED; ++s) counts[v1::JobState(s)] = 0;
   for (const auto& [id, e] : jobs_) ++counts[e->job.state()];
-  events_.on_counts(counts, static_cast<int>(queue_.size()));
+  options_.events.on_counts(counts, static_cast<int>(queue_.size()));
 }
 
 void JobManager::WorkerLoop() {
@@ -533,9 +533,9 @@ void JobManager::Run(const std::shared_ptr<Entry>& entry) {
                                             : error);
     });
     NotifyCounts();
-    if (events_.on_finished) {
-      events_.on_finished(state, std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                                               start).count());
+    if (options_.events.on_finished) {
+      const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+      options_.events.on_finished(state, took.count());
     }
   };
   if (absl::IsCancelled(model.status()) || entry->cancel.load()) {

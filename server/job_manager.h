@@ -37,6 +37,14 @@
 
 namespace anorand {
 
+// Counts for metrics: jobs per state, queue depth, and a finished job's
+// duration. on_counts is called under the manager's lock (it must only set
+// gauges); on_finished under none.
+struct JobEvents {
+  std::function<void(const std::map<v1::JobState, int>& counts, int queue_depth)> on_counts;
+  std::function<void(v1::JobState final_state, double seconds)> on_finished;
+};
+
 struct JobOptions {
   std::string jobs_dir;     // where job records live
   int max_queued_jobs = 16;
@@ -52,22 +60,13 @@ struct JobOptions {
   // then refused), before its version is written, with no lock held.
   // Empty = nothing; tests hold a publish here.
   std::function<void(const std::string& job_id)> before_publish;
-};
-
-// Counts for metrics: jobs per state, queue depth, and a finished job's
-// duration. on_counts is called under the manager's lock (it must only set
-// gauges); on_finished under none.
-struct JobEvents {
-  std::function<void(const std::map<v1::JobState, int>& counts, int queue_depth)> on_counts;
-  std::function<void(v1::JobState final_state, double seconds)> on_finished;
+  JobEvents events;  // each member may be empty
 };
 
 class JobManager {
  public:
   JobManager(ModelManager* models, JobOptions options);
   ~JobManager();  // Stop()
-
-  void set_events(JobEvents events) { events_ = std::move(events); }
 
   // Takes the jobs folder's lock (<jobs_dir>/.lock, held for the process's
   // life), loads the persisted records (settling the interrupted ones as
@@ -133,7 +132,6 @@ class JobManager {
   // Set by Start, before any other call.
   int lock_fd_ = -1;
   bool owner_ = true;
-  JobEvents events_;
 
   // Guards the maps and the queue below, and each Entry's `job` and
   // `publishing` (an Entry's fields cannot name it in an annotation).

@@ -40,7 +40,7 @@ int64_t FillFlags(const v1::ScoreRequest& request, const bool* flags, int64_t ro
 
 absl::Status ScoreHandler::Score(const v1::ScoreRequest& request,
                                  v1::ScoreResponse* response) const {
-  ScoringLoad::Scope in_flight(load_);
+  ScoringLoad::Scope in_flight(hooks_.load);
   ScoreEvent event;
   event.model = &request.model().name();
   absl::Status s;
@@ -54,9 +54,13 @@ void ScoreHandler::Observe(ScoreEvent* event, const absl::Status& status,
                            const v1::ScoreResponse* response) const {
   event->code = status.code();
   event->response = status.ok() ? response : nullptr;
-  if (shadow_ && event->response && event->request) shadow_->Offer(*event->request, *response);
-  if (reservoirs_ && event->response && event->request) reservoirs_->Offer(*event->request);
-  if (observer_) observer_(*event);
+  if (hooks_.shadow && event->response && event->request) {
+    hooks_.shadow->Offer(*event->request, *response);
+  }
+  if (hooks_.reservoirs && event->response && event->request) {
+    hooks_.reservoirs->Offer(*event->request);
+  }
+  if (hooks_.observer) hooks_.observer(*event);
 }
 
 absl::StatusOr<PreparedScore> ScoreHandler::Prepare(const v1::ScoreRequest& request,

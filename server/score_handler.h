@@ -56,21 +56,23 @@ struct ScoreItem {
   absl::Status status;  // set by ScoreTogether
 };
 
+// Who else sees a scored request; each member may be left empty (none).
+struct ScoreHooks {
+  // Every finished request, OK or not (metrics).
+  std::function<void(const ScoreEvent&)> observer;
+  // Score counts each request into it while it runs (the training
+  // throttle reads it).
+  ScoringLoad* load = nullptr;
+  // Each request answered OK is offered to the shadow scorer (shadow.h),
+  // then to the reservoirs (reservoirs.h), before the observer sees it.
+  ShadowScorer* shadow = nullptr;
+  ReservoirSet* reservoirs = nullptr;
+};
+
 class ScoreHandler {
  public:
-  ScoreHandler(const Registry* registry, ScoreLimits limits)
-      : registry_(registry), limits_(limits) {}
-
-  void set_observer(std::function<void(const ScoreEvent&)> f) { observer_ = std::move(f); }
-  // Score counts each request into `load` while it runs (the training
-  // throttle reads it); null (the default) counts nothing. Set before use.
-  void set_load(ScoringLoad* load) { load_ = load; }
-  // Each request answered OK is offered to `shadow` (shadow.h) before the
-  // observer sees it; null (the default): none. Set before use.
-  void set_shadow(ShadowScorer* shadow) { shadow_ = shadow; }
-  // Each request answered OK is offered to `reservoirs` (reservoirs.h);
-  // null (the default): none. Set before use.
-  void set_reservoirs(ReservoirSet* reservoirs) { reservoirs_ = reservoirs; }
+  ScoreHandler(const Registry* registry, ScoreLimits limits, ScoreHooks hooks = {})
+      : registry_(registry), limits_(limits), hooks_(std::move(hooks)) {}
 
   // Prepare + Run + Observe: one request, one forward pass.
   absl::Status Score(const v1::ScoreRequest& request, v1::ScoreResponse* response) const;
@@ -96,11 +98,8 @@ class ScoreHandler {
 
  private:
   const Registry* registry_;
-  ScoreLimits limits_;
-  std::function<void(const ScoreEvent&)> observer_;
-  ScoringLoad* load_ = nullptr;
-  ShadowScorer* shadow_ = nullptr;
-  ReservoirSet* reservoirs_ = nullptr;
+  const ScoreLimits limits_;
+  const ScoreHooks hooks_;
 };
 
 }  // namespace anorand

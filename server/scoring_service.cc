@@ -298,17 +298,24 @@ void ScoringService::BeginShutdown() {
   }
 }
 
+ScoringService::ScoringService(const ScoreHandler* handler, ScoringServiceOptions options)
+    : handler_(handler),
+      stream_handler_(options.stream_handler ? options.stream_handler : handler),
+      max_streams_(options.max_streams),
+      auth_(options.auth),
+      batcher_(options.batcher),
+      on_stream_change_(std::move(options.on_stream_change)),
+      on_scored_(std::move(options.on_scored)),
+      idle_seconds_(options.stream_idle_seconds) {
+  if (idle_seconds_ > 0) reaper_ = std::thread([this] { ReapIdleStreams(); });
+}
+
 ScoringService::~ScoringService() {
   {
     absl::MutexLock lock(&streams_mu_);
     stopping_ = true;
   }
   if (reaper_.joinable()) reaper_.join();
-}
-
-void ScoringService::set_stream_idle_seconds(double seconds) {
-  idle_seconds_ = seconds;
-  if (seconds > 0 && !reaper_.joinable()) reaper_ = std::thread([this] { ReapIdleStreams(); });
 }
 
 void ScoringService::ReapIdleStreams() {

@@ -42,37 +42,33 @@ enum class ScoreMethod { kScore, kStreamScore };
 using RawScoringService = v1::Scoring::WithRawCallbackMethod_Score<
     v1::Scoring::WithRawCallbackMethod_StreamScore<v1::Scoring::Service>>;
 
+struct ScoringServiceOptions {
+  int max_streams = 0;  // open StreamScore calls at once
+  // Scores StreamScore messages (null: the Score handler does); a handler
+  // per method lets each observer know its method (metrics).
+  const ScoreHandler* stream_handler = nullptr;
+  // Close streams idle this long (0 = never); > 0 starts the thread that
+  // watches them.
+  double stream_idle_seconds = 0;
+  // Score requests go through this dynamic batcher (batcher.h); null
+  // scores each on its own.
+  DynamicBatcher* batcher = nullptr;
+  // Require the bearer token on scoring too (--require_token_for_scoring);
+  // null leaves scoring open.
+  const TokenAuth* auth = nullptr;
+  // Called with +1 / -1 as streams open and close (metrics); may be empty.
+  std::function<void(int)> on_stream_change;
+  // Called after each Score call and each StreamScore message with the
+  // time spent in the handler, in seconds (metrics); may be empty.
+  std::function<void(ScoreMethod, const v1::ScoreRequest&, double)> on_scored;
+};
+
 class ScoringService final : public RawScoringService {
  public:
-  // `stream_handler` scores StreamScore messages (nullptr: `handler` does);
-  // a handler per method lets each observer know its method (metrics).
-  ScoringService(const ScoreHandler* handler, int max_streams,
-                 const ScoreHandler* stream_handler = nullptr)
-      : handler_(handler),
-        stream_handler_(stream_handler ? stream_handler : handler),
-        max_streams_(max_streams) {}
+  ScoringService(const ScoreHandler* handler, ScoringServiceOptions options);
   ~ScoringService() override;
 
-  // Close streams idle this long (0 = never). Call before serving; starts
-  // the thread that watches them.
-  void set_stream_idle_seconds(double seconds);
-
-  // Score requests go through this dynamic batcher (batcher.h); null (the
-  // default) scores each on its own. Set before serving.
-  void set_batcher(DynamicBatcher* batcher) { batcher_ = batcher; }
-
-  // Require the bearer token on scoring too (--require_token_for_scoring);
-  // null (the default) leaves scoring open. Set before serving.
-  void set_auth(const TokenAuth* auth) { auth_ = auth; }
-
-  // Called with +1 / -1 as streams open and close (metrics).
-  void set_on_stream_change(std::function<void(int)> f) { on_stream_change_ = std::move(f); }
   int active_streams() const { return active_streams_.load(); }
-  // Called after each Score call and each StreamScore message with the
-  // time spent in the handler, in seconds (metrics). Set before serving.
-  void set_on_scored(std::function<void(ScoreMethod, const v1::ScoreRequest&, double)> f) {
-    on_scored_ = std::move(f);
-  }
 
   // Ends every open stream with UNAVAILABLE once its in-flight request is
   // answered, and refuses new streams the same way (graceful shutdown:
@@ -100,19 +96,19 @@ class ScoringService final : public RawScoringService {
   void ReportScored(ScoreMethod method, const v1::ScoreRequest& request,
                     std::chrono::steady_clock::time_point start) const;
 
-  const ScoreHandler* handler_;
-  const ScoreHandler* stream_handler_;
+  const ScoreHandler* const handler_;
+  const ScoreHandler* const stream_handler_;
   const int max_streams_;
   std::atomic<int> active_streams_{0};
-  const TokenAuth* auth_ = nullptr;
-  DynamicBatcher* batcher_ = nullptr;
-  std::function<void(int)> on_stream_change_;
-  std::function<void(ScoreMethod, const v1::ScoreRequest&, double)> on_scored_;
+  const TokenAuth* const auth_;
+  DynamicBatcher* const batcher_;
+  const std::function<void(int)> on_stream_change_;
+  const std::function<void(ScoreMethod, const v1::ScoreRequest&, double)> on_scored_;
+  const double idle_seconds_;
 
   // Open streams register while alive; the reaper and BeginShutdown take a
   // reference to each (StreamReactor::Ref) under streams_mu_ and work on
   // that snapshot with streams_mu_ released.
-  double idle_seconds_ = 0;
   absl::Mutex streams_mu_;
   std::set<StreamReactor*> streams_ ABSL_GUARDED_BY(streams_mu_);
   bool stopping_ ABSL_GUARDED_BY(streams_mu_) = false;  // the reaper ends

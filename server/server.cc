@@ -43,7 +43,11 @@ class ServerImpl final : public AnorandServer {
                   {o.jobs_dir, "the job records folder (--jobs_dir)"},
                   {o.data_dir, "the data folder (--data_dir)"}}),
         auth_(o.auth_token),
-        throttle_(o.training_throttle),
+        throttle_(o.training_throttle,
+                  [this](const TrainingPause& p) {
+                    if (p.ended && metrics_) metrics_->OnTrainingThrottled(p.seconds);
+                    if (options_.on_training_pause) options_.on_training_pause(p);
+                  }),
         shadow_(&registry_, ShadowOptions{o.shadow_queue_records, o.shadow_window_records,
                                           throttle_.load()}),
         reservoirs_(ReservoirOptions{o.model_dir + "/.reservoir", ReplicaId(o.replica_id),
@@ -58,17 +62,36 @@ class ServerImpl final : public AnorandServer {
                                      [this](const LoadEvent& e) { OnModelLoad(e); },
                                      o.before_model_load, o.drift_window_records,
                                      o.drift_sample}),
-        handler_(&registry_, ScoreLimits{o.max_batch_records, o.max_message_bytes}),
-        stream_handler_(&registry_, ScoreLimits{o.max_batch_records, o.max_message_bytes}),
-        batcher_(&handler_, o.batching),
-        scoring_(&handler_, o.max_streams, &stream_handler_),
-        intake_(o.intake_threads),
+        handler_(&registry_, ScoreLimits{o.max_batch_records, o.max_message_bytes},
+                 Hooks(ScoreMethod::kScore)),
+        stream_handler_(&registry_, ScoreLimits{o.max_batch_records, o.max_message_bytes},
+                        Hooks(ScoreMethod::kStreamScore)),
+        batcher_(&handler_, o.batching,
+                 [this](int requests, int64_t) {
+                   if (metrics_) metrics_->OnBatchedPass(requests);
+                 },
+                 ScoringLoadIfThrottled()),
+        scoring_(&handler_,
+                 ScoringServiceOptions{
+                     o.max_streams, &stream_handler_, o.stream_idle_seconds,
+                     o.enable_batching ? &batcher_ : nullptr,
+                     o.require_token_for_scoring ? &auth_ : nullptr,
+                     [this](int delta) {
+                       if (metrics_) metrics_->OnStreamChange(delta);
+                     },
+                     [this](ScoreMethod method, const v1::ScoreRequest& r, double seconds) {
+                       if (metrics_) metrics_->ObserveLatency(method, r.model().name(), seconds);
+                     }}),
+        intake_(o.intake_threads,
+                [this](int64_t queued, int64_t running) {
+                  if (metrics_) metrics_->SetIntakeTasks(queued, running);
+                }),
         admin_(1),
         models_(&manager_, &auth_, o.max_upload_bytes, &intake_, &admin_, &shadow_, &retrain_),
         jobs_(&manager_, JobOptions{o.jobs_dir.empty() ? o.model_dir + "/.jobs" : o.jobs_dir,
                                     o.max_queued_jobs, o.training_threads,
                                     o.training_omp_threads, o.training_low_priority,
-                                    &throttle_, o.before_publish}),
+                                    &throttle_, o.before_publish, JobMetricEvents()}),
         training_(&jobs_, &auth_, TrainingLimits{o.data_dir, o.max_upload_bytes}, &intake_,
                   &reservoirs_, &feedback_store_),
         feedback_(&feedback_store_, &registry_, &auth_, &intake_) {}
@@ -80,15 +103,7 @@ class ServerImpl final : public AnorandServer {
 
   absl::Status Init() {
     if (!options_.metrics_address.empty()) InitMetrics();
-    if (options_.require_token_for_scoring) scoring_.set_auth(&auth_);
-    if (options_.enable_batching) scoring_.set_batcher(&batcher_);
-    InitThrottle();
-    scoring_.set_stream_idle_seconds(options_.stream_idle_seconds);
-    handler_.set_shadow(&shadow_);
-    stream_handler_.set_shadow(&shadow_);
     shadow_.Start();
-    handler_.set_reservoirs(&reservoirs_);
-    stream_handler_.set_reservoirs(&reservoirs_);
     if (absl::Status s = reservoirs_.Start(); !s.ok()) return s;
     if (absl::Status s = manager_.Start(options_.poll_seconds); !s.ok()) return s;
     if (absl::Status s = jobs_.Start(); !s.ok()) return s;
@@ -182,38 +197,33 @@ class ServerImpl final : public AnorandServer {
       return;
     }
     metrics_ = std::move(metrics);
-    Metrics* m = metrics_.get();
-    handler_.set_observer([m](const ScoreEvent& e) { m->OnScore(ScoreMethod::kScore, e); });
-    stream_handler_.set_observer(
-        [m](const ScoreEvent& e) { m->OnScore(ScoreMethod::kStreamScore, e); });
-    scoring_.set_on_scored([m](ScoreMethod method, const v1::ScoreRequest& r, double seconds) {
-      m->ObserveLatency(method, r.model().name(), seconds);
-    });
-    scoring_.set_on_stream_change([m](int delta) { m->OnStreamChange(delta); });
-    batcher_.set_on_pass([m](int requests, int64_t) { m->OnBatchedPass(requests); });
-    intake_.set_on_load([m](int64_t queued, int64_t running) { m->SetIntakeTasks(queued, running); });
-    JobEvents job_events;
-    job_events.on_counts = [m](const std::map<v1::JobState, int>& counts, int depth) {
-      m->OnTrainingCounts(counts, depth);
-    };
-    job_events.on_finished = [m](v1::JobState state, double seconds) {
-      m->OnTrainingJobFinished(state, seconds);
-    };
-    jobs_.set_events(std::move(job_events));
+  }
+
+  // The components' hooks, given at construction, report to metrics_ when
+  // it is set: InitMetrics sets it before any thread or call can report.
+
+  ScoreHooks Hooks(ScoreMethod method) {
+    return ScoreHooks{[this, method](const ScoreEvent& e) {
+                        if (metrics_) metrics_->OnScore(method, e);
+                      },
+                      ScoringLoadIfThrottled(), &shadow_, &reservoirs_};
   }
 
   // Scoring counts its in-flight work for the throttle only when training
   // may yield to it.
-  void InitThrottle() {
-    if (throttle_.enabled()) {
-      handler_.set_load(throttle_.load());
-      stream_handler_.set_load(throttle_.load());
-      batcher_.set_load(throttle_.load());
-    }
-    throttle_.set_on_pause([this](const TrainingPause& p) {
-      if (p.ended && metrics_) metrics_->OnTrainingThrottled(p.seconds);
-      if (options_.on_training_pause) options_.on_training_pause(p);
-    });
+  ScoringLoad* ScoringLoadIfThrottled() {
+    return throttle_.enabled() ? throttle_.load() : nullptr;
+  }
+
+  JobEvents JobMetricEvents() {
+    JobEvents events;
+    events.on_counts = [this](const std::map<v1::JobState, int>& counts, int depth) {
+      if (metrics_) metrics_->OnTrainingCounts(counts, depth);
+    };
+    events.on_finished = [this](v1::JobState state, double seconds) {
+      if (metrics_) metrics_->OnTrainingJobFinished(state, seconds);
+    };
+    return events;
   }
 
   void OnModelLoad(const LoadEvent& e) {

@@ -22,11 +22,13 @@ absl::Status ValidateThrottleOptions(const ThrottleOptions& o) {
   return absl::OkStatus();
 }
 
-TrainingThrottle::TrainingThrottle(ThrottleOptions options)
+TrainingThrottle::TrainingThrottle(ThrottleOptions options,
+                                   std::function<void(const TrainingPause&)> on_pause)
     : options_(options),
       slice_ns_(absl::ToInt64Nanoseconds(options.slice)),
       max_pause_ns_(absl::ToInt64Nanoseconds(options.max_pause)),
-      load_(options.yield_inflight) {}
+      load_(options.yield_inflight),
+      on_pause_(std::move(on_pause)) {}
 
 bool TrainingThrottle::Busy(int64_t now_ns) const { return load_.BusyWithin(now_ns, slice_ns_); }
 

@@ -48,7 +48,11 @@ struct TrainingPause {
 
 class TrainingThrottle {
  public:
-  explicit TrainingThrottle(ThrottleOptions options);
+  // `on_pause` (may be empty) is called on the training thread when a pause
+  // begins and when it ends (metrics, tests); it may block, holding the
+  // pause.
+  explicit TrainingThrottle(ThrottleOptions options,
+                            std::function<void(const TrainingPause&)> on_pause = nullptr);
   TrainingThrottle(const TrainingThrottle&) = delete;
   TrainingThrottle& operator=(const TrainingThrottle&) = delete;
 
@@ -58,10 +62,6 @@ class TrainingThrottle {
 
   // Where the scoring side counts its in-flight work (scoring_load.h).
   ScoringLoad* load() { return &load_; }
-
-  // Called on the training thread when a pause begins and when it ends
-  // (metrics, tests); it may block, holding the pause. Set before use.
-  void set_on_pause(std::function<void(const TrainingPause&)> f) { on_pause_ = std::move(f); }
 
   // A job's cancellation poll with the yield in front of it: the returned
   // callback pauses as above, adds the time paused to *paused_ns, then
@@ -79,7 +79,7 @@ class TrainingThrottle {
   const ThrottleOptions options_;
   const int64_t slice_ns_, max_pause_ns_;
   ScoringLoad load_;
-  std::function<void(const TrainingPause&)> on_pause_;
+  const std::function<void(const TrainingPause&)> on_pause_;
 };
 
 }  // namespace anorand

@@ -5,7 +5,7 @@
 
 namespace anorand {
 
-WorkQueue::WorkQueue(int threads) {
+WorkQueue::WorkQueue(int threads, LoadObserver on_load) : on_load_(std::move(on_load)) {
   for (int i = 0; i < std::max(1, threads); ++i) threads_.emplace_back([this] { Loop(); });
 }
 
@@ -31,12 +31,6 @@ void WorkQueue::Stop() {
   }
   for (std::thread& t : threads_) t.join();
   threads_.clear();
-}
-
-void WorkQueue::set_on_load(LoadObserver observer) {
-  absl::MutexLock lock(&mu_);
-  on_load_ = std::move(observer);
-  ReportLocked();
 }
 
 void WorkQueue::ReportLocked() {

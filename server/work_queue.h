@@ -27,18 +27,19 @@ namespace anorand {
 
 class WorkQueue {
  public:
-  // `threads` >= 1 workers, started now.
-  explicit WorkQueue(int threads);
+  // Work waiting for a thread and work running (the intake gauge).
+  using LoadObserver = std::function<void(int64_t queued, int64_t running)>;
+
+  // `threads` >= 1 workers, started now. `on_load` (may be empty) is called
+  // with the counts whenever they change, under the queue's lock: it must
+  // only set gauges.
+  explicit WorkQueue(int threads, LoadObserver on_load = nullptr);
   ~WorkQueue();  // Stop()
   WorkQueue(const WorkQueue&) = delete;
   WorkQueue& operator=(const WorkQueue&) = delete;
 
   void Run(std::function<void()> work) ABSL_LOCKS_EXCLUDED(mu_);
   void Stop() ABSL_LOCKS_EXCLUDED(mu_);
-
-  // Work waiting for a thread and work running (the intake gauge).
-  using LoadObserver = std::function<void(int64_t queued, int64_t running)>;
-  void set_on_load(LoadObserver observer) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   void Loop() ABSL_LOCKS_EXCLUDED(mu_);
@@ -48,7 +49,7 @@ class WorkQueue {
   absl::Mutex mu_;
   std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
   int64_t running_ ABSL_GUARDED_BY(mu_) = 0;
-  LoadObserver on_load_ ABSL_GUARDED_BY(mu_);
+  const LoadObserver on_load_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;  // written by the constructor and Stop only
   absl::Mutex stop_mu_;               // serialises Stop's join

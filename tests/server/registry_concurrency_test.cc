@@ -106,9 +106,8 @@ TEST(RegistryConcurrencyTest, BatcherUnderConcurrentSubmitsAndPublishes) {
     options.max_parallel = 1;
     options.max_delay_us = delay_us;
     options.max_records = 16;
-    DynamicBatcher batcher(&handler, options);
     std::atomic<int64_t> passes{0}, merged{0};
-    batcher.set_on_pass([&](int requests, int64_t) {
+    DynamicBatcher batcher(&handler, options, [&](int requests, int64_t) {
       passes.fetch_add(1);
       merged.fetch_add(requests);
     });

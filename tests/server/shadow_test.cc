@@ -21,6 +21,12 @@ namespace anorand::test_support {
 namespace {
 
 using ::testing::HasSubstr;
+
+ScoreHooks WithShadow(ShadowScorer* shadow) {
+  ScoreHooks hooks;
+  hooks.shadow = shadow;
+  return hooks;
+}
 constexpr int kD = 6;
 
 TEST(SpearmanTest, MatchesTheDefinition) {
@@ -67,8 +73,7 @@ class ShadowScorerTest : public ::testing::Test {
 TEST_F(ShadowScorerTest, IdenticalVersionsAgreeExactlyAndADifferentOneDoesNot) {
   ShadowScorer shadow(&registry_, ShadowOptions{});
   shadow.Start();
-  ScoreHandler h(&registry_, ScoreLimits{});
-  h.set_shadow(&shadow);
+  ScoreHandler h(&registry_, ScoreLimits{}, WithShadow(&shadow));
   registry_.SetShadow("m", ShadowSpec{2, "", 1.0});
   ASSERT_TRUE(Score(h, 1, 300).ok());
   shadow.Flush();
@@ -99,8 +104,7 @@ TEST_F(ShadowScorerTest, IdenticalVersionsAgreeExactlyAndADifferentOneDoesNot) {
 TEST_F(ShadowScorerTest, TheWindowKeepsTheMostRecentRecords) {
   ShadowScorer shadow(&registry_, ShadowOptions{100000, 50});
   shadow.Start();
-  ScoreHandler h(&registry_, ScoreLimits{});
-  h.set_shadow(&shadow);
+  ScoreHandler h(&registry_, ScoreLimits{}, WithShadow(&shadow));
   registry_.SetShadow("m", ShadowSpec{2, "", 1.0});
   for (int i = 0; i < 4; ++i) ASSERT_TRUE(Score(h, 1, 30, 20 + i).ok());
   shadow.Flush();
@@ -113,8 +117,7 @@ TEST_F(ShadowScorerTest, TheWindowKeepsTheMostRecentRecords) {
 TEST_F(ShadowScorerTest, SamplesTheShareAsked) {
   ShadowScorer shadow(&registry_, ShadowOptions{});
   shadow.Start();
-  ScoreHandler h(&registry_, ScoreLimits{});
-  h.set_shadow(&shadow);
+  ScoreHandler h(&registry_, ScoreLimits{}, WithShadow(&shadow));
   registry_.SetShadow("m", ShadowSpec{0, "latest", 0.25});  // latest = 3
   for (int i = 0; i < 8; ++i) ASSERT_TRUE(Score(h, 1, 1000, 30 + i).ok());
   shadow.Flush();
@@ -136,8 +139,7 @@ TEST_F(ShadowScorerTest, TheWorkerWaitsWhileScoringIsBusyForAtMostItsPause) {
   options.yield_max_pause = absl::Minutes(10);
   ShadowScorer shadow(&registry_, options);
   shadow.Start();
-  ScoreHandler h(&registry_, ScoreLimits{});
-  h.set_shadow(&shadow);
+  ScoreHandler h(&registry_, ScoreLimits{}, WithShadow(&shadow));
   registry_.SetShadow("m", ShadowSpec{2, "", 1.0});
   load.Begin();  // a request in flight
   ASSERT_TRUE(Score(h, 1, 300).ok());
@@ -153,9 +155,9 @@ TEST_F(ShadowScorerTest, TheWorkerWaitsWhileScoringIsBusyForAtMostItsPause) {
   brief.yield_max_pause = absl::Milliseconds(5);
   ShadowScorer patient(&registry_, brief);
   patient.Start();
-  h.set_shadow(&patient);
+  ScoreHandler to_patient(&registry_, ScoreLimits{}, WithShadow(&patient));
   load.Begin();  // busy for good: each pass waits 5 ms, then goes
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(Score(h, 1, 200, 40 + i).ok());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(Score(to_patient, 1, 200, 40 + i).ok());
   patient.Flush();
   c = patient.Compare("m");
   ASSERT_EQ(c.size(), 1u);
@@ -165,8 +167,7 @@ TEST_F(ShadowScorerTest, TheWorkerWaitsWhileScoringIsBusyForAtMostItsPause) {
 
 TEST_F(ShadowScorerTest, AFullQueueDropsAndCountsWithoutTouchingTheAnswer) {
   ShadowScorer shadow(&registry_, ShadowOptions{100, 10000});  // worker not started
-  ScoreHandler h(&registry_, ScoreLimits{});
-  h.set_shadow(&shadow);
+  ScoreHandler h(&registry_, ScoreLimits{}, WithShadow(&shadow));
   registry_.SetShadow("m", ShadowSpec{2, "", 1.0});
   v1::ScoreRequest req = MakeRequest("m", 80, kD);
   req.mutable_model()->set_version(1);
@@ -188,8 +189,7 @@ TEST_F(ShadowScorerTest, AFullQueueDropsAndCountsWithoutTouchingTheAnswer) {
 TEST_F(ShadowScorerTest, NoShadowOrAShadowThatCannotScoreSamplesNothing) {
   ShadowScorer shadow(&registry_, ShadowOptions{});
   shadow.Start();
-  ScoreHandler h(&registry_, ScoreLimits{});
-  h.set_shadow(&shadow);
+  ScoreHandler h(&registry_, ScoreLimits{}, WithShadow(&shadow));
   ASSERT_TRUE(Score(h, 1, 20).ok());  // no shadow
   registry_.SetShadow("m", ShadowSpec{0, "canary", 1.0});  // no such alias
   ASSERT_TRUE(Score(h, 1, 20).ok());

@@ -30,10 +30,9 @@ TEST(WorkQueueTest, OneThreadRunsWorkInSubmissionOrder) {
 }
 
 TEST(WorkQueueTest, TheLoadObserverSeesQueuedAndRunningWork) {
-  WorkQueue queue(1);
   std::mutex mu;
   std::vector<std::pair<int64_t, int64_t>> seen;
-  queue.set_on_load([&](int64_t queued, int64_t running) {
+  WorkQueue queue(1, [&](int64_t queued, int64_t running) {
     std::lock_guard lock(mu);
     seen.emplace_back(queued, running);
   });
@@ -48,9 +47,9 @@ TEST(WorkQueueTest, TheLoadObserverSeesQueuedAndRunningWork) {
   second_done.WaitForNotification();
   queue.Stop();
   std::lock_guard lock(mu);
-  // Set, first queued, first running, second queued, first done, second
+  // First queued, first running, second queued, first done, second
   // running, second done.
-  EXPECT_THAT(seen, ElementsAre(Pair(0, 0), Pair(1, 0), Pair(0, 1), Pair(1, 1), Pair(1, 0),
+  EXPECT_THAT(seen, ElementsAre(Pair(1, 0), Pair(0, 1), Pair(1, 1), Pair(1, 0),
                                 Pair(0, 1), Pair(0, 0)));
 }
 

@@ -1,29 +1,22 @@
 #include "server/job_manager.h"
 
-#include <fcntl.h>
-#include <sys/file.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <chrono>
-#include <filesystem>
 #include <random>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "google/protobuf/util/json_util.h"
 #include "model/model_file.h"
 #include "model/params.h"
 #include "model/trainer.h"
 #include "server/client_paths.h"
+#include "server/job_query.h"
+#include "server/job_recovery.h"
+#include "server/job_state.h"
 #include "server/thread_priority.h"
 
 namespace anorand {
-namespace fs = std::filesystem;
 namespace {
 
 int64_t NowMs() {
@@ -37,19 +30,6 @@ std::string NewJobId() {
   absl::MutexLock lock(&mu);
   static std::mt19937_64 gen(std::random_device{}());
   return absl::StrFormat("job-%x-%06x", NowMs(), gen() & 0xffffff);
-}
-
-bool Terminal(v1::JobState s) {
-  return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED ||
-         s == v1::JOB_STATE_CANCELLED;
-}
-
-v1::JobProgress ProgressOf(const v1::Job& job) {
-  v1::JobProgress p = job.progress();
-  p.set_job_id(job.id());
-  p.set_state(job.state());
-  if (Terminal(job.state())) p.set_eta_seconds(0);
-  return p;
 }
 
 // The share of the whole job that the fit takes; publishing is the rest.
@@ -81,91 +61,32 @@ std::string MemberPrefix(int member, int members) {
 }  // namespace
 
 JobManager::JobManager(ModelManager* models, JobOptions options)
-    : models_(models), options_(std::move(options)) {}
+    : models_(models), options_(std::move(options)), store_(options_.jobs_dir) {}
 
-JobManager::~JobManager() {
-  Stop();
-  if (lock_fd_ >= 0) ::close(lock_fd_);
-}
+JobManager::~JobManager() { Stop(); }
 
 absl::Status JobManager::NotOwner() const {
   return absl::FailedPreconditionError(absl::StrCat(
-      "the job records folder ", options_.jobs_dir,
+      "the job records folder ", store_.dir(),
       " belongs to another server process that shares it: this server neither trains nor "
       "answers for those jobs; send training calls to that server, or give this one its own "
       "--jobs_dir"));
 }
 
 absl::Status JobManager::Start() {
-  std::error_code ec;
-  fs::create_directories(options_.jobs_dir, ec);
-  if (ec) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot create the jobs folder ", options_.jobs_dir, ": ", ec.message()));
-  }
-  // One process owns the records: the lock lives as long as the process
-  // (the kernel drops it when the process dies).
-  const std::string lock_path = options_.jobs_dir + "/.lock";
-  lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (lock_fd_ < 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot open ", lock_path, ": ", std::strerror(errno)));
-  }
-  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
-    if (errno != EWOULDBLOCK) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("cannot lock ", lock_path, ": ", std::strerror(errno)));
-    }
-    owner_ = false;
+  auto owner = store_.Lock();
+  if (!owner.ok()) return owner.status();
+  owner_ = *owner;
+  if (!owner_) {
     std::fprintf(stderr, "anorand-server: warning: %s\n", std::string(NotOwner().message()).c_str());
     return absl::OkStatus();
   }
-  for (fs::directory_iterator it(options_.jobs_dir, ec), end; !ec && it != end; it.increment(ec)) {
-    if (it->path().filename().string().find(".json.tmp.") != std::string::npos) {
-      // A record write killed midway; this folder is this server's own.
-      fs::remove(it->path(), ec);
-      ec.clear();
-      continue;
-    }
-    if (it->path().extension() != ".json") continue;
-    auto text = ReadFileBounded(it->path().string(), 16 << 20);
-    if (!text.ok()) continue;
+  for (v1::Job& job : store_.LoadAll()) {
     auto entry = std::make_shared<Entry>();
-    if (!google::protobuf::util::JsonStringToMessage(*text, &entry->job).ok() ||
-        entry->job.id().empty()) {
-      continue;  // a foreign or damaged file: not ours to interpret
-    }
-    if (!Terminal(entry->job.state())) {
-      // Killed mid-job. If it got as far as publishing (the version carries
-      // the job's id; the store's first scan ran before this), the job
-      // succeeded: say so rather than invite a duplicate training run.
-      int64_t published = 0;
-      const v1::ModelFile* file = nullptr;
-      const auto model = models_->registry().GetModel(entry->job.spec().model_name());
-      if (model) {
-        for (const auto& [version, v] : model->versions) {
-          if (v.model && v.model->info().training_job_id() == entry->job.id()) {
-            published = version;
-            file = &v.model->info();
-          }
-        }
-      }
-      if (published > 0) {
-        entry->job.set_state(v1::JOB_STATE_SUCCEEDED);
-        entry->job.set_error("");
-        entry->job.set_published_version(published);
-        *entry->job.mutable_summary() = file->summary();
-      } else {
-        entry->job.set_state(v1::JOB_STATE_FAILED);
-        entry->job.set_error("interrupted by server restart: submit the job again");
-      }
-      entry->job.set_finished_unix_ms(NowMs());
-      *entry->job.mutable_progress() = ProgressOf(entry->job);
-      if (published > 0) {
-        entry->job.mutable_progress()->set_message(
-            absl::StrCat("published version ", published, " (confirmed after a restart)"));
-      }
-      Persist(entry->job);
+    entry->job = std::move(job);
+    if (!IsTerminalJobState(entry->job.state())) {
+      SettleInterruptedJob(models_->registry(), NowMs(), &entry->job);
+      store_.Write(entry->job);
     }
     absl::MutexLock lock(&mu_);
     jobs_.emplace(entry->job.id(), std::move(entry));
@@ -251,23 +172,26 @@ absl::StatusOr<v1::Job> JobManager::Submit(v1::JobSpec spec, Dataset data,
   job.set_data_feedback_rows(feedback_rows);
   job.mutable_progress()->set_max_epochs(job.spec().params().max_epochs());
   job.mutable_progress()->set_members(job.spec().params().ensemble_size());
-  *job.mutable_progress() = ProgressOf(job);
+  *job.mutable_progress() = JobProgressOf(job);
   entry->data = std::move(data);
   // The QUEUED record is on disk before a worker can take the job, so it
   // never overwrites a newer one.
-  Persist(job);
+  store_.Write(job);
   // The answer is copied before the entry is queued: from then on a worker
   // may change entry->job under mu_.
   const v1::Job submitted = job;
+  absl::Status room;
   {
     absl::MutexLock lock(&mu_);
-    if (absl::Status room = QueueRoomLocked(); !room.ok()) {
-      std::error_code ec;
-      fs::remove(absl::StrCat(options_.jobs_dir, "/", job.id(), ".json"), ec);
-      return room;
+    room = QueueRoomLocked();
+    if (room.ok()) {
+      jobs_.emplace(submitted.id(), entry);
+      queue_.push_back(entry);
     }
-    jobs_.emplace(submitted.id(), entry);
-    queue_.push_back(entry);
+  }
+  if (!room.ok()) {
+    store_.Remove(submitted.id());
+    return room;
   }
   cv_.Signal();
   NotifyCounts();
@@ -285,48 +209,14 @@ absl::StatusOr<v1::Job> JobManager::Get(const std::string& id) const {
 
 absl::StatusOr<v1::ListJobsResponse> JobManager::List(const v1::ListJobsRequest& r) const {
   if (!owner_) return NotOwner();
-  if (r.page_size() < 0) return absl::InvalidArgumentError("page_size must be >= 0");
-  for (int s : r.states()) {
-    if (s <= v1::JOB_STATE_UNSPECIFIED || s > v1::JOB_STATE_CANCELLED) {
-      return absl::InvalidArgumentError(absl::StrCat("states: ", s, " is not a job state"));
-    }
-  }
-  const int page = r.page_size() == 0 ? 100 : std::min(r.page_size(), 1000);
-  // The token is "<offset>/<fingerprint of the filters>".
-  std::string filters = r.model_name();
-  for (int s : r.states()) absl::StrAppend(&filters, ",", s);
-  const std::string fingerprint = absl::StrFormat("%x", std::hash<std::string>()(filters));
-  size_t offset = 0;
-  if (!r.page_token().empty()) {
-    const size_t slash = r.page_token().find('/');
-    if (slash == std::string::npos || r.page_token().substr(slash + 1) != fingerprint ||
-        !absl::SimpleAtoi(r.page_token().substr(0, slash), &offset)) {
-      return absl::InvalidArgumentError(
-          "page_token is not one this server returned for these filters");
-    }
-  }
+  auto query = JobQuery::Parse(r);
+  if (!query.ok()) return query.status();
   std::vector<const v1::Job*> matched;
   absl::MutexLock lock(&mu_);
   for (const auto& [id, e] : jobs_) {
-    const v1::Job& j = e->job;
-    if (!r.model_name().empty() && j.spec().model_name() != r.model_name()) continue;
-    if (r.states_size() > 0 &&
-        std::find(r.states().begin(), r.states().end(), j.state()) == r.states().end())
-      continue;
-    matched.push_back(&j);
+    if (query->Matches(e->job)) matched.push_back(&e->job);
   }
-  std::sort(matched.begin(), matched.end(), [](const v1::Job* a, const v1::Job* b) {
-    return a->created_unix_ms() != b->created_unix_ms() ? a->created_unix_ms() > b->created_unix_ms()
-                                                        : a->id() > b->id();
-  });
-  v1::ListJobsResponse resp;
-  for (size_t i = offset; i < matched.size() && resp.jobs_size() < page; ++i) {
-    *resp.add_jobs() = *matched[i];
-  }
-  if (offset + resp.jobs_size() < matched.size()) {
-    resp.set_next_page_token(absl::StrCat(offset + resp.jobs_size(), "/", fingerprint));
-  }
-  return resp;
+  return query->Page(std::move(matched));
 }
 
 absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& id) {
@@ -340,7 +230,7 @@ absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& id) {
     if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("no job '", id, "'"));
     entry = it->second;
     const v1::JobState s = entry->job.state();
-    if (Terminal(s)) {
+    if (IsTerminalJobState(s)) {
       return absl::FailedPreconditionError(absl::StrCat(
           "job ", id, " has already finished (", v1::JobState_Name(s), ")"));
     }
@@ -376,10 +266,10 @@ absl::StatusOr<uint64_t> JobManager::Watch(const std::string& id, Watcher on_pro
     absl::MutexLock lock(&mu_);
     auto it = jobs_.find(id);
     if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("no job '", id, "'"));
-    snapshot = ProgressOf(it->second->job);
+    snapshot = JobProgressOf(it->second->job);
     token = next_watch_++;
     // A finished job gets its one terminal message and no registration.
-    if (!Terminal(snapshot.state())) watchers_.emplace(token, std::make_pair(id, on_progress));
+    if (!IsTerminalJobState(snapshot.state())) watchers_.emplace(token, std::make_pair(id, on_progress));
     // Under the lock: an Update that follows reaches the watcher after the
     // snapshot, never before it (progress would go back).
     on_progress(snapshot);
@@ -400,9 +290,9 @@ void JobManager::Update(const std::shared_ptr<Entry>& entry,
     absl::MutexLock lock(&mu_);
     change(entry->job);
     entry->job.mutable_progress()->set_throttled_seconds(1e-9 * entry->throttled_ns.load());
-    *entry->job.mutable_progress() = ProgressOf(entry->job);
+    *entry->job.mutable_progress() = JobProgressOf(entry->job);
     copy = entry->job;
-    const bool done = Terminal(copy.state());
+    const bool done = IsTerminalJobState(copy.state());
     for (auto it = watchers_.begin(); it != watchers_.end();) {
       if (it->second.first == copy.id()) {
         to_call.push_back(it->second.second);
@@ -414,20 +304,9 @@ void JobManager::Update(const std::shared_ptr<Entry>& entry,
       ++it;
     }
   }
-  Persist(copy);
+  store_.Write(copy);
   const v1::JobProgress progress = copy.progress();
   for (auto& w : to_call) w(progress);
-}
-
-void JobManager::Persist(const v1::Job& job) const {
-  std::string json;
-  google::protobuf::util::JsonPrintOptions o;
-  o.preserve_proto_field_names = true;
-  (void)google::protobuf::util::MessageToJsonString(job, &json, o);
-  // A record that cannot be written is logged, not fatal: the job itself
-  // and the model it publishes are unaffected.
-  absl::Status s = WriteFileAtomic(absl::StrCat(options_.jobs_dir, "/", job.id(), ".json"), json);
-  if (!s.ok()) std::fprintf(stderr, "anorand-server: %s\n", std::string(s.message()).c_str());
 }
 
 std::string JobManager::CancelReason(const std::string& what) const {

@@ -2,18 +2,18 @@
 //
 // Training jobs, with no gRPC in sight: a bounded FIFO queue, a fixed pool
 // of training threads (never the threads that serve scoring), progress
-// fan-out to any number of watchers, cooperative cancellation, and job
-// records persisted as JSON under <model_dir>/.jobs/ (written atomically).
+// fan-out to any number of watchers, and cooperative cancellation. The
+// records live in a JobStore (job_store.h: JSON under <model_dir>/.jobs/,
+// written atomically); restart recovery is job_recovery.h; ListJobs'
+// filters and pages are job_query.h.
 //
 // Lifecycle: Submit -> QUEUED -> RUNNING -> SUCCEEDED | FAILED | CANCELLED.
 // A successful job publishes its model through ModelManager::Publish (the
 // same validated, atomic path as an import) and then moves
 // spec.promote_to_alias. After a restart, a job that was QUEUED or RUNNING
-// is SUCCEEDED, with its published_version, when the store holds a version
-// carrying its id (ModelFile.training_job_id: it was published before the
-// stop, so running it again would train a duplicate); otherwise it is
-// FAILED with "interrupted by server restart". Finished ones are listed as
-// they were. Thread-safe.
+// is settled by SettleInterruptedJob: SUCCEEDED when its version was
+// published before the stop, else FAILED. Finished ones are listed as they
+// were. Thread-safe.
 #ifndef ANORAND_SERVER_JOB_MANAGER_H_
 #define ANORAND_SERVER_JOB_MANAGER_H_
 
@@ -32,6 +32,7 @@
 #include "absl/synchronization/mutex.h"
 #include "anorand/v1/training.pb.h"
 #include "model/dataset.h"
+#include "server/job_store.h"
 #include "server/model_manager.h"
 #include "server/training_throttle.h"
 
@@ -120,7 +121,6 @@ class JobManager {
   void Run(const std::shared_ptr<Entry>& entry);
   // Persists and notifies; takes mu_ only to copy what it needs.
   void Update(const std::shared_ptr<Entry>& entry, const std::function<void(v1::Job&)>& change);
-  void Persist(const v1::Job& job) const;
   void NotifyCounts() ABSL_LOCKS_EXCLUDED(mu_);
   // A cancelled job's error: `what`, plus the shutdown when that caused it.
   std::string CancelReason(const std::string& what) const ABSL_LOCKS_EXCLUDED(mu_);
@@ -128,10 +128,9 @@ class JobManager {
   absl::Status NotOwner() const;
 
   ModelManager* models_;
-  JobOptions options_;
-  // Set by Start, before any other call.
-  int lock_fd_ = -1;
-  bool owner_ = true;
+  const JobOptions options_;
+  JobStore store_;
+  bool owner_ = true;  // set by Start, before any other call
 
   // Guards the maps and the queue below, and each Entry's `job` and
   // `publishing` (an Entry's fields cannot name it in an annotation).

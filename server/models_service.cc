@@ -339,13 +339,13 @@ namespace {
 class ImportReader final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
   ImportReader(ModelManager* manager, WorkQueue* work, grpc::CallbackServerContext* ctx,
-               grpc::ByteBuffer* response, int64_t max_bytes,
+               grpc::ByteBuffer* response, const UploadLimits* limits,
                std::function<absl::Status(const std::string&, int64_t, v1::VersionInfo*)> fill)
       : manager_(manager),
         work_(work),
         ctx_(ctx),
         response_(response),
-        max_bytes_(max_bytes),
+        limits_(limits),
         fill_(std::move(fill)) {
     StartRead(&chunk_bytes_);
   }
@@ -371,14 +371,16 @@ class ImportReader final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
                           "only the first ImportChunk may carry a header"));
       return;
     } else {
-      if (static_cast<int64_t>(bytes_.size() + chunk_.data().size()) > max_bytes_) {
+      if (static_cast<int64_t>(bytes_.size() + chunk_.data().size()) > limits_->max_bytes) {
         Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                            absl::StrCat("the model file is over the upload limit of ", max_bytes_,
+                            absl::StrCat("the model file is over the upload limit of ",
+                                         limits_->max_bytes,
                                          " bytes (--max_upload_bytes)")));
         return;
       }
       bytes_ += chunk_.data();
     }
+    if (limits_->after_message) limits_->after_message(index_);
     StartRead(&chunk_bytes_);
   }
   void OnCancel() override { cancelled_ = true; }
@@ -421,7 +423,7 @@ class ImportReader final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   WorkQueue* work_;
   grpc::CallbackServerContext* ctx_;  // lives until OnDone
   grpc::ByteBuffer* response_;
-  int64_t max_bytes_;
+  const UploadLimits* limits_;  // the service's, which outlives every call
   std::function<absl::Status(const std::string&, int64_t, v1::VersionInfo*)> fill_;
   grpc::ByteBuffer chunk_bytes_;
   int64_t index_ = 0;  // of the next chunk
@@ -470,7 +472,7 @@ grpc::ServerReadReactor<grpc::ByteBuffer>* ModelsService::ImportVersion(
   if (grpc::Status s = auth_->Check(*ctx); !s.ok()) {
     return RefusedCall<grpc::ServerReadReactor<grpc::ByteBuffer>>(s);
   }
-  return new ImportReader(manager_, work_, ctx, response, max_upload_bytes_,
+  return new ImportReader(manager_, work_, ctx, response, &upload_,
                           [this](const std::string& n, int64_t v, v1::VersionInfo* info) {
                             return FillVersionInfo(n, v, info);
                           });

@@ -15,6 +15,7 @@
 #include "server/model_manager.h"
 #include "server/retrain_loop.h"
 #include "server/shadow.h"
+#include "server/upload_limits.h"
 #include "server/work_queue.h"
 
 namespace anorand {
@@ -49,12 +50,12 @@ class ModelsService final : public RawModelsService {
   // outlive the calls. CompareShadow reads `shadow` (null: no comparisons);
   // the retrain calls and ModelInfo.retrain use `retrain` (null: the retrain
   // calls are FAILED_PRECONDITION).
-  ModelsService(ModelManager* manager, const TokenAuth* auth, int64_t max_upload_bytes,
+  ModelsService(ModelManager* manager, const TokenAuth* auth, UploadLimits upload,
                 WorkQueue* work, WorkQueue* admin, const ShadowScorer* shadow = nullptr,
                 RetrainLoop* retrain = nullptr)
       : manager_(manager),
         auth_(auth),
-        max_upload_bytes_(max_upload_bytes),
+        upload_(std::move(upload)),
         work_(work),
         admin_(admin),
         shadow_(shadow),
@@ -96,7 +97,7 @@ class ModelsService final : public RawModelsService {
 
   ModelManager* manager_;
   const TokenAuth* auth_;
-  int64_t max_upload_bytes_;
+  const UploadLimits upload_;
   WorkQueue* work_;
   WorkQueue* admin_;
   const ShadowScorer* shadow_;

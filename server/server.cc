@@ -87,12 +87,13 @@ class ServerImpl final : public AnorandServer {
                   if (metrics_) metrics_->SetIntakeTasks(queued, running);
                 }),
         admin_(1),
-        models_(&manager_, &auth_, o.max_upload_bytes, &intake_, &admin_, &shadow_, &retrain_),
+        models_(&manager_, &auth_, Upload("ImportVersion"), &intake_, &admin_, &shadow_,
+                &retrain_),
         jobs_(&manager_, JobOptions{o.jobs_dir.empty() ? o.model_dir + "/.jobs" : o.jobs_dir,
                                     o.max_queued_jobs, o.training_threads,
                                     o.training_omp_threads, o.training_low_priority,
                                     &throttle_, o.before_publish, JobMetricEvents()}),
-        training_(&jobs_, &auth_, TrainingLimits{o.data_dir, o.max_upload_bytes}, &intake_,
+        training_(&jobs_, &auth_, TrainingLimits{o.data_dir, Upload("SubmitJob")}, &intake_,
                   &reservoirs_, &feedback_store_),
         feedback_(&feedback_store_, &registry_, &auth_, &intake_) {}
 
@@ -207,6 +208,17 @@ class ServerImpl final : public AnorandServer {
                         if (metrics_) metrics_->OnScore(method, e);
                       },
                       ScoringLoadIfThrottled(), &shadow_, &reservoirs_};
+  }
+
+  UploadLimits Upload(const std::string& method) const {
+    UploadLimits limits;
+    limits.max_bytes = options_.max_upload_bytes;
+    if (options_.after_upload_message) {
+      limits.after_message = [hook = options_.after_upload_message, method](int64_t messages) {
+        hook(method, messages);
+      };
+    }
+    return limits;
   }
 
   // Scoring counts its in-flight work for the throttle only when training

@@ -104,6 +104,11 @@ struct ServerOptions {
   // version is written (job_manager.h). Empty in anorand-server; tests hold
   // a publish here.
   std::function<void(const std::string& job_id)> before_publish;
+  // Called on the gRPC callback thread after each message of an upload is
+  // taken, with the method ("SubmitJob", "ImportVersion") and the number
+  // of messages its call has taken so far (upload_limits.h). Empty in
+  // anorand-server; tests wait here until the server has read an upload.
+  std::function<void(const std::string& method, int64_t messages)> after_upload_message;
 };
 
 // Checks ranges; INVALID_ARGUMENT names the flag.

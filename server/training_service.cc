@@ -96,6 +96,7 @@ class TrainingService::SubmitReader final : public grpc::ServerReadReactor<grpc:
       Finish(ToGrpcStatus(s));
       return;
     }
+    if (service_->limits_.upload.after_message) service_->limits_.upload.after_message(index_);
     StartRead(&request_bytes_);
   }
   void OnCancel() override { cancelled_ = true; }
@@ -175,9 +176,9 @@ class TrainingService::SubmitReader final : public grpc::ServerReadReactor<grpc:
       upload_ += c.data();
     }
     ++chunks_;
-    if (bytes_ > service_->limits_.max_upload_bytes) {
+    if (bytes_ > service_->limits_.upload.max_bytes) {
       return absl::ResourceExhaustedError(absl::StrCat(
-          "the upload is over ", service_->limits_.max_upload_bytes,
+          "the upload is over ", service_->limits_.upload.max_bytes,
           " bytes (--max_upload_bytes); train from a file under --data_dir instead"));
     }
     return absl::OkStatus();
@@ -276,7 +277,7 @@ class TrainingService::SubmitReader final : public grpc::ServerReadReactor<grpc:
     LoadOptions lo;
     lo.csv.label_column = spec_.label_column();
     lo.cancelled = [this] { return Cancelled(); };
-    lo.max_decompressed_bytes = static_cast<uint64_t>(service_->limits_.max_upload_bytes);
+    lo.max_decompressed_bytes = static_cast<uint64_t>(service_->limits_.upload.max_bytes);
     if (spec_.data_source_case() == v1::JobSpec::kFromReservoir) {
       return service_->reservoirs_->TrainingData(spec_.model_name());
     }

@@ -21,6 +21,7 @@
 #include "absl/status/statusor.h"
 #include "anorand/v1/training.grpc.pb.h"
 #include "model/dataset.h"
+#include "server/upload_limits.h"
 #include "server/auth.h"
 #include "server/feedback_store.h"
 #include "server/job_manager.h"
@@ -31,7 +32,7 @@ namespace anorand {
 
 struct TrainingLimits {
   std::string data_dir;            // "" = uploads only
-  int64_t max_upload_bytes = 1ll << 30;
+  UploadLimits upload;
 };
 
 // Resolves `relative` inside `data_dir`: PERMISSION_DENIED for absolute

@@ -5,9 +5,11 @@
 // ImportVersion writes no version, however much of the data arrived, and
 // the next call is served normally. One intake thread, so the call after a
 // cancelled one is handled only once the cancelled one's work has ended.
-#include <chrono>
-#include <thread>
+#include <algorithm>
+#include <map>
+#include <string>
 
+#include "absl/synchronization/mutex.h"
 #include "anorand/v1/models.grpc.pb.h"
 #include "anorand/v1/training.grpc.pb.h"
 #include "gtest/gtest.h"
@@ -25,6 +27,10 @@ class AbandonedUploadTest : public ::testing::Test {
     ServerOptions o;
     o.poll_seconds = 0;
     o.intake_threads = 1;
+    o.after_upload_message = [this](const std::string& method, int64_t messages) {
+      absl::MutexLock lock(&mu_);
+      read_[method] = std::max(read_[method], messages);
+    };
     env_ = std::make_unique<ServerEnv>(o);
     training_ = v1::Training::NewStub(env_->channel());
   }
@@ -53,9 +59,18 @@ class AbandonedUploadTest : public ::testing::Test {
     return chunks;
   }
 
-  // Lets the server read what was written before the client cancels, so that
-  // without the cancellation check the data would be complete enough to use.
-  static void LetTheServerRead() { std::this_thread::sleep_for(std::chrono::milliseconds(300)); }
+  // Waits until the server has taken `messages` messages of the method's
+  // call before the client cancels, so that without the cancellation check
+  // the data would be complete enough to use.
+  void LetTheServerRead(const std::string& method, int64_t messages) {
+    ASSERT_TRUE(WaitUntil(
+        [&] {
+          absl::MutexLock lock(&mu_);
+          return read_[method] >= messages;
+        },
+        60, 1))
+        << "the server took fewer than " << messages << " messages of " << method;
+  }
 
   grpc::Status SubmitDense(const std::string& model, v1::Job* job) {
     grpc::ClientContext ctx;
@@ -81,6 +96,8 @@ class AbandonedUploadTest : public ::testing::Test {
     return env_->models()->GetModel(&ctx, req, &info).ok() ? info.versions_size() : 0;
   }
 
+  absl::Mutex mu_;
+  std::map<std::string, int64_t> read_ ABSL_GUARDED_BY(mu_);  // messages taken, per method
   std::unique_ptr<ServerEnv> env_;
   std::unique_ptr<v1::Training::Stub> training_;
 };
@@ -92,7 +109,7 @@ TEST_F(AbandonedUploadTest, ADenseUploadCancelledInsteadOfClosedRecordsNoJob) {
     auto w = training_->SubmitJob(&ctx, &job);
     ASSERT_TRUE(w->Write(Spec("abandoned", v1::UPLOAD_FORMAT_DENSE)));
     for (const auto& c : DenseChunks()) ASSERT_TRUE(w->Write(c));
-    LetTheServerRead();
+    LetTheServerRead("SubmitJob", 3);  // the spec and two chunks
     ctx.TryCancel();
     EXPECT_EQ(w->Finish().error_code(), grpc::StatusCode::CANCELLED);
   }
@@ -126,7 +143,7 @@ TEST_F(AbandonedUploadTest, ACsvUploadCancelledAfterACompleteLineRecordsNoJob) {
       c.mutable_chunk()->set_data(lines);
       ASSERT_TRUE(w->Write(c));
     }
-    LetTheServerRead();
+    LetTheServerRead("SubmitJob", 2 + data.rows / 100);  // the spec, the header, the lines
     ctx.TryCancel();
     EXPECT_EQ(w->Finish().error_code(), grpc::StatusCode::CANCELLED);
   }
@@ -147,12 +164,13 @@ TEST_F(AbandonedUploadTest, AModelFileSentWholeThenCancelledIsNotImported) {
     v1::ImportChunk head;
     head.mutable_header()->set_model_name("fraud");
     ASSERT_TRUE(w->Write(head));
-    for (size_t at = 0; at < file.size(); at += 16384) {
+    int64_t sent = 1;
+    for (size_t at = 0; at < file.size(); at += 16384, ++sent) {
       v1::ImportChunk c;
       c.set_data(file.substr(at, 16384));
       ASSERT_TRUE(w->Write(c));
     }
-    LetTheServerRead();
+    LetTheServerRead("ImportVersion", sent);
     ctx.TryCancel();
     EXPECT_EQ(w->Finish().error_code(), grpc::StatusCode::CANCELLED);
   }

@@ -20,7 +20,7 @@
 #include "model/compiled_model.h"
 #include "model/data/data_loader.h"
 #include "model/data/synthetic_data.h"
-#include "model/metrics.h"
+#include "model/ranking_metrics.h"
 #include "model/params.h"
 #include "model/trainer.h"
 #include "nlohmann/json.hpp"

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "model/compiled_model.h"
-#include "model/metrics.h"
+#include "model/ranking_metrics.h"
 #include "model/rng.h"
 
 namespace anorand {

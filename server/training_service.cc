@@ -365,15 +365,16 @@ grpc::ServerUnaryReactor* TrainingService::CancelJob(grpc::CallbackServerContext
 }
 
 // One write in flight; a newer intermediate message replaces a pending one.
-class TrainingService::Watcher final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
+class TrainingService::WatchJobWriter final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   // Shared with the JobManager callback, which may outlive the reactor.
   struct State {
     absl::Mutex mu;
-    Watcher* reactor ABSL_GUARDED_BY(mu) = nullptr;  // null once the call is done
+    WatchJobWriter* reactor ABSL_GUARDED_BY(mu) = nullptr;  // null once the call is done
   };
 
-  Watcher(JobManager* jobs, const std::string& id) : jobs_(jobs), state_(std::make_shared<State>()) {
+  WatchJobWriter(JobManager* jobs, const std::string& id)
+      : jobs_(jobs), state_(std::make_shared<State>()) {
     state_->reactor = this;
     std::shared_ptr<State> state = state_;
     auto token = jobs_->Watch(id, [state](const v1::JobProgress& p) {
@@ -478,7 +479,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* TrainingService::WatchJob(
   v1::WatchJobRequest req;
   grpc::ByteBuffer bytes(*request_bytes);  // shares the slices, copies no data
   if (grpc::Status s = ParseRequest(&bytes, -1, &req); !s.ok()) return RefusedCall<Reactor>(s);
-  return new Watcher(jobs_, req.job_id());
+  return new WatchJobWriter(jobs_, req.job_id());
 }
 
 }  // namespace anorand

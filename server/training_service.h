@@ -68,7 +68,7 @@ class TrainingService final : public RawTrainingService {
 
  private:
   class SubmitReader;
-  class Watcher;
+  class WatchJobWriter;  // the WatchJob reactor
   JobManager* jobs_;
   const TokenAuth* auth_;
   TrainingLimits limits_;

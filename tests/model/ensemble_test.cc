@@ -12,7 +12,7 @@
 #include "gtest/gtest.h"
 #include "model/compiled_model.h"
 #include "model/inference_plan.h"
-#include "model/metrics.h"
+#include "model/ranking_metrics.h"
 #include "model/model_file.h"
 #include "model/network.h"
 #include "model/normalizer.h"

@@ -9,7 +9,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "model/compiled_model.h"
-#include "model/metrics.h"
+#include "model/ranking_metrics.h"
 #include "model/rng.h"
 #include "model/trainer.h"
 

@@ -7,7 +7,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "model/compiled_model.h"
-#include "model/metrics.h"
+#include "model/ranking_metrics.h"
 #include "tests/support/test_util.h"
 
 namespace anorand::test_support {

@@ -16,7 +16,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "model/data/synthetic_data.h"
-#include "model/metrics.h"
+#include "model/ranking_metrics.h"
 #include "server/feedback_store.h"
 #include "tests/server/server_env.h"
 #include "tests/support/http_get.h"

@@ -1,11 +1,11 @@
-// File: metrics.h
+// File: ranking_metrics.h
 //
 // Ranking metrics for anomaly scores (higher score = more anomalous):
 // AUC-ROC (ties count one half, as sklearn's roc_auc_score) and average
 // precision (sklearn's average_precision_score: tied scores form one
 // threshold). Pure functions. Both return NaN when one class is missing.
-#ifndef ANORAND_MODEL_METRICS_H_
-#define ANORAND_MODEL_METRICS_H_
+#ifndef ANORAND_MODEL_RANKING_METRICS_H_
+#define ANORAND_MODEL_RANKING_METRICS_H_
 
 #include <vector>
 
@@ -16,4 +16,4 @@ double AveragePrecision(const std::vector<float>& scores, const std::vector<int>
 
 }  // namespace anorand
 
-#endif  // ANORAND_MODEL_METRICS_H_
+#endif  // ANORAND_MODEL_RANKING_METRICS_H_

@@ -1,4 +1,4 @@
-#include "model/metrics.h"
+#include "model/ranking_metrics.h"
 
 #include <cmath>
 

@@ -1,22 +1,17 @@
 #include "server/metrics.h"
 
-#include <arpa/inet.h>
-#include <netdb.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <map>
 #include <mutex>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "model/compiled_model.h"
 #include "prometheus/exposer.h"
 #include "server/drift_metrics.h"
+#include "server/listener_knocker.h"
 #include "server/metric_util.h"
 #include "server/process_collector.h"
 #include "server/shadow_metrics.h"
@@ -74,45 +69,6 @@ class RuntimeCollector final : public prometheus::Collectable {
 
  private:
   const Registry* models_;
-};
-
-// CivetWeb's listener polls in 2 s quanta, so stopping the Exposer takes
-// up to 2 s unless a connection wakes it: knock on the port until it has
-// stopped.
-class Knocker {
- public:
-  Knocker(const std::string& address, int port) {
-    std::string host = address.substr(0, address.rfind(':'));
-    if (host.size() >= 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-    if (host.empty() || host == "0.0.0.0" || host == "*") host = "127.0.0.1";
-    if (host == "::") host = "::1";
-    addrinfo hints{};
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    addrinfo* res = nullptr;
-    if (port <= 0 || getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res) != 0) {
-      return;
-    }
-    thread_ = std::thread([this, res] {
-      while (!done_.load()) {
-        const int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd >= 0) {
-          connect(fd, res->ai_addr, res->ai_addrlen);
-          ::close(fd);
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      }
-      freeaddrinfo(res);
-    });
-  }
-  ~Knocker() {
-    done_ = true;
-    if (thread_.joinable()) thread_.join();
-  }
-
- private:
-  std::atomic<bool> done_{false};
-  std::thread thread_;
 };
 
 std::vector<double> LoadBuckets() {
@@ -243,7 +199,7 @@ Metrics::Metrics(const Registry* models, const ShadowScorer* shadow, int drift_f
 
 Metrics::~Metrics() {
   if (exposer_) {
-    Knocker knock(address_, port_);
+    ListenerKnocker knock(address_, port_);
     exposer_.reset();
   }
 }

@@ -206,6 +206,9 @@ class ServerImpl final : public AnorandServer {
   ScoreHooks Hooks(ScoreMethod method) {
     return ScoreHooks{[this, method](const ScoreEvent& e) {
                         if (metrics_) metrics_->OnScore(method, e);
+                        if (options_.after_score) {
+                          options_.after_score(e.code == absl::StatusCode::kOk ? e.records : 0);
+                        }
                       },
                       ScoringLoadIfThrottled(), &shadow_, &reservoirs_};
   }

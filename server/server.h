@@ -109,6 +109,10 @@ struct ServerOptions {
   // of messages its call has taken so far (upload_limits.h). Empty in
   // anorand-server; tests wait here until the server has read an upload.
   std::function<void(const std::string& method, int64_t messages)> after_upload_message;
+  // Called on the scoring thread once a Score request or StreamScore
+  // message is scored, before its answer is sent, with its record count
+  // (0 when it failed). Empty in anorand-server; tests hold a pass here.
+  std::function<void(int64_t records)> after_score;
 };
 
 // Checks ranges; INVALID_ARGUMENT names the flag.

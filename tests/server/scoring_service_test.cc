@@ -3,6 +3,9 @@
 #include <fstream>
 #include <thread>
 
+#include "absl/synchronization/notification.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "model/compiled_model.h"
@@ -294,6 +297,85 @@ TEST_F(StreamIdleTest, ScoreWhoseDeadlineHasPassedIsNotScored) {
   grpc::Status s = env_->scoring()->Score(&ctx, MakeRequest("fraud", 1, kD), &resp);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
   EXPECT_EQ(resp.scores_size(), 0);
+}
+
+// A long pass on one stream, held after scoring and before its answer on
+// the thread that scored it, blocks no other call: a new stream opens and
+// is answered, the health check answers, an import compiles and publishes,
+// a listing answers. Each of them would wait behind the pass if scoring held
+// the stream's lock or a service-wide one, or if they ran on its thread.
+TEST(LongPassTest, ANewStreamHealthAndAnImportAreAnsweredWhileAPassRuns) {
+  constexpr int64_t kLarge = 20000;
+  struct Hold {
+    absl::Notification started, release;
+  };
+  auto hold = std::make_shared<Hold>();
+  ServerOptions o;
+  o.poll_seconds = 0;
+  o.max_batch_records = kLarge;
+  o.stream_idle_seconds = 30;  // the reaper runs, and closes nothing here
+  o.after_score = [hold](int64_t records) {
+    if (records == kLarge) {
+      hold->started.Notify();
+      hold->release.WaitForNotification();
+    }
+  };
+  ServerEnv env(o);
+  struct ReleaseOnExit {
+    Hold* hold;
+    ~ReleaseOnExit() {
+      if (!hold->release.HasBeenNotified()) hold->release.Notify();
+    }
+  } release_on_exit{hold.get()};
+  ASSERT_TRUE(env.Import("m", TinyModel(kD, 1)).ok());
+  auto deadline = [] { return std::chrono::system_clock::now() + std::chrono::seconds(60); };
+
+  grpc::ClientContext long_ctx;
+  long_ctx.set_deadline(deadline());
+  auto long_stream = env.scoring()->StreamScore(&long_ctx);
+  ASSERT_TRUE(long_stream->Write(MakeRequest("m", kLarge, kD)));
+  ASSERT_TRUE(hold->started.WaitForNotificationWithTimeout(absl::Seconds(60)));
+
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(deadline());
+    auto stream = env.scoring()->StreamScore(&ctx);
+    ASSERT_TRUE(stream->Write(MakeRequest("m", 3, kD)));
+    v1::ScoreResponse resp;
+    ASSERT_TRUE(stream->Read(&resp));
+    EXPECT_EQ(resp.scores_size(), 3);
+    stream->WritesDone();
+    EXPECT_TRUE(stream->Finish().ok());
+  }
+  {
+    auto health = grpc::health::v1::Health::NewStub(env.channel());
+    grpc::health::v1::HealthCheckRequest req;
+    req.set_service("anorand.v1.Scoring");
+    grpc::health::v1::HealthCheckResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(deadline());
+    ASSERT_TRUE(health->Check(&ctx, req, &resp).ok());
+    EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+  }
+  int64_t published = 0;
+  ASSERT_TRUE(env.Import("other", TinyModel(64, 2, 2000, 2), 0, "", &published).ok());
+  EXPECT_EQ(published, 1);
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(deadline());
+    v1::ListModelsRequest req;
+    v1::ListModelsResponse resp;
+    ASSERT_TRUE(env.models()->ListModels(&ctx, req, &resp).ok());
+    EXPECT_EQ(resp.models_size(), 2);
+  }
+  EXPECT_FALSE(hold->release.HasBeenNotified()) << "all of the above ran while the pass was held";
+
+  hold->release.Notify();
+  v1::ScoreResponse long_resp;
+  ASSERT_TRUE(long_stream->Read(&long_resp));
+  EXPECT_EQ(long_resp.scores_size(), kLarge);
+  long_stream->WritesDone();
+  EXPECT_TRUE(long_stream->Finish().ok());
 }
 
 }  // namespace

@@ -14,9 +14,12 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/data/test_fixtures.h"
+#include "tests/support/expect_error.h"
 
 namespace anorand {
 namespace {
+
+using test_support::ExpectError;
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
@@ -31,17 +34,6 @@ CsvOptions Label(const std::string& column) {
   CsvOptions options;
   options.label_column = column;
   return options;
-}
-
-// Expects an InvalidArgument error whose message has every substring.
-void ExpectError(const absl::StatusOr<Dataset>& result,
-                 std::initializer_list<std::string> parts) {
-  ASSERT_FALSE(result.ok());
-  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument)
-      << result.status();
-  for (const std::string& part : parts) {
-    EXPECT_THAT(std::string(result.status().message()), HasSubstr(part));
-  }
 }
 
 TEST(CsvReaderTest, CommaWithHeader) {
@@ -319,7 +311,6 @@ TEST(CsvReaderTest, ReadCsvFileMissing) {
 
 TEST(CsvReaderTest, ReadCsvFileNamesPathInErrors) {
   test_support::TempDir dir;
-  ASSERT_TRUE(dir.ok());
   const std::string path = dir.File("bad.csv");
   ASSERT_TRUE(test_support::WriteFile(path, "a\n1\nx\n"));
   auto result = ReadCsvFile(path, {});
@@ -389,7 +380,6 @@ TEST(CsvBatchReaderTest, ReturnsWhatArrivedWithoutWaitingForAFullBatch) {
 
 TEST(CsvBatchReaderTest, BatchesOfAFileHoldAtMostMaxRows) {
   test_support::TempDir dir;
-  ASSERT_TRUE(dir.ok());
   const std::string path = dir.File("rows.csv");
   std::string text;
   for (int i = 0; i < 10; ++i) text += absl::StrCat(i, ",", i % 2, "\n");

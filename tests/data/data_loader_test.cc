@@ -14,9 +14,12 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/data/test_fixtures.h"
+#include "tests/support/expect_error.h"
 
 namespace anorand {
 namespace {
+
+using test_support::ExpectError;
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
@@ -26,16 +29,6 @@ using test_support::RawBytes;
 // Calls spell the default options LoadOptions(), not {}: GCC 12 at -O3
 // reports a false maybe-uninitialized on an aggregate {} temporary that
 // holds strings.
-void ExpectError(const absl::StatusOr<Dataset>& result,
-                 std::initializer_list<std::string> parts) {
-  ASSERT_FALSE(result.ok());
-  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument)
-      << result.status();
-  for (const std::string& part : parts) {
-    EXPECT_THAT(std::string(result.status().message()), HasSubstr(part));
-  }
-}
-
 std::string X32() {
   // Fortran-order int16, 3 x 2: [[1, 2], [3, 4], [5, 6]].
   return Npy("<i2", true, "(3, 2)",
@@ -44,7 +37,6 @@ std::string X32() {
 
 class DataLoaderTest : public ::testing::Test {
  protected:
-  void SetUp() override { ASSERT_TRUE(dir_.ok()); }
 
   std::string Write(const std::string& name, const std::string& bytes) {
     const std::string path = dir_.File(name);

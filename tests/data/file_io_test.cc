@@ -19,7 +19,6 @@ using ::testing::HasSubstr;
 
 TEST(FileIoTest, ReadsAWholeFileWithinTheBound) {
   test_support::TempDir dir;
-  ASSERT_TRUE(dir.ok());
   const std::string path = dir.File("f");
   ASSERT_TRUE(test_support::WriteFile(path, "hello"));
   auto bytes = ReadFileBounded(path, 5);
@@ -35,7 +34,6 @@ TEST(FileIoTest, MissingFileIsNotFound) {
 
 TEST(FileIoTest, FileOverTheBoundIsRefusedBeforeReading) {
   test_support::TempDir dir;
-  ASSERT_TRUE(dir.ok());
   const std::string path = dir.File("f");
   ASSERT_TRUE(test_support::WriteFile(path, "hello!"));
   auto bytes = ReadFileBounded(path, 5);
@@ -45,7 +43,6 @@ TEST(FileIoTest, FileOverTheBoundIsRefusedBeforeReading) {
 
 TEST(FileIoTest, FolderIsNotARegularFile) {
   test_support::TempDir dir;
-  ASSERT_TRUE(dir.ok());
   auto bytes = ReadFileBounded(dir.File(""), 1 << 20);
   EXPECT_EQ(bytes.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(bytes.status().message()), HasSubstr("not a regular file"));
@@ -55,7 +52,6 @@ TEST(FileIoTest, FolderIsNotARegularFile) {
 // process truncating it): the reader says so instead of returning the part.
 TEST(FileIoTest, FileTruncatedWhileReadIsDataLossNotAShortResult) {
   test_support::TempDir dir;
-  ASSERT_TRUE(dir.ok());
   const std::string path = dir.File("f");
   ASSERT_TRUE(test_support::WriteFile(path, std::string(100, 'a')));
   auto file = OpenFileBounded(path, 100);
@@ -68,7 +64,6 @@ TEST(FileIoTest, FileTruncatedWhileReadIsDataLossNotAShortResult) {
 
 TEST(FileIoTest, FileGrownWhileReadIsDataLoss) {
   test_support::TempDir dir;
-  ASSERT_TRUE(dir.ok());
   const std::string path = dir.File("f");
   ASSERT_TRUE(test_support::WriteFile(path, std::string(100, 'a')));
   auto file = OpenFileBounded(path, 1000);

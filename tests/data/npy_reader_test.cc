@@ -13,26 +13,18 @@
 #include "gtest/gtest.h"
 #include "model/data/data_loader.h"
 #include "tests/data/test_fixtures.h"
+#include "tests/support/expect_error.h"
 
 namespace anorand {
 namespace {
+
+using test_support::ExpectError;
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using test_support::Npy;
 using test_support::NpyWithDict;
 using test_support::RawBytes;
-
-template <typename T>
-void ExpectError(const absl::StatusOr<T>& result,
-                 std::initializer_list<std::string> parts) {
-  ASSERT_FALSE(result.ok());
-  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument)
-      << result.status();
-  for (const std::string& part : parts) {
-    EXPECT_THAT(std::string(result.status().message()), HasSubstr(part));
-  }
-}
 
 std::string F8(const std::vector<double>& v) { return RawBytes(v); }
 
@@ -349,7 +341,6 @@ TEST(NpyTest, MutatedInputsNeverCrash) {
 
 class NpzTest : public ::testing::Test {
  protected:
-  void SetUp() override { ASSERT_TRUE(dir_.ok()); }
 
   // Writes members to a new archive and returns its path.
   std::string Zip(const std::string& name,

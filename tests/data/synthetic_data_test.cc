@@ -276,7 +276,6 @@ TEST(SyntheticDataTest, OptionsAreClamped) {
 
 TEST(SyntheticDataTest, CsvRoundTripIsExact) {
   test_support::TempDir dir;
-  ASSERT_TRUE(dir.ok());
   const Dataset data = MakeSyntheticData(Small(8));
   const std::string path = dir.File("demo.csv");
   ASSERT_TRUE(WriteCsv(data, path, true).ok());

@@ -1,8 +1,8 @@
 // File: test_fixtures.h
 //
 // Helpers for the data tests: building .npy images in memory, writing .npz
-// archives with libzip (stored or deflated members), a self-deleting temp
-// directory, and byte patching of zip headers for hostile inputs.
+// archives with libzip (stored or deflated members), and byte patching of
+// zip headers for hostile inputs. The temp directory is tests/support's.
 // Test-only; not thread-safe; failures abort the test via gtest assertions
 // in the callers.
 #ifndef ANORAND_TESTS_DATA_TEST_FIXTURES_H_
@@ -19,6 +19,8 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "tests/support/test_util.h"
 
 namespace anorand {
 namespace test_support {
@@ -57,29 +59,6 @@ inline std::string Npy(const std::string& descr, bool fortran,
                          ", 'shape': " + shape + ", }",
                      data, major);
 }
-
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern =
-        std::string(base != nullptr ? base : "/tmp") + "/anorand_data_XXXXXX";
-    char* made = mkdtemp(&pattern[0]);
-    path_ = made != nullptr ? made : "";
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-  bool ok() const { return !path_.empty(); }
-
- private:
-  std::string path_;
-};
 
 inline bool WriteFile(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary);

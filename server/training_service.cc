@@ -151,6 +151,9 @@ class TrainingService::SubmitReader final : public grpc::ServerReadReactor<grpc:
       } else if (c.num_features() != dense_.cols) {
         return absl::InvalidArgumentError(absl::StrCat(
             "chunk ", chunks_, " has num_features ", c.num_features(), "; the first had ", dense_.cols));
+      } else if (c.feature_names_size() > 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "chunk ", chunks_, " carries feature_names; only the first DENSE chunk may"));
       }
       if (c.values_size() % c.num_features() != 0) {
         return absl::InvalidArgumentError(absl::StrCat(
@@ -166,7 +169,11 @@ class TrainingService::SubmitReader final : public grpc::ServerReadReactor<grpc:
       bytes_ += 4ll * c.values_size() + 4ll * c.labels_size();
       dense_.x.insert(dense_.x.end(), c.values().begin(), c.values().end());
     } else {
-      if (c.values_size() > 0) return absl::InvalidArgumentError("only DENSE chunks carry values");
+      if (c.values_size() > 0 || c.num_features() != 0 || c.feature_names_size() > 0) {
+        return absl::InvalidArgumentError(
+            "only DENSE chunks carry values, num_features and feature_names; a CSV, NPY or NPZ "
+            "chunk carries the file's bytes in data");
+      }
       if (c.labels_size() > 0) {
         return absl::InvalidArgumentError(
             "only DENSE chunks carry labels; for CSV, NPY and NPZ set label_column (NPZ: or a y "

@@ -1,7 +1,8 @@
 // File: auth.h
 //
-// Bearer-token check for the administrative services (Models, Training):
-// when a token is configured (--auth_token or ANORAND_AUTH_TOKEN), every
+// Bearer-token check for Models, Training and Feedback, and for Scoring
+// with --require_token_for_scoring: when a token is configured
+// (--admin_token_file, else --auth_token, else ANORAND_AUTH_TOKEN), every
 // call must carry the metadata `authorization: Bearer <token>`; otherwise
 // UNAUTHENTICATED. The comparison takes the same time whatever the input.
 // An empty configured token disables the check. Thread-safe (immutable).

@@ -5,7 +5,8 @@
 // pass. No extra thread and no hand-off: the request that finds a free
 // slot for its model scores, on its own gRPC thread, itself and whatever
 // queued behind it, until the queue is empty; the others wait in the queue.
-// A model gets at most max_parallel such passes at once (0 = one per core),
+// A model version gets at most max_parallel such passes at once (0 = one per
+// core),
 // so requests merge only when every slot is busy: at low load a request
 // scores at once, as without batching. With max_delay_us > 0 a pass also
 // waits up to that long after its oldest request for the batch to fill
@@ -13,7 +14,8 @@
 //
 // Limits: a pass takes at most max_records records (a larger request goes
 // alone); at most max_queued_records wait across all models, beyond that a
-// request is refused with RESOURCE_EXHAUSTED. A request whose deadline
+// request is refused with RESOURCE_EXHAUSTED (a request that finds nothing
+// waiting is always taken, however large). A request whose deadline
 // passed while it waited gets DEADLINE_EXCEEDED without being scored.
 // Requests with explain = true are scored alone. Validation and model
 // resolution happen before queueing, on the caller's thread (same checks,
@@ -40,7 +42,7 @@ struct BatchingOptions {
   int64_t max_records = 256;
   int64_t max_delay_us = 0;
   int64_t max_queued_records = 65536;
-  int max_parallel = 0;  // forward passes at once per model; 0 = cores
+  int max_parallel = 0;  // forward passes at once per model version; 0 = cores
 };
 
 // Ranges; INVALID_ARGUMENT names the flag.

@@ -74,9 +74,10 @@ class JobManager {
   // above; the store's first scan must have run) and starts the training
   // threads. When another process holds the lock, this manager touches no
   // record and every call (Submit, CheckQueueRoom, Get, List, Cancel,
-  // Watch) is FAILED_PRECONDITION naming the folder: the records have one
-  // owner, so a server that shares the folder cannot mark another's running
-  // jobs interrupted.
+  // Watch) is FAILED_PRECONDITION naming the folder (after the checks that
+  // come first: an empty id, a stopping or non-training server): the
+  // records have one owner, so a server that shares the folder cannot mark
+  // another's running jobs interrupted.
   absl::Status Start();
   // false after Start when another process holds the folder's lock.
   bool owns_records() const { return owner_; }
@@ -101,8 +102,9 @@ class JobManager {
 
   // Calls `on_progress` with the current snapshot at once, then with every
   // update until (and including) the terminal one. Returns a token for
-  // Unwatch, or NOT_FOUND. Callbacks run on training threads (or the
-  // caller's, for the snapshot, under the manager's lock) and must not
+  // Unwatch, or NOT_FOUND. Callbacks run on training threads, on the
+  // thread that cancels a queued job or stops the manager, or on the
+  // caller's for the snapshot (under the manager's lock); they must not
   // block or call back into the manager.
   using Watcher = std::function<void(const v1::JobProgress&)>;
   absl::StatusOr<uint64_t> Watch(const std::string& id, Watcher on_progress);

@@ -14,7 +14,7 @@ namespace anorand {
 
 // Settles `job`, which must not be terminal (job_state.h), as of `now_ms`:
 // SUCCEEDED, with its published_version and summary, when `registry` holds
-// a version of the job's model carrying its id (ModelFile.training_job_id:
+// a loaded (READY) version of the job's model carrying its id (ModelFile.training_job_id:
 // it was published before the stop, and running it again would train a
 // duplicate); otherwise FAILED with "interrupted by server restart". The
 // store's first scan must have filled `registry`.

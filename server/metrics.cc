@@ -184,9 +184,10 @@ Metrics::Metrics(const Registry* models, const ShadowScorer* shadow, int drift_f
                                          1, 2, 4, 8, 16, 32, 64, 128, 256, 1024})),
       intake_tasks_(prometheus::BuildGauge()
                         .Name("anorand_intake_tasks")
-                        .Help("SubmitJob uploads being parsed and ImportVersion files being "
-                              "compiled (state=running), and those waiting for one of the "
-                              "--intake_threads (state=queued).")
+                        .Help("Work of the intake queue being handled (state=running) and "
+                              "waiting for one of the --intake_threads (state=queued): "
+                              "SubmitJob parses, ImportVersion and LoadVersion compiles, "
+                              "ExportVersion and GetModelHistory reads, Feedback calls.")
                         .Register(*registry_)),
       intake_queued_(intake_tasks_.Add({{"state", "queued"}})),
       intake_running_(intake_tasks_.Add({{"state", "running"}})) {

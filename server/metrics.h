@@ -114,8 +114,8 @@ class Metrics {
   void OnTrainingJobFinished(v1::JobState state, double seconds);
   // A training pause that let scoring run (training_throttle.h), when it ends.
   void OnTrainingThrottled(double seconds);
-  // Uploads and imports waiting for an intake thread, and being handled
-  // (--intake_threads).
+  // Work waiting for an intake thread and being handled (--intake_threads:
+  // uploads, imports, loads, exports, history reads, Feedback calls).
   void SetIntakeTasks(int64_t queued, int64_t running);
   // "queued", ..., "cancelled"; "" for JOB_STATE_UNSPECIFIED or unknown.
   static std::string JobStateLabel(v1::JobState state);

@@ -119,6 +119,7 @@ void ModelManager::FinishLoad(const std::shared_ptr<PendingLoad>& load) {
 
 void ModelManager::Sync() {
   std::vector<std::shared_ptr<PendingLoad>> started;
+  std::vector<LoadEvent> refused;  // reported once admin_mu_ is released
   {
     absl::MutexLock admin(&admin_mu_);
     const auto listing = store_.Scan();
@@ -145,7 +146,7 @@ void ModelManager::Sync() {
           failed.state = VersionState::kFailed;
           failed.error = std::string(load.status().message());
           registry_->SetVersion(name, version, std::move(failed));
-          NotifyLoad(LoadEvent{name, version, false, 0, std::string(load.status().message())});
+          refused.push_back(LoadEvent{name, version, false, 0, std::string(load.status().message())});
           continue;
         }
         started.push_back(*std::move(load));
@@ -158,6 +159,7 @@ void ModelManager::Sync() {
       if (l.shadow_error.empty()) registry_->SetShadow(name, l.shadow);
     }
   }
+  for (const LoadEvent& e : refused) NotifyLoad(e);
   std::set<std::string> models;
   for (const auto& load : started) {
     FinishLoad(load);

@@ -8,6 +8,7 @@
 //                                            or {"alias": "canary", ...}
 //   <root>/<model>/retrain_policy.json       retrain_store.h
 //   <root>/<model>/history.jsonl             retrain_store.h (append-only)
+//   <root>/<model>/feedback.jsonl            feedback_store.h (append-only)
 //   <root>/.store.lock                       flock(2)ed by writers (below)
 //   <root>/.aliases.lock                     flock(2)ed by alias updates
 // Versions are positive integers; folders whose name is not one (temp

@@ -41,9 +41,10 @@ using RawModelsService = v1::Models::WithRawCallbackMethod_ListModels<
 
 class ModelsService final : public RawModelsService {
  public:
-  // `work` runs the calls that compile or read a whole model file (each
-  // ImportVersion's validation, compile and write; LoadVersion;
-  // ExportVersion's read), and `admin` the calls that write the
+  // `work` (the server's intake queue, shared with Training and Feedback)
+  // runs the calls that compile or read a whole file (each ImportVersion's
+  // validation, compile and write; LoadVersion; ExportVersion's read;
+  // GetModelHistory), and `admin` the calls that write the
   // store (UnloadVersion, DeleteVersion, SetAlias, RemoveAlias, SetShadow,
   // ClearShadow, SetRetrainPolicy, ClearRetrainPolicy), off the callback
   // threads and never behind a compile or an upload's parse; both must

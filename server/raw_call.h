@@ -4,8 +4,8 @@
 // bytes (the generated WithRawCallbackMethod_ mixins) and parse them here,
 // because gRPC's own parsing hides a malformed message: to a streaming
 // reactor it looks exactly like the client's half-close, so the rest of the
-// stream was dropped with status OK, and a unary call was finished by gRPC
-// with UNIMPLEMENTED and no message. Here a message that does not parse
+// stream would be dropped with status OK, and a unary call is finished by
+// gRPC with UNIMPLEMENTED and no message. Here a message that does not parse
 // ends the call with INVALID_ARGUMENT naming the message type and, in a
 // stream, its index (counting from 0).
 //

@@ -1,8 +1,9 @@
 // File: reservoirs.h
 //
 // The reservoirs of recent traffic (model/reservoir.h) of the models that
-// opted in (--reservoir_records NAME=ROWS,...): after a request for one of
-// them is answered OK, Offer() adds its records to the model's reservoir.
+// opted in (--reservoir_records NAME=ROWS,...): once a request for one of
+// them is scored OK, before its response is sent (on the request's
+// thread), Offer() adds its records to the model's reservoir.
 // Each process keeps its own sample and writes it, when it changed, every
 // flush period and at Stop, to <dir>/<model>/<replica>.rsv (atomically: a
 // reader sees the old file or the new one). At Start, this replica's file

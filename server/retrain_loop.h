@@ -60,9 +60,9 @@ absl::Status JudgeCandidate(const v1::RetrainPolicy& policy, const ShadowCompari
 
 class RetrainLoop {
  public:
-  // Every pointer must outlive the loop, and only be used from Start on
-  // (the server constructs the loop before them); `store` is the model
-  // store's root.
+  // Every pointer must stay valid from Start until Stop returns (the server
+  // constructs the loop before them and stops it before they go); `store`
+  // is the model store's root.
   // `feedback` (may be null): the operators' feedback a job includes when
   // the model has some of the reservoir's width and its params use labels.
   RetrainLoop(ModelStore store, ModelManager* manager, JobManager* jobs, ReservoirSet* reservoirs,

@@ -2,8 +2,9 @@
 //
 // anorand.v1.Scoring on the gRPC callback API, taking requests as bytes and
 // parsing them itself (raw_call.h), so a malformed message is
-// INVALID_ARGUMENT, never a silent end of the stream. Score answers on the
-// reaction thread (one forward pass of the whole batch). StreamScore keeps
+// INVALID_ARGUMENT, never a silent end of the stream. Without batching,
+// Score answers on the reaction thread (one forward pass of the whole
+// batch); with it, possibly on the thread of a request it was merged with. StreamScore keeps
 // one read and one write in flight: while response i is being written,
 // request i+1 is read and scored; the model is resolved per message, so a
 // hot swap takes effect mid-stream. A stream's scoring runs with no lock
@@ -43,7 +44,7 @@ using RawScoringService = v1::Scoring::WithRawCallbackMethod_Score<
     v1::Scoring::WithRawCallbackMethod_StreamScore<v1::Scoring::Service>>;
 
 struct ScoringServiceOptions {
-  int max_streams = 0;  // open StreamScore calls at once
+  int max_streams = 0;  // open StreamScore calls at once (0 refuses every one)
   // Scores StreamScore messages (null: the Score handler does); a handler
   // per method lets each observer know its method (metrics).
   const ScoreHandler* stream_handler = nullptr;
@@ -58,8 +59,9 @@ struct ScoringServiceOptions {
   const TokenAuth* auth = nullptr;
   // Called with +1 / -1 as streams open and close (metrics); may be empty.
   std::function<void(int)> on_stream_change;
-  // Called after each Score call and each StreamScore message with the
-  // time spent in the handler, in seconds (metrics); may be empty.
+  // Called after each Score call and each StreamScore message that reached
+  // the handler, with the seconds from its parse to its answer (with
+  // batching, the wait in the batcher included); may be empty.
   std::function<void(ScoreMethod, const v1::ScoreRequest&, double)> on_scored;
 };
 

@@ -1,6 +1,7 @@
 // File: server.h
 //
-// The anorand server: the gRPC services (Scoring, Models, Training), the
+// The anorand server: the gRPC services (Scoring, Models, Training,
+// Feedback), the
 // standard health service (per service: "anorand.v1.Scoring" is SERVING
 // once every model named in required_models has a ready version, and
 // NOT_SERVING while draining), server reflection, and the model manager's
@@ -47,8 +48,9 @@ struct ServerOptions {
   std::string jobs_dir;          // "" = <model_dir>/.jobs
   int max_queued_jobs = 16;
   int training_threads = 1;      // jobs at once
-  // Threads that run SubmitJob parses and ImportVersion compiles
-  // (work_queue.h), in arrival order.
+  // Threads that run, in arrival order (work_queue.h): SubmitJob parses,
+  // ImportVersion and LoadVersion compiles, ExportVersion and
+  // GetModelHistory reads, and every Feedback call.
   int intake_threads = 2;
   // Shadow scoring (shadow.h): records waiting for the shadow, and the
   // records each comparison's figures describe.

@@ -1,7 +1,8 @@
 // File: shadow.h
 //
-// Shadow scoring (models.proto SetShadow): after a request for a model with
-// a shadow is answered, Offer() draws each of its records with the shadow's
+// Shadow scoring (models.proto SetShadow): once a request for a model with
+// a shadow is scored, before its response is sent (on the request's
+// thread), Offer() draws each of its records with the shadow's
 // sample fraction and queues the drawn ones, with the scores and flags they
 // were answered with, for one worker thread that scores them again with the
 // shadow version. The request thread only resolves the shadow, draws and

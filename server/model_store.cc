@@ -38,8 +38,6 @@ void FsyncDir(const std::string& dir) {
   }
 }
 
-// Unique across processes and replicas: containers sharing the store all
-// run as pid 1, so the pid alone is not enough.
 // An open file and its size when opened: readers of append-only files read
 // up to that size, so an append made meanwhile is seen by the next read.
 struct Snapshot {
@@ -83,6 +81,8 @@ std::string PreadRange(const Snapshot& snap, int64_t offset) {
   return bytes;
 }
 
+// Unique across processes and replicas: containers sharing the store all
+// run as pid 1, so the pid alone is not enough.
 std::string TempName() {
   static std::atomic<uint64_t> counter{0};
   static const uint64_t nonce = [] {

@@ -202,7 +202,6 @@ class ServerImpl final : public AnorandServer {
 
   // The components' hooks, given at construction, report to metrics_ when
   // it is set: InitMetrics sets it before any thread or call can report.
-
   ScoreHooks Hooks(ScoreMethod method) {
     return ScoreHooks{[this, method](const ScoreEvent& e) {
                         if (metrics_) metrics_->OnScore(method, e);

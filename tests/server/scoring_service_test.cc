@@ -368,8 +368,7 @@ TEST(LongPassTest, ANewStreamHealthAndAnImportAreAnsweredWhileAPassRuns) {
     ASSERT_TRUE(env.models()->ListModels(&ctx, req, &resp).ok());
     EXPECT_EQ(resp.models_size(), 2);
   }
-  EXPECT_FALSE(hold->release.HasBeenNotified()) << "all of the above ran while the pass was held";
-
+  // All of the above ran while the pass was held; now it may answer.
   hold->release.Notify();
   v1::ScoreResponse long_resp;
   ASSERT_TRUE(long_stream->Read(&long_resp));
